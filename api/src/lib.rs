@@ -1,0 +1,20 @@
+//! Shared API of muster-exchange: the MCPServer types, label and annotation names, validation and
+//! defaulting rules, the sidecar configuration document, and manifest reading.
+//!
+//! Everything here is pure (no I/O beyond reading a manifest file), so the webhook, the sidecar, the
+//! controller and the CLI agree by construction.
+
+pub mod crd;
+pub mod defaulting;
+pub mod documents;
+pub mod issuer;
+pub mod mcpserver;
+pub mod names;
+pub mod redact;
+pub mod sidecar_config;
+pub mod validation;
+
+pub use mcpserver::{
+    AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, MCPServerSpec, MCPServerStatus, ServerType,
+    TokenExchangeConfig,
+};

@@ -1,0 +1,59 @@
+//! Every label, annotation and well-known name users and the other components rely on, in one place.
+
+/// Prefix of all muster-exchange labels and annotations.
+pub const DOMAIN: &str = "exchange.muster.giantswarm.io";
+
+/// Namespace label (`enabled`) and pod label (`disabled`) that opt in to and out of sidecar injection.
+pub const INJECTION_LABEL: &str = "exchange.muster.giantswarm.io/injection";
+/// Value of [`INJECTION_LABEL`] on a namespace that opts in.
+pub const INJECTION_ENABLED: &str = "enabled";
+/// Value of [`INJECTION_LABEL`] on a pod that opts out.
+pub const INJECTION_DISABLED: &str = "disabled";
+
+/// Pod annotation: comma-separated MCPServers (remote clusters) the pod serves.
+pub const ANNOTATION_MCPSERVERS: &str = "exchange.muster.giantswarm.io/mcpservers";
+/// Pod annotation: namespace holding those MCPServers.
+pub const ANNOTATION_MCPSERVER_NAMESPACE: &str = "exchange.muster.giantswarm.io/mcpserver-namespace";
+/// Pod annotation: the app's (mcp-kubernetes') port the sidecar forwards to.
+pub const ANNOTATION_UPSTREAM_PORT: &str = "exchange.muster.giantswarm.io/upstream-port";
+/// Pod annotation: the sidecar's own port.
+pub const ANNOTATION_PORT: &str = "exchange.muster.giantswarm.io/port";
+/// Pod annotation: `auth-headers` (default) or `bearer`.
+pub const ANNOTATION_HEADER_MODE: &str = "exchange.muster.giantswarm.io/header-mode";
+/// Pod annotation: sidecar CPU request.
+pub const ANNOTATION_CPU_REQUEST: &str = "exchange.muster.giantswarm.io/cpu-request";
+/// Pod annotation: sidecar memory request.
+pub const ANNOTATION_MEMORY_REQUEST: &str = "exchange.muster.giantswarm.io/memory-request";
+/// Pod annotation: sidecar CPU limit.
+pub const ANNOTATION_CPU_LIMIT: &str = "exchange.muster.giantswarm.io/cpu-limit";
+/// Pod annotation: sidecar memory limit.
+pub const ANNOTATION_MEMORY_LIMIT: &str = "exchange.muster.giantswarm.io/memory-limit";
+/// Pod annotation written by the webhook: what was injected (version, MCPServers, config hash).
+pub const ANNOTATION_STATUS: &str = "exchange.muster.giantswarm.io/status";
+
+/// MCPServer annotation: the Secret holding the remote cluster's kubeconfig.
+pub const ANNOTATION_KUBECONFIG_SECRET: &str = "exchange.muster.giantswarm.io/kubeconfig-secret";
+/// Suffix of the default kubeconfig Secret name (`<cluster>-kubeconfig`, the Cluster API convention).
+pub const KUBECONFIG_SECRET_SUFFIX: &str = "-kubeconfig";
+/// Kubeconfig Secret key Cluster API writes.
+pub const KUBECONFIG_KEY: &str = "value";
+/// Kubeconfig Secret key used when [`KUBECONFIG_KEY`] is absent.
+pub const KUBECONFIG_FALLBACK_KEY: &str = "kubeconfig";
+
+/// Name of the injected native sidecar container.
+pub const SIDECAR_CONTAINER_NAME: &str = "token-exchange";
+/// Environment variable carrying the sidecar's configuration document (JSON) in the pod spec.
+pub const SIDECAR_CONFIG_ENV: &str = "MUSTER_EXCHANGE_SIDECAR_CONFIG";
+
+/// Label on every object the controller manages; it never touches objects without it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "muster-exchange";
+
+/// Namespaces nothing is ever injected or granted in.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+/// True for `kube-system`, `kube-public` and `kube-node-lease`.
+pub fn is_system_namespace(namespace: &str) -> bool {
+    SYSTEM_NAMESPACES.contains(&namespace)
+}

@@ -1,0 +1,245 @@
+//! Rules for `spec.auth` and `spec.auth.tokenExchange`: Muster's exclusivity CEL plus what Muster's CRD
+//! leaves to runtime (domain facts 1.3, 2, 6 and 7).
+
+use std::collections::BTreeSet;
+
+use super::syntax::{self, UrlRules};
+use super::{FieldError, Report};
+use crate::issuer;
+use crate::mcpserver::{AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, TokenExchangeConfig};
+
+const AUTH: &str = "spec.auth";
+const TE: &str = "spec.auth.tokenExchange";
+const SECRET: &str = "spec.auth.tokenExchange.clientCredentialsSecretRef";
+const AUDIENCE_SCOPE_PREFIX: &str = "audience:server:client_id:";
+const MAX_CONNECTOR_ID_LEN: usize = 64;
+
+pub(super) fn check(mcpserver: &MCPServer, report: &mut Report) {
+    let Some(auth) = &mcpserver.spec.auth else { return };
+    check_exclusivity(auth, report);
+    check_audiences(auth, report);
+    if let Some(server) = &auth.authorization_server
+        && !is_issuer_url(&server.issuer)
+    {
+        report.error(FieldError::invalid(
+            format!("{AUTH}.authorizationServer.issuer"),
+            &server.issuer,
+            "must be an https:// URL without trailing slash, query or fragment (RFC 8414)",
+        ));
+    }
+    if let Some(te) = &auth.token_exchange {
+        check_token_exchange(mcpserver, auth, te, report);
+    }
+}
+
+fn check_exclusivity(auth: &MCPServerAuth, report: &mut Report) {
+    let has_as = auth.authorization_server.is_some();
+    if has_as && auth.auth_type != AuthType::OAuth {
+        report.error(FieldError::forbidden(
+            format!("{AUTH}.authorizationServer"),
+            "authorizationServer is only valid when type is oauth; set spec.auth.type: oauth or remove it",
+        ));
+    }
+    if has_as && auth.forward_token {
+        report.error(FieldError::forbidden(
+            format!("{AUTH}.forwardToken"),
+            "forwardToken bypasses per-backend OAuth; set one or the other, not both",
+        ));
+    }
+    let exchange_on = auth.token_exchange.as_ref().is_some_and(|te| te.enabled);
+    if has_as && exchange_on {
+        report.error(FieldError::forbidden(
+            format!("{TE}.enabled"),
+            "tokenExchange has its own issuer/endpoint config; set one or the other, not both (remove spec.auth.authorizationServer)",
+        ));
+    }
+    if exchange_on && auth.forward_token {
+        report.warn(
+            format!("{AUTH}.forwardToken"),
+            "tokenExchange takes precedence over forwardToken; forwardToken has no effect here and can be removed",
+        );
+    }
+}
+
+fn check_audiences(auth: &MCPServerAuth, report: &mut Report) {
+    let Some(audiences) = &auth.required_audiences else { return };
+    let mut seen = BTreeSet::new();
+    for (i, aud) in audiences.iter().enumerate() {
+        let path = format!("{AUTH}.requiredAudiences[{i}]");
+        if !syntax::is_audience(aud) {
+            report.error(FieldError::invalid(
+                path,
+                aud,
+                "must be 1-256 characters of letters, digits, '_' and '-' (Muster silently drops other entries)",
+            ));
+        } else if !seen.insert(aud.as_str()) {
+            report.error(FieldError::duplicate(path, aud, "list each audience once"));
+        }
+    }
+}
+
+fn check_token_exchange(mcpserver: &MCPServer, auth: &MCPServerAuth, te: &TokenExchangeConfig, report: &mut Report) {
+    if !te.enabled {
+        report.warn(
+            TE,
+            "tokenExchange is configured but enabled is false: Muster will not exchange tokens; set enabled: true to use it",
+        );
+    }
+    check_endpoint(te, report);
+    check_connector(te, report);
+    check_scopes(te, auth, report);
+    match &te.client_credentials_secret_ref {
+        Some(secret) => check_secret_ref(mcpserver, secret, report),
+        None if te.enabled => report.error(FieldError::required(
+            SECRET,
+            "the remote Dex requires client authentication for token exchange (it answers invalid_client otherwise); \
+             reference a Secret with client-id and client-secret",
+        )),
+        None => {}
+    }
+}
+
+fn check_endpoint(te: &TokenExchangeConfig, report: &mut Report) {
+    let endpoint = te.dex_token_endpoint.as_deref().filter(|s| !s.is_empty());
+    match endpoint {
+        None if te.enabled => report.error(FieldError::required(
+            format!("{TE}.dexTokenEndpoint"),
+            "required when enabled is true (Muster silently never exchanges otherwise); \
+             set the remote Dex token endpoint, e.g. https://dex.cluster-a.example.com/token",
+        )),
+        None => {}
+        Some(raw) => {
+            if let Err(why) = syntax::check_https_url(raw, UrlRules { allow_query: false }) {
+                report.error(FieldError::invalid(format!("{TE}.dexTokenEndpoint"), raw, why));
+            } else if te.expected_issuer.as_deref().is_none_or(str::is_empty)
+                && !url_path(raw).trim_end_matches('/').ends_with("/token")
+            {
+                report.warn(
+                    format!("{TE}.expectedIssuer"),
+                    format!(
+                        "unset, and dexTokenEndpoint does not end in /token, so the issuer cannot be derived reliably: \
+                         exchanged tokens must carry iss {:?}; set expectedIssuer to the remote Dex issuer",
+                        issuer::derive_issuer(raw)
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(raw) = te.expected_issuer.as_deref().filter(|s| !s.is_empty())
+        && let Err(why) = syntax::check_https_url(raw, UrlRules { allow_query: true })
+    {
+        report.error(FieldError::invalid(format!("{TE}.expectedIssuer"), raw, why));
+    }
+}
+
+fn check_connector(te: &TokenExchangeConfig, report: &mut Report) {
+    let path = format!("{TE}.connectorId");
+    match te.connector_id.as_deref().filter(|s| !s.is_empty()) {
+        None if te.enabled => report.error(FieldError::required(
+            path,
+            "required when enabled is true (Muster silently never exchanges otherwise); \
+             set the ID of the remote Dex connector that trusts the central Dex",
+        )),
+        None => {}
+        Some(id) if !syntax::is_identifier(id) => report.error(FieldError::invalid(
+            path,
+            id,
+            "must start with a letter and contain only letters, digits, '_' and '-'",
+        )),
+        Some(id) if id.len() > MAX_CONNECTOR_ID_LEN => {
+            report.error(FieldError::invalid(path, id, "may not be longer than 64 characters"));
+        }
+        Some(_) => {}
+    }
+}
+
+fn check_scopes(te: &TokenExchangeConfig, auth: &MCPServerAuth, report: &mut Report) {
+    let path = format!("{TE}.scopes");
+    let mut seen = BTreeSet::new();
+    for token in te.scopes.split(' ').filter(|t| !t.is_empty()) {
+        if !syntax::is_scope_token(token) {
+            report.error(FieldError::invalid(
+                &path,
+                token,
+                "scope tokens are printable ASCII without '\"' or '\\', separated by single spaces (RFC 6749 3.3)",
+            ));
+        } else if !seen.insert(token) {
+            report.error(FieldError::duplicate(&path, token, "list each scope once"));
+        }
+    }
+    if !seen.contains("openid") {
+        report.error(FieldError::invalid(
+            &path,
+            &te.scopes,
+            "must contain openid: Dex issues an ID token only for OpenID Connect requests",
+        ));
+    }
+    let has_audience_scope = seen.iter().any(|s| s.starts_with(AUDIENCE_SCOPE_PREFIX));
+    let has_required_audiences = auth.required_audiences.as_ref().is_some_and(|a| !a.is_empty());
+    if te.enabled && !has_audience_scope && !has_required_audiences {
+        report.warn(
+            path,
+            "no audience:server:client_id: scope and no requiredAudiences: the exchanged token's audience is the \
+             exchange client alone and a Kubernetes API server will reject it; add e.g. \
+             audience:server:client_id:dex-k8s-authenticator",
+        );
+    }
+}
+
+fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, report: &mut Report) {
+    if !syntax::is_dns1123_subdomain(&secret.name) {
+        report.error(FieldError::invalid(
+            format!("{SECRET}.name"),
+            &secret.name,
+            "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters",
+        ));
+    }
+    if let Some(ns) = secret.namespace.as_deref().filter(|s| !s.is_empty()) {
+        if !syntax::is_dns1123_label(ns) {
+            report.error(FieldError::invalid(
+                format!("{SECRET}.namespace"),
+                ns,
+                "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+            ));
+        } else if let Some(own) = mcpserver.metadata.namespace.as_deref()
+            && own != ns
+        {
+            report.warn(
+                format!("{SECRET}.namespace"),
+                format!(
+                    "the Secret is in namespace {ns:?}, not the MCPServer's {own:?}: Muster needs RBAC to read it there, \
+                     and an injected sidecar cannot mount it; prefer a Secret in {own:?}"
+                ),
+            );
+        }
+    }
+    for (field, key) in [("clientIdKey", &secret.client_id_key), ("clientSecretKey", &secret.client_secret_key)] {
+        if !syntax::is_secret_key(key) {
+            report.error(FieldError::invalid(
+                format!("{SECRET}.{field}"),
+                key,
+                "must be a valid Secret data key: letters, digits, '-', '_' and '.'",
+            ));
+        }
+    }
+    if secret.client_id_key == secret.client_secret_key {
+        report.error(FieldError::invalid(
+            format!("{SECRET}.clientSecretKey"),
+            &secret.client_secret_key,
+            "must differ from clientIdKey; the ID and the secret are two values",
+        ));
+    }
+}
+
+/// Muster's `IssuerURL` pattern `^https://[^/?#]+(/[^?#]*[^/?#])?$`.
+fn is_issuer_url(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix("https://") else { return false };
+    let (host, path) = rest.split_once('/').map_or((rest, None), |(h, p)| (h, Some(p)));
+    let host_ok = !host.is_empty() && !host.contains(['?', '#']);
+    let path_ok = path.is_none_or(|p| !p.is_empty() && !p.contains(['?', '#']) && !p.ends_with('/'));
+    host_ok && path_ok
+}
+
+fn url_path(raw: &str) -> String {
+    url::Url::parse(raw).map(|u| u.path().to_string()).unwrap_or_default()
+}

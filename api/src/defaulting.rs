@@ -6,7 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::mcpserver::{DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, DEFAULT_EXCHANGE_SCOPES, DEFAULT_TIMEOUT_SECONDS};
+use crate::mcpserver::{
+    DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, DEFAULT_EXCHANGE_SCOPES, DEFAULT_TIMEOUT_SECONDS,
+};
 
 /// Fills in missing defaulted fields of an MCPServer object; returns the paths it set.
 ///
@@ -14,16 +16,49 @@ use crate::mcpserver::{DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, DEFAULT
 /// when `tokenExchange` exists, the key names when `clientCredentialsSecretRef` exists.
 pub fn apply_defaults(object: &mut Value) -> Vec<&'static str> {
     let mut set = Vec::new();
-    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return set };
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return set;
+    };
     default_field(spec, "autoStart", json!(false), "spec.autoStart", &mut set);
-    default_field(spec, "timeout", json!(DEFAULT_TIMEOUT_SECONDS), "spec.timeout", &mut set);
-    let Some(auth) = spec.get_mut("auth").and_then(Value::as_object_mut) else { return set };
+    default_field(
+        spec,
+        "timeout",
+        json!(DEFAULT_TIMEOUT_SECONDS),
+        "spec.timeout",
+        &mut set,
+    );
+    let Some(auth) = spec.get_mut("auth").and_then(Value::as_object_mut) else {
+        return set;
+    };
     default_field(auth, "type", json!("none"), "spec.auth.type", &mut set);
-    default_field(auth, "forwardToken", json!(false), "spec.auth.forwardToken", &mut set);
-    let Some(te) = auth.get_mut("tokenExchange").and_then(Value::as_object_mut) else { return set };
-    default_field(te, "enabled", json!(false), "spec.auth.tokenExchange.enabled", &mut set);
-    default_field(te, "scopes", json!(DEFAULT_EXCHANGE_SCOPES), "spec.auth.tokenExchange.scopes", &mut set);
-    let Some(secret) = te.get_mut("clientCredentialsSecretRef").and_then(Value::as_object_mut) else {
+    default_field(
+        auth,
+        "forwardToken",
+        json!(false),
+        "spec.auth.forwardToken",
+        &mut set,
+    );
+    let Some(te) = auth.get_mut("tokenExchange").and_then(Value::as_object_mut) else {
+        return set;
+    };
+    default_field(
+        te,
+        "enabled",
+        json!(false),
+        "spec.auth.tokenExchange.enabled",
+        &mut set,
+    );
+    default_field(
+        te,
+        "scopes",
+        json!(DEFAULT_EXCHANGE_SCOPES),
+        "spec.auth.tokenExchange.scopes",
+        &mut set,
+    );
+    let Some(secret) = te
+        .get_mut("clientCredentialsSecretRef")
+        .and_then(Value::as_object_mut)
+    else {
         return set;
     };
     default_field(
@@ -71,8 +106,14 @@ mod tests {
         let te = &obj["spec"]["auth"]["tokenExchange"];
         assert_eq!(te["enabled"], json!(false));
         assert_eq!(te["scopes"], json!("openid profile email groups"));
-        assert_eq!(te["clientCredentialsSecretRef"]["clientIdKey"], json!("client-id"));
-        assert_eq!(te["clientCredentialsSecretRef"]["clientSecretKey"], json!("client-secret"));
+        assert_eq!(
+            te["clientCredentialsSecretRef"]["clientIdKey"],
+            json!("client-id")
+        );
+        assert_eq!(
+            te["clientCredentialsSecretRef"]["clientSecretKey"],
+            json!("client-secret")
+        );
         let snapshot = obj.clone();
         assert!(apply_defaults(&mut obj).is_empty());
         assert_eq!(obj, snapshot);
@@ -82,11 +123,18 @@ mod tests {
     fn keeps_values_the_user_set_and_adds_nothing_outside_present_objects() {
         let mut obj = json!({"spec": {"type": "stdio", "timeout": 5, "autoStart": true}});
         assert!(apply_defaults(&mut obj).is_empty());
-        assert_eq!(obj, json!({"spec": {"type": "stdio", "timeout": 5, "autoStart": true}}));
+        assert_eq!(
+            obj,
+            json!({"spec": {"type": "stdio", "timeout": 5, "autoStart": true}})
+        );
         let mut obj = json!({"spec": {"auth": {"tokenExchange": {"scopes": "openid"}}, "timeout": 5, "autoStart": true}});
         apply_defaults(&mut obj);
         assert_eq!(obj["spec"]["auth"]["tokenExchange"]["scopes"], json!("openid"));
-        assert!(obj["spec"]["auth"]["tokenExchange"].get("clientCredentialsSecretRef").is_none());
+        assert!(
+            obj["spec"]["auth"]["tokenExchange"]
+                .get("clientCredentialsSecretRef")
+                .is_none()
+        );
     }
 
     #[test]

@@ -42,12 +42,21 @@ pub enum DocumentError {
 impl Document {
     /// `kind/name` in lower case, the way kubectl names objects (`mcpserver/cluster-a`).
     pub fn display_name(&self) -> String {
-        let kind = self.value.get("kind").and_then(Value::as_str).unwrap_or("object").to_lowercase();
+        let kind = self
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("object")
+            .to_lowercase();
         let name = self
             .value
             .pointer("/metadata/name")
             .and_then(Value::as_str)
-            .or_else(|| self.value.pointer("/metadata/generateName").and_then(Value::as_str))
+            .or_else(|| {
+                self.value
+                    .pointer("/metadata/generateName")
+                    .and_then(Value::as_str)
+            })
             .unwrap_or("<unnamed>");
         format!("{kind}/{name}")
     }
@@ -58,15 +67,28 @@ impl Document {
     }
 }
 
+/// YAML 1.2 core booleans only: `name: y` or `on: yes` stay strings instead of silently turning into
+/// `true` the YAML 1.1 way, which would corrupt names and values in untyped documents.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
+}
+
 /// Reads `path` (`-` for stdin) and splits it into objects.
 pub fn read_documents(path: &str) -> Result<Vec<Document>, DocumentError> {
     let mut text = String::new();
     let result = if path == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)).map(|_| ())
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(|_| ())
     };
-    result.map_err(|error| DocumentError::Read { source_name: path.to_string(), error })?;
+    result.map_err(|error| DocumentError::Read {
+        source_name: path.to_string(),
+        error,
+    })?;
     parse_documents(&text, path)
 }
 
@@ -78,7 +100,8 @@ pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Document>, Docume
     }
     let mut out = Vec::new();
     for (start_line, chunk) in split_yaml_documents(text) {
-        let value: Value = match serde_saphyr::from_str::<Option<Value>>(&chunk) {
+        let value: Value = match serde_saphyr::from_str_with_options::<Option<Value>>(&chunk, yaml_options())
+        {
             Ok(Some(value)) => value,
             Ok(None) => continue,
             Err(err) => {
@@ -105,7 +128,9 @@ fn parse_json(text: &str, source: &str) -> Result<Vec<Document>, DocumentError> 
             message: err.to_string(),
         })?;
         match value {
-            Value::Array(items) => items.into_iter().for_each(|v| push_expanded(&mut out, v, source, 1)),
+            Value::Array(items) => items
+                .into_iter()
+                .for_each(|v| push_expanded(&mut out, v, source, 1)),
             other => push_expanded(&mut out, other, source, 1),
         }
     }
@@ -116,7 +141,10 @@ fn push_expanded(out: &mut Vec<Document>, value: Value, source: &str, line: usiz
     if value.is_null() {
         return;
     }
-    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
         && value.get("items").is_some_and(Value::is_array);
     if is_list {
         if let Some(Value::Array(items)) = value.get("items") {
@@ -126,7 +154,11 @@ fn push_expanded(out: &mut Vec<Document>, value: Value, source: &str, line: usiz
         }
         return;
     }
-    out.push(Document { value, source: source.to_string(), line });
+    out.push(Document {
+        value,
+        source: source.to_string(),
+        line,
+    });
 }
 
 /// Splits on `---` separator lines, keeping the 1-based line where each document's text starts.
@@ -158,7 +190,12 @@ mod tests {
 
     #[test]
     fn splits_multi_document_yaml_and_tracks_lines() {
-        let docs = parse_documents("a: 1\n---\n---\nkind: X\nmetadata:\n  name: y\n", "f.yaml").unwrap();
+        let docs = parse_documents(
+            "a: 1\n---\n---\nkind: X\nmetadata:\n  name: y\n  on: yes\n",
+            "f.yaml",
+        )
+        .unwrap();
+        assert_eq!(docs[1].value["metadata"]["on"], "yes");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].line, 4);
         assert_eq!(docs[1].display_name(), "x/y");
@@ -168,7 +205,9 @@ mod tests {
     fn reports_the_line_of_a_yaml_error() {
         let err = parse_documents("a: 1\n---\nkind: X\n  bad: [\n", "f.yaml").unwrap_err();
         match err {
-            DocumentError::Parse { source_name, line, .. } => {
+            DocumentError::Parse {
+                source_name, line, ..
+            } => {
                 assert_eq!(source_name, "f.yaml");
                 assert!((3..=4).contains(&line), "line {line}");
             }
@@ -184,6 +223,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(docs.iter().map(Document::kind).collect::<Vec<_>>(), ["A", "B"]);
-        assert!(matches!(parse_documents("{\"a\":", "x.json"), Err(DocumentError::Parse { line: 1, .. })));
+        assert!(matches!(
+            parse_documents("{\"a\":", "x.json"),
+            Err(DocumentError::Parse { line: 1, .. })
+        ));
     }
 }

@@ -45,7 +45,10 @@ pub fn issuers_match(expected: &str, actual: &str) -> bool {
 /// Where OIDC discovery lives for an endpoint: the endpoint without `/token`, plus
 /// `/.well-known/openid-configuration`. That is an address the caller can reach, also behind a proxy.
 pub fn discovery_url(token_endpoint: &str) -> String {
-    format!("{}/.well-known/openid-configuration", derive_issuer(token_endpoint))
+    format!(
+        "{}/.well-known/openid-configuration",
+        derive_issuer(token_endpoint)
+    )
 }
 
 #[cfg(test)]
@@ -57,12 +60,18 @@ mod tests {
         assert_eq!(derive_issuer("https://dex.x/dex/token"), "https://dex.x/dex");
         assert_eq!(derive_issuer("https://dex.x/token"), "https://dex.x");
         assert_eq!(derive_issuer("https://dex.x/token/"), "https://dex.x/token");
-        assert_eq!(derive_issuer("https://dex.x/oauth2/exchange"), "https://dex.x/oauth2/exchange");
+        assert_eq!(
+            derive_issuer("https://dex.x/oauth2/exchange"),
+            "https://dex.x/oauth2/exchange"
+        );
     }
 
     #[test]
     fn expected_issuer_prefers_the_configured_one() {
-        assert_eq!(expected_issuer(Some("https://dex.real/"), "https://proxy/token"), "https://dex.real");
+        assert_eq!(
+            expected_issuer(Some("https://dex.real/"), "https://proxy/token"),
+            "https://dex.real"
+        );
         assert_eq!(expected_issuer(None, "https://dex.a/token"), "https://dex.a");
         assert_eq!(expected_issuer(Some(""), "https://dex.a/token"), "https://dex.a");
     }
@@ -75,6 +84,9 @@ mod tests {
 
     #[test]
     fn discovery_sits_beside_the_endpoint() {
-        assert_eq!(discovery_url("https://p.x/dex/token"), "https://p.x/dex/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://p.x/dex/token"),
+            "https://p.x/dex/.well-known/openid-configuration"
+        );
     }
 }

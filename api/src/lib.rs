@@ -15,6 +15,6 @@ pub mod sidecar_config;
 pub mod validation;
 
 pub use mcpserver::{
-    AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, MCPServerSpec, MCPServerStatus, ServerType,
-    TokenExchangeConfig,
+    AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, MCPServerSpec, MCPServerStatus,
+    ServerType, TokenExchangeConfig,
 };

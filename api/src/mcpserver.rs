@@ -302,7 +302,7 @@ pub struct MCPServerStatus {
     /// one entry per type. The muster-exchange controller writes CredentialsReady, Connected,
     /// TokenExchangeReady and Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Option<Vec<Condition>>,
 }
 
@@ -341,7 +341,11 @@ impl MCPServer {
 
     /// `requiredAudiences`, empty when unset.
     pub fn required_audiences(&self) -> &[String] {
-        self.spec.auth.as_ref().and_then(|a| a.required_audiences.as_deref()).unwrap_or_default()
+        self.spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.required_audiences.as_deref())
+            .unwrap_or_default()
     }
 }
 
@@ -353,4 +357,56 @@ impl ClientCredentialsSecretRef {
             _ => mcpserver_namespace,
         }
     }
+}
+
+/// The standard `metav1.Condition` list schema, with the validation Muster's CRD (controller-gen) carries
+/// and k8s-openapi's generated schema lacks, merged by `type` so each condition type appears once.
+fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Conditions represent the latest available observations of the MCPServer's current state, one entry per type. The muster-exchange controller writes CredentialsReady, Connected, TokenExchangeReady and Ready.",
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "description": "Condition contains details for one aspect of the current state of this API Resource.",
+            "type": "object",
+            "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+            "properties": {
+                "lastTransitionTime": {
+                    "description": "lastTransitionTime is the last time the condition transitioned from one status to another.",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "message": {
+                    "description": "message is a human readable message indicating details about the transition.",
+                    "type": "string",
+                    "maxLength": 32768
+                },
+                "observedGeneration": {
+                    "description": "observedGeneration represents the .metadata.generation that the condition was set based upon.",
+                    "type": "integer",
+                    "format": "int64",
+                    "minimum": 0
+                },
+                "reason": {
+                    "description": "reason contains a programmatic identifier indicating the reason for the condition's last transition.",
+                    "type": "string",
+                    "maxLength": 1024,
+                    "minLength": 1,
+                    "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+                },
+                "status": {
+                    "description": "status of the condition, one of True, False, Unknown.",
+                    "type": "string",
+                    "enum": ["True", "False", "Unknown"]
+                },
+                "type": {
+                    "description": "type of condition in CamelCase or in foo.example.com/CamelCase.",
+                    "type": "string",
+                    "maxLength": 316,
+                    "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+                }
+            }
+        }
+    })
 }

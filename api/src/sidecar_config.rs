@@ -59,7 +59,9 @@ impl std::str::FromStr for HeaderMode {
         match s {
             "auth-headers" => Ok(Self::AuthHeaders),
             "bearer" => Ok(Self::Bearer),
-            other => Err(format!("unknown header mode {other:?}; use \"auth-headers\" or \"bearer\"")),
+            other => Err(format!(
+                "unknown header mode {other:?}; use \"auth-headers\" or \"bearer\""
+            )),
         }
     }
 }
@@ -122,7 +124,9 @@ pub enum ClusterConfigError {
     #[error("token exchange is not enabled on MCPServer {0}; set spec.auth.tokenExchange.enabled: true")]
     NotEnabled(String),
     /// A field the exchange needs is missing.
-    #[error("MCPServer {name} has no spec.auth.tokenExchange.{field}; set it (run `muster-exchange validate`)")]
+    #[error(
+        "MCPServer {name} has no spec.auth.tokenExchange.{field}; set it (run `muster-exchange validate`)"
+    )]
     Missing {
         /// MCPServer name.
         name: String,
@@ -139,11 +143,27 @@ impl ClusterConfig {
         kubeconfig_file: Option<PathBuf>,
     ) -> Result<Self, ClusterConfigError> {
         let name = mcpserver.metadata.name.clone().unwrap_or_default();
-        let te = mcpserver.enabled_token_exchange().ok_or_else(|| ClusterConfigError::NotEnabled(name.clone()))?;
-        let missing = |field| ClusterConfigError::Missing { name: name.clone(), field };
-        let endpoint = te.dex_token_endpoint.clone().filter(|s| !s.is_empty()).ok_or_else(|| missing("dexTokenEndpoint"))?;
-        let connector = te.connector_id.clone().filter(|s| !s.is_empty()).ok_or_else(|| missing("connectorId"))?;
-        let secret = te.client_credentials_secret_ref.as_ref().ok_or_else(|| missing("clientCredentialsSecretRef"))?;
+        let te = mcpserver
+            .enabled_token_exchange()
+            .ok_or_else(|| ClusterConfigError::NotEnabled(name.clone()))?;
+        let missing = |field| ClusterConfigError::Missing {
+            name: name.clone(),
+            field,
+        };
+        let endpoint = te
+            .dex_token_endpoint
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("dexTokenEndpoint"))?;
+        let connector = te
+            .connector_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("connectorId"))?;
+        let secret = te
+            .client_credentials_secret_ref
+            .as_ref()
+            .ok_or_else(|| missing("clientCredentialsSecretRef"))?;
         Ok(Self {
             name: name.clone(),
             dex_token_endpoint: endpoint,
@@ -183,7 +203,8 @@ impl SidecarConfig {
         if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| format!("invalid sidecar config JSON: {e}"))
         } else {
-            serde_saphyr::from_str(text).map_err(|e| format!("invalid sidecar config YAML: {e}"))
+            serde_saphyr::from_str_with_options(text, crate::documents::yaml_options())
+                .map_err(|e| format!("invalid sidecar config YAML: {e}"))
         }
     }
 
@@ -195,10 +216,16 @@ impl SidecarConfig {
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.clusters {
             if !seen.insert(c.name.as_str()) {
-                return Err(format!("cluster {:?} is listed twice; names must be unique", c.name));
+                return Err(format!(
+                    "cluster {:?} is listed twice; names must be unique",
+                    c.name
+                ));
             }
             if !c.dex_token_endpoint.starts_with("https://") {
-                return Err(format!("cluster {:?}: dexTokenEndpoint must be an https:// URL", c.name));
+                return Err(format!(
+                    "cluster {:?}: dexTokenEndpoint must be an https:// URL",
+                    c.name
+                ));
             }
             if c.connector_id.is_empty() {
                 return Err(format!("cluster {:?}: connectorId is empty", c.name));
@@ -227,7 +254,10 @@ mod tests {
             kubeconfig_file: None,
             ca_file: None,
         };
-        assert_eq!(c.scope_parameter(), "openid groups audience:server:client_id:dex-k8s-authenticator");
+        assert_eq!(
+            c.scope_parameter(),
+            "openid groups audience:server:client_id:dex-k8s-authenticator"
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ fn check_exclusivity(auth: &MCPServerAuth, report: &mut Report) {
 }
 
 fn check_audiences(auth: &MCPServerAuth, report: &mut Report) {
-    let Some(audiences) = &auth.required_audiences else { return };
+    let Some(audiences) = &auth.required_audiences else {
+        return;
+    };
     let mut seen = BTreeSet::new();
     for (i, aud) in audiences.iter().enumerate() {
         let path = format!("{AUTH}.requiredAudiences[{i}]");
@@ -78,7 +80,12 @@ fn check_audiences(auth: &MCPServerAuth, report: &mut Report) {
     }
 }
 
-fn check_token_exchange(mcpserver: &MCPServer, auth: &MCPServerAuth, te: &TokenExchangeConfig, report: &mut Report) {
+fn check_token_exchange(
+    mcpserver: &MCPServer,
+    auth: &MCPServerAuth,
+    te: &TokenExchangeConfig,
+    report: &mut Report,
+) {
     if !te.enabled {
         report.warn(
             TE,
@@ -147,7 +154,11 @@ fn check_connector(te: &TokenExchangeConfig, report: &mut Report) {
             "must start with a letter and contain only letters, digits, '_' and '-'",
         )),
         Some(id) if id.len() > MAX_CONNECTOR_ID_LEN => {
-            report.error(FieldError::invalid(path, id, "may not be longer than 64 characters"));
+            report.error(FieldError::invalid(
+                path,
+                id,
+                "may not be longer than 64 characters",
+            ));
         }
         Some(_) => {}
     }
@@ -213,7 +224,10 @@ fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, 
             );
         }
     }
-    for (field, key) in [("clientIdKey", &secret.client_id_key), ("clientSecretKey", &secret.client_secret_key)] {
+    for (field, key) in [
+        ("clientIdKey", &secret.client_id_key),
+        ("clientSecretKey", &secret.client_secret_key),
+    ] {
         if !syntax::is_secret_key(key) {
             report.error(FieldError::invalid(
                 format!("{SECRET}.{field}"),
@@ -233,7 +247,9 @@ fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, 
 
 /// Muster's `IssuerURL` pattern `^https://[^/?#]+(/[^?#]*[^/?#])?$`.
 fn is_issuer_url(raw: &str) -> bool {
-    let Some(rest) = raw.strip_prefix("https://") else { return false };
+    let Some(rest) = raw.strip_prefix("https://") else {
+        return false;
+    };
     let (host, path) = rest.split_once('/').map_or((rest, None), |(h, p)| (h, Some(p)));
     let host_ok = !host.is_empty() && !host.contains(['?', '#']);
     let path_ok = path.is_none_or(|p| !p.is_empty() && !p.contains(['?', '#']) && !p.ends_with('/'));
@@ -241,5 +257,7 @@ fn is_issuer_url(raw: &str) -> bool {
 }
 
 fn url_path(raw: &str) -> String {
-    url::Url::parse(raw).map(|u| u.path().to_string()).unwrap_or_default()
+    url::Url::parse(raw)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default()
 }

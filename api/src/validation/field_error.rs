@@ -49,19 +49,39 @@ pub struct Report {
 impl FieldError {
     /// A missing required field.
     pub fn required(path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind: ErrorKind::Required, value: None, detail: detail.into() }
+        Self {
+            path: path.into(),
+            kind: ErrorKind::Required,
+            value: None,
+            detail: detail.into(),
+        }
     }
     /// A malformed value.
     pub fn invalid(path: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind: ErrorKind::Invalid, value: Some(value.into()), detail: detail.into() }
+        Self {
+            path: path.into(),
+            kind: ErrorKind::Invalid,
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
     /// A repeated value.
     pub fn duplicate(path: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind: ErrorKind::Duplicate, value: Some(value.into()), detail: detail.into() }
+        Self {
+            path: path.into(),
+            kind: ErrorKind::Duplicate,
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
     /// A forbidden combination.
     pub fn forbidden(path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind: ErrorKind::Forbidden, value: None, detail: detail.into() }
+        Self {
+            path: path.into(),
+            kind: ErrorKind::Forbidden,
+            value: None,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -71,10 +91,22 @@ impl fmt::Display for FieldError {
             (ErrorKind::Required, _) => write!(f, "{}: Required value: {}", self.path, self.detail),
             (ErrorKind::Forbidden, _) => write!(f, "{}: Forbidden: {}", self.path, self.detail),
             (ErrorKind::Invalid, v) => {
-                write!(f, "{}: Invalid value: {:?}: {}", self.path, v.as_deref().unwrap_or(""), self.detail)
+                write!(
+                    f,
+                    "{}: Invalid value: {:?}: {}",
+                    self.path,
+                    v.as_deref().unwrap_or(""),
+                    self.detail
+                )
             }
             (ErrorKind::Duplicate, v) => {
-                write!(f, "{}: Duplicate value: {:?}: {}", self.path, v.as_deref().unwrap_or(""), self.detail)
+                write!(
+                    f,
+                    "{}: Duplicate value: {:?}: {}",
+                    self.path,
+                    v.as_deref().unwrap_or(""),
+                    self.detail
+                )
             }
         }
     }
@@ -97,6 +129,9 @@ impl Report {
     }
 
     pub(crate) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Warning { path: path.into(), message: message.into() });
+        self.warnings.push(Warning {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }

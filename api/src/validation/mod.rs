@@ -26,7 +26,10 @@ pub fn validate(mcpserver: &MCPServer) -> Report {
 pub fn validate_value(value: &serde_json::Value) -> Report {
     match decode(value) {
         Ok(mcpserver) => validate(&mcpserver),
-        Err(error) => Report { errors: vec![error], warnings: Vec::new() },
+        Err(error) => Report {
+            errors: vec![error],
+            warnings: Vec::new(),
+        },
     }
 }
 

@@ -6,13 +6,22 @@ use crate::mcpserver::{MCPServerSpec, ServerType};
 pub(super) fn check(spec: &MCPServerSpec, report: &mut Report) {
     let stdio = spec.server_type == ServerType::Stdio;
     if stdio && spec.command.is_none() {
-        report.error(FieldError::required("spec.command", "command is required when type is stdio"));
+        report.error(FieldError::required(
+            "spec.command",
+            "command is required when type is stdio",
+        ));
     }
     if !stdio && spec.url.is_none() {
-        report.error(FieldError::required("spec.url", "url is required when type is streamable-http or sse"));
+        report.error(FieldError::required(
+            "spec.url",
+            "url is required when type is streamable-http or sse",
+        ));
     }
     if !stdio && spec.args.is_some() {
-        report.error(FieldError::forbidden("spec.args", "args field is only allowed when type is stdio"));
+        report.error(FieldError::forbidden(
+            "spec.args",
+            "args field is only allowed when type is stdio",
+        ));
     }
     if stdio && spec.headers.is_some() {
         report.error(FieldError::forbidden(
@@ -23,9 +32,16 @@ pub(super) fn check(spec: &MCPServerSpec, report: &mut Report) {
     if let Some(url) = &spec.url {
         let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
         let rest = url.split_once("://").map_or("", |(_, r)| r);
-        let first_ok = rest.chars().next().is_some_and(|c| !c.is_whitespace() && !"/$.?#".contains(c));
+        let first_ok = rest
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && !"/$.?#".contains(c));
         if !scheme_ok || !first_ok || rest.chars().count() < 2 || url.chars().any(char::is_whitespace) {
-            report.error(FieldError::invalid("spec.url", url, "must be an http:// or https:// URL with a host"));
+            report.error(FieldError::invalid(
+                "spec.url",
+                url,
+                "must be an http:// or https:// URL with a host",
+            ));
         }
     }
     if let Some(prefix) = &spec.tool_prefix

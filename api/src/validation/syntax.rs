@@ -6,7 +6,8 @@ use url::Url;
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -17,7 +18,9 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|part| {
             !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         })
@@ -29,12 +32,15 @@ pub fn is_secret_key(s: &str) -> bool {
         && s.len() <= 253
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// RFC 6749 3.3 scope-token: `1*( %x21 / %x23-5B / %x5D-7E )` (no space, `"` or `\`).
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// Muster's identifier pattern `^[a-zA-Z][a-zA-Z0-9_-]*$`.
@@ -47,12 +53,16 @@ pub fn is_identifier(s: &str) -> bool {
 /// `family.instanceArg`: `^[a-zA-Z][a-zA-Z0-9_]*$` (no hyphen: it becomes a tool parameter name).
 pub fn is_instance_arg(s: &str) -> bool {
     let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic()) && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A Dex cross-client audience as mcp-oauth accepts it: `^[a-zA-Z0-9_-]{1,256}$`.
 pub fn is_audience(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Which URL parts a field refuses.
@@ -68,9 +78,21 @@ pub fn check_https_url(raw: &str, rules: UrlRules) -> Result<Url, String> {
     if raw.chars().any(char::is_whitespace) {
         return Err("must not contain whitespace".into());
     }
+    // Muster's CRD pattern `^https://[^\s/$.?#].[^\s]*$`: the WHATWG parser would read `https:///x` as host
+    // `x`, so look at the raw text first.
+    if let Some(rest) = raw.strip_prefix("https://")
+        && rest.chars().next().is_none_or(|c| "/$.?#".contains(c))
+    {
+        return Err(
+            "must name a host right after https://, e.g. https://dex.cluster-a.example.com/token".into(),
+        );
+    }
     let url = Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e}); use https://host/path"))?;
     if url.scheme() != "https" {
-        return Err(format!("must use https:// (got {}://); Dex exchanges carry tokens and secrets", url.scheme()));
+        return Err(format!(
+            "must use https:// (got {}://); Dex exchanges carry tokens and secrets",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("must name a host, e.g. https://dex.cluster-a.example.com/token".into());

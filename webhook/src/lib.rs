@@ -1,1 +1,10 @@
-//! placeholder during bootstrap
+//! The muster-exchange admission webhook: validates and defaults MCPServers, injects the
+//! token-exchange native sidecar into annotated pods, and offers the same injection offline
+//! (`muster-exchange inject`).
+//!
+//! Layout: [`inject`] is the pure pod mutation; [`layout`] fixes names and paths; [`mcpserver_store`]
+//! finds MCPServers without touching the API on the hot path.
+
+pub mod inject;
+pub mod layout;
+pub mod mcpserver_store;

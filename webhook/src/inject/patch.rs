@@ -1,0 +1,160 @@
+//! Turns an [`Injection`] into a JSON Patch against the pod, idempotently.
+//!
+//! "Ours" is decided by content, not by the status annotation alone: the `token-exchange` init container
+//! is ours when it carries the sidecar configuration env var, and our volumes are the `mx-*` volumes it
+//! mounts. A first injection is a handful of `add` operations (robust against other webhooks appending
+//! to the same lists); a re-injection replaces our items in place and removes stale ones, so reinvocation
+//! never duplicates anything and an unchanged pod yields no patch at all.
+
+use std::collections::BTreeSet;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
+use muster_exchange_api::names::{ANNOTATION_STATUS, SIDECAR_CONFIG_ENV, SIDECAR_CONTAINER_NAME};
+use serde_json::{Value, json};
+
+use super::refusal::Refusal;
+use super::render::Injection;
+use crate::layout::is_injected_volume_name;
+
+/// The patch that makes `pod` carry `injection`; `None` when it already does.
+pub fn plan(pod: &Value, injection: &Injection) -> Result<Option<Patch>, Refusal> {
+    let existing = find_our_sidecar(pod)?;
+    let our_volumes: BTreeSet<String> = existing
+        .map(|(_, sidecar)| mounted_injected_volumes(sidecar))
+        .unwrap_or_default();
+    for volume in &injection.volumes {
+        let name = volume_name(volume);
+        if list(pod, "/spec/volumes").iter().any(|v| volume_name(v) == name) && !our_volumes.contains(name) {
+            return Err(Refusal::NameCollision {
+                what: "volume",
+                name: name.to_string(),
+            });
+        }
+    }
+    let patch = match existing {
+        None => first_injection(pod, injection),
+        Some((index, _)) => {
+            let desired = reinjected(pod, injection, index, &our_volumes);
+            json_patch::diff(pod, &desired)
+        }
+    };
+    Ok((!patch.0.is_empty()).then_some(patch))
+}
+
+/// Index and value of our sidecar in `initContainers`; a refusal if the name is taken by someone else.
+fn find_our_sidecar(pod: &Value) -> Result<Option<(usize, &Value)>, Refusal> {
+    let collision = || Refusal::NameCollision {
+        what: "container",
+        name: SIDECAR_CONTAINER_NAME.to_string(),
+    };
+    if list(pod, "/spec/containers")
+        .iter()
+        .any(|c| c["name"] == SIDECAR_CONTAINER_NAME)
+    {
+        return Err(collision());
+    }
+    let Some((index, sidecar)) = list(pod, "/spec/initContainers")
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c["name"] == SIDECAR_CONTAINER_NAME)
+    else {
+        return Ok(None);
+    };
+    let carries_config = sidecar["env"]
+        .as_array()
+        .is_some_and(|env| env.iter().any(|e| e["name"] == SIDECAR_CONFIG_ENV));
+    if carries_config {
+        Ok(Some((index, sidecar)))
+    } else {
+        Err(collision())
+    }
+}
+
+fn mounted_injected_volumes(sidecar: &Value) -> BTreeSet<String> {
+    sidecar["volumeMounts"]
+        .as_array()
+        .map(|mounts| {
+            mounts
+                .iter()
+                .filter_map(|m| m["name"].as_str())
+                .filter(|name| is_injected_volume_name(name))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_injection(pod: &Value, injection: &Injection) -> Patch {
+    let mut ops = Vec::new();
+    let mut add = |tokens: &[&str], value: Value| {
+        ops.push(PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(tokens.iter().copied()),
+            value,
+        }));
+    };
+    if pod.pointer("/metadata/annotations").is_some_and(Value::is_object) {
+        add(
+            &["metadata", "annotations", ANNOTATION_STATUS],
+            json!(injection.status),
+        );
+    } else {
+        add(
+            &["metadata", "annotations"],
+            json!({ ANNOTATION_STATUS: injection.status }),
+        );
+    }
+    // First among the init containers, so init containers that follow can already use the sidecar.
+    if pod.pointer("/spec/initContainers").is_some_and(Value::is_array) {
+        add(&["spec", "initContainers", "0"], injection.sidecar.clone());
+    } else {
+        add(&["spec", "initContainers"], json!([injection.sidecar]));
+    }
+    if pod.pointer("/spec/volumes").is_some_and(Value::is_array) {
+        for volume in &injection.volumes {
+            add(&["spec", "volumes", "-"], volume.clone());
+        }
+    } else if !injection.volumes.is_empty() {
+        add(&["spec", "volumes"], json!(injection.volumes));
+    }
+    Patch(ops)
+}
+
+fn reinjected(
+    pod: &Value,
+    injection: &Injection,
+    sidecar_index: usize,
+    our_volumes: &BTreeSet<String>,
+) -> Value {
+    let mut desired = pod.clone();
+    desired["spec"]["initContainers"][sidecar_index] = injection.sidecar.clone();
+    let wanted: BTreeSet<&str> = injection.volumes.iter().map(volume_name).collect();
+    let mut volumes: Vec<Value> = list(pod, "/spec/volumes")
+        .iter()
+        .filter(|v| !our_volumes.contains(volume_name(v)) || wanted.contains(volume_name(v)))
+        .cloned()
+        .collect();
+    for volume in &injection.volumes {
+        match volumes.iter_mut().find(|v| volume_name(v) == volume_name(volume)) {
+            Some(slot) => *slot = volume.clone(),
+            None => volumes.push(volume.clone()),
+        }
+    }
+    desired["spec"]["volumes"] = Value::Array(volumes);
+    if !desired["metadata"]["annotations"].is_object() {
+        desired["metadata"]["annotations"] = json!({});
+    }
+    desired["metadata"]["annotations"][ANNOTATION_STATUS] = json!(injection.status);
+    desired
+}
+
+fn list<'a>(pod: &'a Value, pointer: &str) -> &'a [Value] {
+    pod.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn volume_name(volume: &Value) -> &str {
+    volume["name"].as_str().unwrap_or_default()
+}

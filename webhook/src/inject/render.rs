@@ -1,0 +1,143 @@
+//! What goes into the pod: the native sidecar container, its Secret volumes, and the status annotation.
+//! Pure functions of the resolved clusters and the options, so the result is deterministic and the
+//! second admission of an injected pod renders exactly what is already there.
+
+use muster_exchange_api::names::SIDECAR_CONFIG_ENV;
+use muster_exchange_api::redact::short_hash;
+use muster_exchange_api::sidecar_config::SidecarConfig;
+use serde_json::{Value, json};
+
+use super::options::InjectOptions;
+use super::resolve::ResolvedCluster;
+use crate::layout;
+
+/// UID/GID the sidecar runs as: the conventional `nonroot` user of distroless images.
+pub const SIDECAR_UID: i64 = 65532;
+/// Version written into the status annotation.
+pub const INJECTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Webhook-wide injection settings (from the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectorSettings {
+    /// Image of the sidecar (`--sidecar-image`).
+    pub sidecar_image: String,
+    /// Namespace to find MCPServers in when the pod does not say (`--mcpserver-namespace`).
+    pub default_mcpserver_namespace: Option<String>,
+}
+
+/// Everything one injection adds to a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injection {
+    /// The `token-exchange` init container with `restartPolicy: Always`.
+    pub sidecar: Value,
+    /// Secret volumes, in MCPServer order (credentials, then kubeconfig).
+    pub volumes: Vec<Value>,
+    /// Value of the status annotation.
+    pub status: String,
+}
+
+/// Renders the injection for `clusters`.
+pub fn render(
+    options: &InjectOptions,
+    clusters: &[ResolvedCluster],
+    settings: &InjectorSettings,
+) -> Result<Injection, serde_json::Error> {
+    let config = SidecarConfig {
+        listen: format!("0.0.0.0:{}", options.port),
+        upstream: format!("http://127.0.0.1:{}", options.upstream_port),
+        header_mode: options.header_mode,
+        clusters: clusters.iter().map(|c| c.config.clone()).collect(),
+    };
+    let config_json = serde_json::to_string(&config)?;
+    let status = serde_json::to_string(&json!({
+        "version": INJECTOR_VERSION,
+        "mcpservers": options.mcpservers,
+        "configHash": short_hash(&config_json),
+    }))?;
+    Ok(Injection {
+        sidecar: sidecar_container(options, clusters, settings, config_json),
+        volumes: clusters.iter().flat_map(volumes).collect(),
+        status,
+    })
+}
+
+fn sidecar_container(
+    options: &InjectOptions,
+    clusters: &[ResolvedCluster],
+    settings: &InjectorSettings,
+    config_json: String,
+) -> Value {
+    let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": options.port}, "periodSeconds": period, "failureThreshold": failures});
+    let mut resources = json!({});
+    for ((section, resource), quantity) in &options.resources {
+        resources[*section][*resource] = json!(quantity);
+    }
+    json!({
+        "name": muster_exchange_api::names::SIDECAR_CONTAINER_NAME,
+        "image": settings.sidecar_image,
+        "command": ["muster-exchange", "sidecar"],
+        // A native sidecar: started before the app containers and kept running alongside them.
+        "restartPolicy": "Always",
+        "ports": [{"containerPort": options.port, "protocol": "TCP"}],
+        "env": [{"name": SIDECAR_CONFIG_ENV, "value": config_json}],
+        // The kubelet starts the next container only once the startup probe passed: the app never
+        // receives traffic before the sidecar can exchange tokens.
+        "startupProbe": probe("/readyz", 1, 120),
+        "readinessProbe": probe("/readyz", 5, 3),
+        "livenessProbe": probe("/healthz", 10, 3),
+        "resources": resources,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": SIDECAR_UID,
+            "runAsGroup": SIDECAR_UID,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}
+        },
+        "volumeMounts": clusters.iter().flat_map(volume_mounts).collect::<Vec<_>>(),
+    })
+}
+
+fn volumes(cluster: &ResolvedCluster) -> Vec<Value> {
+    let name = &cluster.config.name;
+    let mut volumes = vec![json!({
+        "name": layout::credentials_volume_name(name),
+        "secret": {
+            "secretName": cluster.credentials_secret,
+            // Only the two keys: nothing else the Secret may hold lands in the pod.
+            "items": [
+                {"key": cluster.config.client_id_key, "path": cluster.config.client_id_key},
+                {"key": cluster.config.client_secret_key, "path": cluster.config.client_secret_key}
+            ],
+            // World-readable inside the sidecar only (mounted nowhere else): the sidecar runs as a
+            // non-root UID and the pod may set no fsGroup, so group-only modes would lock it out.
+            "defaultMode": 0o444
+        }
+    })];
+    if let Some(secret) = &cluster.kubeconfig_secret {
+        // The whole Secret: the webhook cannot know whether it holds `value` or `kubeconfig`.
+        volumes.push(json!({
+            "name": layout::kubeconfig_volume_name(name),
+            "secret": {"secretName": secret, "defaultMode": 0o444}
+        }));
+    }
+    volumes
+}
+
+fn volume_mounts(cluster: &ResolvedCluster) -> Vec<Value> {
+    let name = &cluster.config.name;
+    let mut mounts = vec![json!({
+        "name": layout::credentials_volume_name(name),
+        "mountPath": layout::credentials_dir(name),
+        "readOnly": true
+    })];
+    if cluster.kubeconfig_secret.is_some() {
+        mounts.push(json!({
+            "name": layout::kubeconfig_volume_name(name),
+            "mountPath": layout::kubeconfig_dir(name),
+            "readOnly": true
+        }));
+    }
+    mounts
+}

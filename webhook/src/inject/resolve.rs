@@ -1,0 +1,125 @@
+//! From MCPServer names to checked sidecar cluster entries, refusing anything that would produce a pod
+//! that cannot start or cannot exchange.
+
+use muster_exchange_api::MCPServer;
+use muster_exchange_api::names::{
+    ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE, ANNOTATION_MCPSERVERS,
+    KUBECONFIG_SECRET_SUFFIX,
+};
+use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
+use muster_exchange_api::validation::validate;
+
+use super::options::InjectOptions;
+use super::refusal::Refusal;
+use crate::layout;
+use crate::mcpserver_store::McpServerLookup;
+
+/// One MCPServer ready to be injected: its sidecar entry and the Secrets to mount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedCluster {
+    /// The sidecar's configuration for this cluster.
+    pub config: ClusterConfig,
+    /// Secret with the exchange client's credentials (in the pod's namespace).
+    pub credentials_secret: String,
+    /// Secret with the remote kubeconfig, mounted in `auth-headers` mode only.
+    pub kubeconfig_secret: Option<String>,
+}
+
+/// Namespace to look MCPServers up in: the pod annotation, else the webhook's default, else the pod's.
+pub fn mcpserver_namespace<'a>(
+    options: &'a InjectOptions,
+    webhook_default: Option<&'a str>,
+    pod_namespace: &'a str,
+) -> &'a str {
+    options
+        .mcpserver_namespace
+        .as_deref()
+        .or(webhook_default)
+        .unwrap_or(pod_namespace)
+}
+
+/// Resolves every MCPServer of `options`, in order.
+pub fn resolve_clusters(
+    options: &InjectOptions,
+    lookup_namespace: &str,
+    pod_namespace: &str,
+    catalog: &dyn McpServerLookup,
+) -> Result<Vec<ResolvedCluster>, Refusal> {
+    options
+        .mcpservers
+        .iter()
+        .map(|name| {
+            let mcpserver = catalog
+                .get(lookup_namespace, name)
+                .ok_or_else(|| Refusal::UnknownMcpServer {
+                    namespace: lookup_namespace.to_string(),
+                    name: name.clone(),
+                    annotation: ANNOTATION_MCPSERVERS,
+                    namespace_annotation: ANNOTATION_MCPSERVER_NAMESPACE,
+                })?;
+            resolve_one(
+                &mcpserver,
+                name,
+                lookup_namespace,
+                pod_namespace,
+                options.header_mode,
+            )
+        })
+        .collect()
+}
+
+fn resolve_one(
+    mcpserver: &MCPServer,
+    name: &str,
+    mcpserver_namespace: &str,
+    pod_namespace: &str,
+    header_mode: HeaderMode,
+) -> Result<ResolvedCluster, Refusal> {
+    let unusable = |detail: String| Refusal::TokenExchangeUnusable {
+        namespace: mcpserver_namespace.to_string(),
+        name: name.to_string(),
+        detail,
+    };
+    let kubeconfig_file = (header_mode == HeaderMode::AuthHeaders).then(|| layout::kubeconfig_file(name));
+    let config = ClusterConfig::from_mcpserver(mcpserver, layout::credentials_dir(name), kubeconfig_file)
+        .map_err(|e| unusable(e.to_string()))?;
+    let report = validate(mcpserver);
+    if !report.is_valid() {
+        let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        return Err(unusable(format!("{}; fix the MCPServer", errors.join("; "))));
+    }
+    let secret_ref = mcpserver
+        .token_exchange()
+        .and_then(|te| te.client_credentials_secret_ref.as_ref())
+        .ok_or_else(|| unusable("spec.auth.tokenExchange.clientCredentialsSecretRef is not set".into()))?;
+    let secret_namespace = secret_ref.namespace_or(mcpserver_namespace);
+    if secret_namespace != pod_namespace {
+        return Err(Refusal::SecretInOtherNamespace {
+            mcpserver: name.to_string(),
+            secret: secret_ref.name.clone(),
+            secret_namespace: secret_namespace.to_string(),
+            pod_namespace: pod_namespace.to_string(),
+        });
+    }
+    let kubeconfig_secret =
+        (header_mode == HeaderMode::AuthHeaders).then(|| kubeconfig_secret_name(mcpserver, name));
+    Ok(ResolvedCluster {
+        config,
+        credentials_secret: secret_ref.name.clone(),
+        kubeconfig_secret,
+    })
+}
+
+/// The MCPServer's `kubeconfig-secret` annotation, else `<name>-kubeconfig` (Cluster API convention).
+pub fn kubeconfig_secret_name(mcpserver: &MCPServer, name: &str) -> String {
+    mcpserver
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_KUBECONFIG_SECRET))
+        .filter(|s| !s.trim().is_empty())
+        .map_or_else(
+            || format!("{name}{KUBECONFIG_SECRET_SUFFIX}"),
+            |s| s.trim().to_string(),
+        )
+}

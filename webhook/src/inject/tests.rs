@@ -1,0 +1,328 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::mcpserver_store::StaticMcpServers;
+use muster_exchange_api::documents::parse_documents;
+use muster_exchange_api::redact::short_hash;
+
+const MCPSERVERS: &str = include_str!("../../tests/fixtures/mcpservers.yaml");
+
+fn catalog() -> StaticMcpServers {
+    StaticMcpServers::from_documents(parse_documents(MCPSERVERS, "mcpservers.yaml").unwrap()).unwrap()
+}
+
+fn settings() -> InjectorSettings {
+    InjectorSettings {
+        sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
+        default_mcpserver_namespace: None,
+    }
+}
+
+fn pod(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "mcp-kubernetes-7d9f-", "annotations": annotations},
+        "spec": {"containers": [{"name": "mcp-kubernetes", "image": "mcp-kubernetes:1", "ports": [{"containerPort": 8080}]}]}
+    })
+}
+
+fn run(pod: &Value) -> Result<Outcome, Refusal> {
+    inject_pod(pod, "apps", &settings(), &catalog())
+}
+
+fn patched(pod: &Value) -> Value {
+    let Outcome::Inject(patch) = run(pod).unwrap() else {
+        panic!("expected a patch")
+    };
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch).unwrap();
+    out
+}
+
+fn cluster_a_config() -> String {
+    concat!(
+        r#"{"listen":"0.0.0.0:8090","upstream":"http://127.0.0.1:8080","headerMode":"auth-headers","clusters":[{"#,
+        r#""name":"cluster-a","dexTokenEndpoint":"https://dex.cluster-a.example.com/token","connectorId":"central","#,
+        r#""scopes":"openid profile email groups","requiredAudiences":["dex-k8s-authenticator"],"#,
+        r#""credentialsDir":"/var/run/muster-exchange/clusters/cluster-a/credentials","clientIdKey":"client-id","#,
+        r#""clientSecretKey":"client-secret","#,
+        r#""kubeconfigFile":"/var/run/muster-exchange/clusters/cluster-a/kubeconfig/value"}]}"#
+    )
+    .to_string()
+}
+
+/// The sidecar injected for `cluster-a` with default annotations.
+pub(crate) fn cluster_a_sidecar() -> Value {
+    let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": 8090}, "periodSeconds": period, "failureThreshold": failures});
+    json!({
+        "name": "token-exchange",
+        "image": "ghcr.io/giantswarm/muster-exchange:0.1.0",
+        "command": ["muster-exchange", "sidecar"],
+        "restartPolicy": "Always",
+        "ports": [{"containerPort": 8090, "protocol": "TCP"}],
+        "env": [{"name": "MUSTER_EXCHANGE_SIDECAR_CONFIG", "value": cluster_a_config()}],
+        "startupProbe": probe("/readyz", 1, 120),
+        "readinessProbe": probe("/readyz", 5, 3),
+        "livenessProbe": probe("/healthz", 10, 3),
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}
+        },
+        "volumeMounts": [
+            {"name": "mx-cred-cluster-a", "mountPath": "/var/run/muster-exchange/clusters/cluster-a/credentials", "readOnly": true},
+            {"name": "mx-kcfg-cluster-a", "mountPath": "/var/run/muster-exchange/clusters/cluster-a/kubeconfig", "readOnly": true}
+        ]
+    })
+}
+
+pub(crate) fn cluster_a_volumes() -> Value {
+    json!([
+        {"name": "mx-cred-cluster-a", "secret": {"secretName": "cluster-a-exchange", "defaultMode": 292,
+            "items": [{"key": "client-id", "path": "client-id"}, {"key": "client-secret", "path": "client-secret"}]}},
+        {"name": "mx-kcfg-cluster-a", "secret": {"secretName": "cluster-a-kubeconfig", "defaultMode": 292}}
+    ])
+}
+
+pub(crate) fn cluster_a_status() -> String {
+    format!(
+        r#"{{"configHash":"{}","mcpservers":["cluster-a"],"version":"{}"}}"#,
+        short_hash(&cluster_a_config()),
+        INJECTOR_VERSION
+    )
+}
+
+#[test]
+fn first_injection_is_exactly_three_adds() {
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let Outcome::Inject(patch) = run(&pod).unwrap() else {
+        panic!("expected a patch")
+    };
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap(),
+        json!([
+            {"op": "add", "path": "/metadata/annotations/exchange.muster.giantswarm.io~1status", "value": cluster_a_status()},
+            {"op": "add", "path": "/spec/initContainers", "value": [cluster_a_sidecar()]},
+            {"op": "add", "path": "/spec/volumes", "value": cluster_a_volumes()}
+        ])
+    );
+}
+
+#[test]
+fn a_patched_pod_yields_no_second_patch() {
+    let once = patched(&pod(
+        json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}),
+    ));
+    assert_eq!(once["spec"]["initContainers"], json!([cluster_a_sidecar()]));
+    assert_eq!(once["spec"]["containers"][0]["name"], "mcp-kubernetes");
+    assert!(
+        once["spec"]["containers"][0].get("volumeMounts").is_none(),
+        "secrets reach the sidecar only"
+    );
+    assert_eq!(run(&once).unwrap(), Outcome::UpToDate);
+}
+
+#[test]
+fn existing_init_containers_and_volumes_are_kept_and_the_sidecar_goes_first() {
+    let mut pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a", "team": "x"}));
+    pod["spec"]["initContainers"] = json!([{"name": "migrate", "image": "migrate:1"}]);
+    pod["spec"]["volumes"] = json!([{"name": "cache", "emptyDir": {}}]);
+    let Outcome::Inject(patch) = run(&pod).unwrap() else {
+        panic!("expected a patch")
+    };
+    let paths: Vec<String> = serde_json::to_value(&patch)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| format!("{} {}", op["op"].as_str().unwrap(), op["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "add /metadata/annotations/exchange.muster.giantswarm.io~1status",
+            "add /spec/initContainers/0",
+            "add /spec/volumes/-",
+            "add /spec/volumes/-",
+        ]
+    );
+    let once = patched(&pod);
+    let names = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&once["spec"]["initContainers"]),
+        ["token-exchange", "migrate"]
+    );
+    assert_eq!(
+        names(&once["spec"]["volumes"]),
+        ["cache", "mx-cred-cluster-a", "mx-kcfg-cluster-a"]
+    );
+    assert_eq!(once["metadata"]["annotations"]["team"], "x");
+    assert_eq!(run(&once).unwrap(), Outcome::UpToDate);
+}
+
+#[test]
+fn a_changed_mcpserver_list_reinjects_without_duplicates_or_leftovers() {
+    let once = patched(&pod(
+        json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}),
+    ));
+    let mut changed = once.clone();
+    changed["metadata"]["annotations"]["exchange.muster.giantswarm.io/mcpservers"] = json!("cluster-b");
+    let twice = patched(&changed);
+    let fresh = patched(&pod(
+        json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-b"}),
+    ));
+    assert_eq!(twice["spec"], fresh["spec"]);
+    assert_eq!(twice["metadata"]["annotations"], fresh["metadata"]["annotations"]);
+    let volumes: Vec<&str> = twice["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(volumes, ["mx-cred-cluster-b", "mx-kcfg-cluster-b"]);
+    assert_eq!(
+        twice["spec"]["volumes"][1]["secret"]["secretName"],
+        "b-admin-kubeconfig"
+    );
+    assert_eq!(run(&twice).unwrap(), Outcome::UpToDate);
+}
+
+#[test]
+fn bearer_mode_mounts_no_kubeconfig_and_annotations_reach_the_sidecar() {
+    let once = patched(&pod(json!({
+        "exchange.muster.giantswarm.io/mcpservers": "cluster-a,cluster-b",
+        "exchange.muster.giantswarm.io/header-mode": "bearer",
+        "exchange.muster.giantswarm.io/port": "9443",
+        "exchange.muster.giantswarm.io/upstream-port": "3000",
+        "exchange.muster.giantswarm.io/cpu-limit": "200m",
+    })));
+    let sidecar = &once["spec"]["initContainers"][0];
+    let config: Value = serde_json::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(config["listen"], "0.0.0.0:9443");
+    assert_eq!(config["upstream"], "http://127.0.0.1:3000");
+    assert_eq!(config["headerMode"], "bearer");
+    assert_eq!(
+        config["clusters"][1]["expectedIssuer"],
+        "https://dex.cluster-b.example.com/dex"
+    );
+    assert_eq!(config["clusters"][1]["clientIdKey"], "id");
+    assert!(config["clusters"][0].get("kubeconfigFile").is_none());
+    assert_eq!(sidecar["startupProbe"]["httpGet"]["port"], 9443);
+    assert_eq!(
+        sidecar["resources"]["limits"],
+        json!({"cpu": "200m", "memory": "128Mi"})
+    );
+    let volumes: Vec<&str> = once["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(volumes, ["mx-cred-cluster-a", "mx-cred-cluster-b"]);
+    assert_eq!(
+        once["spec"]["volumes"][1]["secret"]["items"],
+        json!([{"key": "id", "path": "id"}, {"key": "secret", "path": "secret"}])
+    );
+}
+
+#[test]
+fn pods_without_the_annotation_or_opted_out_are_left_alone() {
+    assert_eq!(run(&pod(json!({"other": "x"}))).unwrap(), Outcome::NotRequested);
+    let mut opted_out = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "nope"}));
+    opted_out["metadata"]["labels"] = json!({"exchange.muster.giantswarm.io/injection": "disabled"});
+    assert_eq!(run(&opted_out).unwrap(), Outcome::OptedOut);
+    let unannotated_system = inject_pod(&pod(json!({})), "kube-system", &settings(), &catalog());
+    assert_eq!(unannotated_system.unwrap(), Outcome::NotRequested);
+}
+
+#[test]
+fn refusals_say_what_to_do() {
+    let refuse = |mcpservers: &str, namespace: &str| {
+        let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": mcpservers}));
+        inject_pod(&pod, namespace, &settings(), &catalog()).unwrap_err()
+    };
+    let unknown = refuse("cluster-z", "apps");
+    assert_eq!(unknown.reason(), "unknown-mcpserver");
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("MCPServer apps/cluster-z not found; create it"),
+        "{unknown}"
+    );
+    let off = refuse("switched-off", "apps");
+    assert_eq!(off.reason(), "token-exchange-unusable");
+    assert!(
+        off.to_string()
+            .contains("set spec.auth.tokenExchange.enabled: true"),
+        "{off}"
+    );
+    let foreign = refuse("foreign-secret", "apps");
+    assert_eq!(foreign.reason(), "secret-in-other-namespace");
+    assert!(
+        foreign
+            .to_string()
+            .contains("Secret muster/d-exchange, but the pod runs in namespace apps"),
+        "{foreign}"
+    );
+    let system = refuse("cluster-a", "kube-system");
+    assert_eq!(system.reason(), "system-namespace");
+    assert!(system.to_string().contains("kube-system"));
+}
+
+#[test]
+fn lookup_namespace_comes_from_the_annotation_then_the_webhook_default() {
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let elsewhere = InjectorSettings {
+        default_mcpserver_namespace: Some("muster".into()),
+        ..settings()
+    };
+    let err = inject_pod(&pod, "apps", &elsewhere, &catalog()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("MCPServer muster/cluster-a not found"),
+        "{err}"
+    );
+    let mut pointed = pod.clone();
+    pointed["metadata"]["annotations"]["exchange.muster.giantswarm.io/mcpserver-namespace"] = json!("apps");
+    assert!(matches!(
+        inject_pod(&pointed, "apps", &elsewhere, &catalog()),
+        Ok(Outcome::Inject(_))
+    ));
+}
+
+#[test]
+fn names_taken_by_the_user_are_refused_not_overwritten() {
+    let base = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let mut app_named_like_us = base.clone();
+    app_named_like_us["spec"]["containers"][0]["name"] = json!("token-exchange");
+    let mut foreign_init = base.clone();
+    foreign_init["spec"]["initContainers"] = json!([{"name": "token-exchange", "image": "other"}]);
+    let mut foreign_volume = base.clone();
+    foreign_volume["spec"]["volumes"] = json!([{"name": "mx-cred-cluster-a", "emptyDir": {}}]);
+    for (pod, what) in [
+        (app_named_like_us, "container"),
+        (foreign_init, "container"),
+        (foreign_volume, "volume"),
+    ] {
+        let err = run(&pod).unwrap_err();
+        assert_eq!(err.reason(), "name-collision");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("the pod already has a {what} named")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_non_pod_is_refused_not_panicked_on() {
+    let err = run(&json!({"metadata": {}, "spec": "nope"})).unwrap_err();
+    assert_eq!(err.reason(), "not-a-pod");
+}

@@ -1,0 +1,149 @@
+//! Test helpers: the controller-rs ApiServerVerifier pattern. A scenario is the exact list of requests the
+//! code under test must send (method, URI, body) with the answer to each; any missing, extra or different
+//! request fails the test.
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One expected request and the answer the mock API server gives.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub method: &'static str,
+    pub uri: String,
+    pub body: Option<Value>,
+    pub status: u16,
+    pub response: Value,
+}
+
+impl Expect {
+    pub fn get(uri: impl Into<String>, response: Value) -> Self {
+        Expect {
+            method: "GET",
+            uri: uri.into(),
+            body: None,
+            status: 200,
+            response,
+        }
+    }
+
+    /// A server-side apply; the mock echoes the body back.
+    pub fn apply(uri: impl Into<String>, body: Value) -> Self {
+        Expect {
+            method: "PATCH",
+            uri: uri.into(),
+            body: Some(body.clone()),
+            status: 200,
+            response: body,
+        }
+    }
+
+    pub fn delete(uri: impl Into<String>, body: Value) -> Self {
+        let response =
+            json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 200});
+        Expect {
+            method: "DELETE",
+            uri: uri.into(),
+            body: Some(body),
+            status: 200,
+            response,
+        }
+    }
+
+    pub fn failing(mut self, status: u16) -> Self {
+        self.status = status;
+        self.response = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "message": "injected failure", "reason": "InternalError", "code": status});
+        self
+    }
+}
+
+/// Runs `scenario` against a client whose API server answers exactly `expected`, in order.
+pub async fn run_scenario<F, Fut, T>(expected: Vec<Expect>, scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let count = expected.len();
+    let verifier = tokio::spawn(async move {
+        for (index, expect) in expected.into_iter().enumerate() {
+            let Some((request, send)) = handle.next_request().await else {
+                panic!(
+                    "request {index} never came: expected {} {}",
+                    expect.method, expect.uri
+                );
+            };
+            let (method, uri) = (request.method().to_string(), request.uri().to_string());
+            assert_eq!(
+                (method.as_str(), uri.as_str()),
+                (expect.method, expect.uri.as_str()),
+                "request {index}"
+            );
+            let bytes = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if let Some(body) = &expect.body {
+                let actual: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                assert_eq!(
+                    &actual, body,
+                    "body of request {index} ({} {})",
+                    expect.method, expect.uri
+                );
+            }
+            let response = Response::builder()
+                .status(expect.status)
+                .body(Body::from(serde_json::to_vec(&expect.response).unwrap()))
+                .unwrap();
+            send.send_response(response);
+        }
+        handle
+    });
+    let result = match tokio::time::timeout(Duration::from_secs(5), scenario(client)).await {
+        Ok(result) => result,
+        Err(_) => {
+            if verifier.is_finished()
+                && let Err(e) = verifier.await
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("scenario did not finish: it sent more requests than the {count} expected");
+        }
+    };
+    let mut handle = tokio::time::timeout(Duration::from_secs(5), verifier)
+        .await
+        .expect("verifier timed out")
+        .expect("verifier failed");
+    // The client was dropped with the scenario: any request it still sent would show up here.
+    assert!(handle.next_request().await.is_none(), "unexpected extra request");
+    result
+}
+
+/// A list answer.
+pub fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// A metadata-only list answer for these names in `namespace` (empty for cluster-scoped objects).
+pub fn metadata_list(namespace: &str, names: &[&str]) -> Value {
+    let items = names
+        .iter()
+        .map(|name| {
+            let mut meta = json!({"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"});
+            if !namespace.is_empty() {
+                meta["namespace"] = json!(namespace);
+            }
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta})
+        })
+        .collect();
+    list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
+}

@@ -1,0 +1,11 @@
+//! Secret-read grants: kubeconfig grants per organization namespace and credential grants per MCPServer.
+
+pub mod credential_grants;
+pub mod grant_sync;
+pub mod kubeconfig_grants;
+pub mod namespace_policy;
+pub mod rbac_objects;
+pub mod subjects;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! Turns Dex's answer into an [`ExchangedToken`] or an [`ExchangeError`] (domain facts 2.3, 2.4, 6.4).
+
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::error::{ExchangeError, InvalidResponse};
+use crate::jwt::{looks_like_jwt, peek_claims};
+
+/// A successfully exchanged token. `Debug` never prints the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExchangedToken {
+    /// The issued token (Dex puts the ID token into `access_token`).
+    pub access_token: String,
+    /// When it stops being valid: `now + expires_in`, else the JWT `exp`.
+    pub expires_at: SystemTime,
+    /// The token's `iss`, when it is a JWT with one.
+    pub issuer: Option<String>,
+    /// `issued_token_type` as Dex reported it.
+    pub issued_token_type: Option<String>,
+}
+
+impl std::fmt::Debug for ExchangedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangedToken")
+            .field(
+                "access_token",
+                &format_args!("<{} bytes>", self.access_token.len()),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("issuer", &self.issuer)
+            .field("issued_token_type", &self.issued_token_type)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    issued_token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Interprets a complete response. `now` is passed in so expiry arithmetic is testable.
+pub(crate) fn interpret(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    expected_issuer: Option<&str>,
+    now: SystemTime,
+) -> Result<ExchangedToken, ExchangeError> {
+    if status != 200 {
+        return Err(error_from_status(endpoint, status, body));
+    }
+    let invalid = |reason| ExchangeError::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
+    let access_token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid(InvalidResponse::MissingAccessToken))?;
+    let claims = peek_claims(&access_token);
+    let issuer = claims.as_ref().and_then(|c| c.iss.clone());
+    if let Some(expected) = expected_issuer {
+        check_issuer(expected, issuer.as_deref(), looks_like_jwt(&access_token))?;
+    }
+    let expires_at = match (parsed.expires_in, claims.as_ref().and_then(|c| c.exp)) {
+        (Some(seconds), _) => now + Duration::from_secs(seconds),
+        (None, Some(exp)) => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0)),
+        (None, None) => return Err(invalid(InvalidResponse::NoLifetime)),
+    };
+    Ok(ExchangedToken {
+        access_token,
+        expires_at,
+        issuer,
+        issued_token_type: parsed.issued_token_type,
+    })
+}
+
+/// Fails closed: a token whose issuer cannot be read does not pass (Muster skipped the check; we do not).
+fn check_issuer(expected: &str, actual: Option<&str>, is_jwt: bool) -> Result<(), ExchangeError> {
+    let actual_shown = match (actual, is_jwt) {
+        (Some(actual), _) if muster_exchange_api::issuer::issuers_match(expected, actual) => return Ok(()),
+        (Some(actual), _) => actual.to_string(),
+        (None, true) => "<none: the token has no readable iss claim>".to_string(),
+        (None, false) => "<none: the token is not a JWT>".to_string(),
+    };
+    Err(ExchangeError::IssuerMismatch {
+        expected: muster_exchange_api::issuer::normalize_issuer(expected).to_string(),
+        actual: actual_shown,
+    })
+}
+
+fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError {
+    let oauth: Option<OAuthErrorBody> = serde_json::from_slice(body).ok();
+    match (status, oauth) {
+        (500..=599, Some(o)) => ExchangeError::ServerError {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: format!("{} - {}", o.error, o.error_description.unwrap_or_default()),
+        },
+        (500..=599, None) => ExchangeError::ServerError {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: body_excerpt(body),
+        },
+        (_, Some(o)) => ExchangeError::Rejected {
+            status,
+            error: o.error,
+            description: o.error_description.unwrap_or_default(),
+        },
+        (_, None) => ExchangeError::UnexpectedStatus {
+            endpoint: endpoint.to_string(),
+            status,
+            body: body_excerpt(body),
+        },
+    }
+}
+
+/// The first 256 characters of a body, on one line, for error messages.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text
+        .chars()
+        .take(256)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.trim().is_empty() {
+        "<empty body>".to_string()
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::unsigned_jwt;
+    use serde_json::json;
+
+    const EP: &str = "https://dex.b/token";
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    fn ok_body(token: &str, expires_in: Option<u64>) -> Vec<u8> {
+        let mut body = json!({"access_token": token, "token_type": "bearer",
+            "issued_token_type": "urn:ietf:params:oauth:token-type:id_token"});
+        if let Some(e) = expires_in {
+            body["expires_in"] = json!(e);
+        }
+        body.to_string().into_bytes()
+    }
+
+    #[test]
+    fn lifetime_from_expires_in_else_exp() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        let t = interpret(EP, 200, &ok_body(&token, Some(60)), Some("https://dex.b/"), now()).unwrap();
+        assert_eq!(t.expires_at, now() + Duration::from_secs(60));
+        assert_eq!(t.issuer.as_deref(), Some("https://dex.b"));
+        let t = interpret(EP, 200, &ok_body(&token, None), Some("https://dex.b"), now()).unwrap();
+        assert_eq!(
+            t.expires_at,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_500)
+        );
+    }
+
+    #[test]
+    fn missing_token_and_lifetime_are_invalid() {
+        let e = interpret(EP, 200, br#"{"token_type":"bearer"}"#, None, now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid token exchange response from https://dex.b/token: token exchange response missing access_token"
+        );
+        let e = interpret(EP, 200, &ok_body("opaque", None), None, now()).unwrap_err();
+        assert!(matches!(
+            e,
+            ExchangeError::InvalidResponse {
+                reason: InvalidResponse::NoLifetime,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn issuer_check_fails_closed() {
+        let token = unsigned_jwt(&json!({"iss": "https://other", "exp": 1}));
+        let e = interpret(EP, 200, &ok_body(&token, Some(5)), Some("https://dex.b"), now()).unwrap_err();
+        assert!(matches!(e, ExchangeError::IssuerMismatch { ref actual, .. } if actual == "https://other"));
+        let e = interpret(EP, 200, &ok_body("opaque", Some(5)), Some("https://dex.b"), now()).unwrap_err();
+        assert!(matches!(e, ExchangeError::IssuerMismatch { .. }));
+    }
+
+    #[test]
+    fn error_bodies_map_to_variants() {
+        let e = interpret(EP, 401, br#"{"error":"access_denied"}"#, None, now()).unwrap_err();
+        assert_eq!(e.oauth_error(), Some(("access_denied", "")));
+        let e = interpret(
+            EP,
+            500,
+            br#"{"error":"server_error","error_description":"peer (x) does not trust client"}"#,
+            None,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dex at https://dex.b/token failed with status 500: server_error - peer (x) does not trust client"
+        );
+        let e = interpret(EP, 404, b"404 page not found\n", None, now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dex at https://dex.b/token answered status 404 without an OAuth error: 404 page not found ; check dexTokenEndpoint"
+        );
+    }
+}

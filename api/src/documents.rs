@@ -181,7 +181,8 @@ fn split_yaml_documents(text: &str) -> Vec<(usize, String)> {
 }
 
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).to_string()
+    let line = message.lines().next().unwrap_or(message);
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! Muster's CRD is read from `../shared/reference/` beside the project (present in CI), or from the file
 //! named by `MUSTER_CRD`. It is not copied into the project. Where it is absent, the test says why and passes.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! The committed CRD in `manifests/crds/` must be exactly what the Rust types generate.
 //! Run `hack/generate-crd.sh` (or this test with `UPDATE_CRD=1`) after changing `api/src/mcpserver.rs`.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
+
 use std::path::PathBuf;
 
 use muster_exchange_api::crd::{CRD_MANIFEST_PATH, crd_yaml};

@@ -4,5 +4,7 @@
 pub mod error;
 pub mod grants;
 
+pub mod conditions;
 #[cfg(test)]
 mod fixtures;
+pub mod probe;

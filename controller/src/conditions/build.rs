@@ -1,0 +1,52 @@
+//! Pure: a probe outcome becomes the four conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::{CONNECTED, CREDENTIALS_READY, READY, TOKEN_EXCHANGE_READY};
+use crate::probe::outcome::{Check, CheckStatus, ProbeOutcome};
+
+fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: check.status.as_str().to_string(),
+        reason: check.reason.to_string(),
+        message: check.message.clone(),
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    }
+}
+
+/// `Ready` from the three checks: True only when each is True (TokenExchangeReady may be switched off).
+pub fn ready_check(outcome: &ProbeOutcome) -> Check {
+    let checks = [
+        (CREDENTIALS_READY, &outcome.credentials),
+        (CONNECTED, &outcome.connected),
+        (TOKEN_EXCHANGE_READY, &outcome.token_exchange),
+    ];
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(type_, check)| {
+            check.status != CheckStatus::True
+                && !(*type_ == TOKEN_EXCHANGE_READY && check.reason == "ProbeDisabled")
+        })
+        .map(|(type_, _)| *type_)
+        .collect();
+    if failing.is_empty() {
+        Check::ok(
+            "AllChecksPassed",
+            "credentials, Dex connection and token exchange are ready",
+        )
+    } else {
+        Check::fail("ChecksFailing", format!("not ready: {}", failing.join(", ")))
+    }
+}
+
+/// The four conditions for `outcome`, with `now` as transition time (kept later by the merge).
+pub fn conditions_for(outcome: &ProbeOutcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    vec![
+        condition(CREDENTIALS_READY, &outcome.credentials, generation, now),
+        condition(CONNECTED, &outcome.connected, generation, now),
+        condition(TOKEN_EXCHANGE_READY, &outcome.token_exchange, generation, now),
+        condition(READY, &ready_check(outcome), generation, now),
+    ]
+}

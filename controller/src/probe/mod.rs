@@ -1,0 +1,104 @@
+//! Probing one MCPServer's remote Dex, and a fleet of them concurrently with a bound, each under its own
+//! timeout, so black-holed clusters delay no other cluster.
+
+pub mod credentials;
+pub mod discovery;
+pub mod exchange_probe;
+pub mod fleet;
+pub mod outcome;
+pub mod target;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use muster_exchange_dex::ExchangeClient;
+
+use self::discovery::{check_connected, disconnected, last_answered_text};
+use self::outcome::{Check, CheckStatus, ProbeOutcome};
+use self::target::ProbeTarget;
+
+/// How probes run.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSettings {
+    /// Deadline for one MCPServer's whole probe (discovery plus exchange).
+    pub timeout: Duration,
+    /// Whether to send the probe exchange (`TokenExchangeReady`); off reports `ProbeDisabled`.
+    pub exchange_probe: bool,
+}
+
+/// Probes one MCPServer. Never takes longer than `settings.timeout` (plus scheduling).
+pub async fn probe_one(
+    client: &ExchangeClient,
+    target: &ProbeTarget,
+    settings: &ProbeSettings,
+) -> ProbeOutcome {
+    match tokio::time::timeout(settings.timeout, probe_unbounded(client, target, settings)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            let message = format!(
+                "Dex at {} did not answer within the probe timeout of {:?}; {}",
+                target.endpoint,
+                settings.timeout,
+                last_answered_text(target.last_answered)
+            );
+            ProbeOutcome {
+                credentials: target.credentials_check.clone(),
+                connected: Check::fail("Disconnected", message),
+                token_exchange: Check::unknown("NotProbed", "skipped: the remote Dex is not connected"),
+            }
+        }
+    }
+}
+
+async fn probe_unbounded(
+    client: &ExchangeClient,
+    target: &ProbeTarget,
+    settings: &ProbeSettings,
+) -> ProbeOutcome {
+    let credentials_check = target.credentials_check.clone();
+    if target.endpoint.is_empty() {
+        return ProbeOutcome {
+            credentials: credentials_check,
+            connected: Check::fail(
+                "InvalidSpec",
+                "tokenExchange.dexTokenEndpoint is not set; set the remote Dex token endpoint",
+            ),
+            token_exchange: Check::unknown("NotProbed", "skipped: no dexTokenEndpoint"),
+        };
+    }
+    let connected = check_connected(
+        client,
+        &target.endpoint,
+        &target.expected_issuer,
+        target.last_answered,
+    )
+    .await;
+    let token_exchange = if !settings.exchange_probe {
+        Check::unknown(
+            "ProbeDisabled",
+            "the probe exchange is switched off (--probe-exchange=false)",
+        )
+    } else if connected.status != CheckStatus::True {
+        Check::unknown("NotProbed", format!("skipped: Connected is {}", connected.reason))
+    } else if let Some(credentials) = &target.credentials {
+        match exchange_probe::probe_exchange(client, target, credentials).await {
+            Ok(check) => check,
+            Err(error) => {
+                return ProbeOutcome {
+                    credentials: credentials_check,
+                    connected: disconnected(&error, target.last_answered),
+                    token_exchange: Check::unknown("NotProbed", "skipped: the token endpoint did not answer"),
+                };
+            }
+        }
+    } else {
+        Check::unknown("NotProbed", "skipped: credentials are not ready")
+    };
+    ProbeOutcome {
+        credentials: credentials_check,
+        connected,
+        token_exchange,
+    }
+}

@@ -1,0 +1,85 @@
+//! What to probe for one MCPServer: its endpoint, issuer, connector and (checked) credentials.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use muster_exchange_api::{MCPServer, issuer};
+
+use super::credentials::{ClientCredentials, check_credentials};
+use super::outcome::Check;
+
+/// One MCPServer ready to be probed.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    /// MCPServer namespace.
+    pub namespace: String,
+    /// MCPServer name.
+    pub name: String,
+    /// `metadata.generation`, copied into `observedGeneration`.
+    pub generation: Option<i64>,
+    /// `dexTokenEndpoint` (empty when missing: the probe reports it).
+    pub endpoint: String,
+    /// `expectedIssuer`, else derived from the endpoint.
+    pub expected_issuer: String,
+    /// `connectorId`.
+    pub connector_id: String,
+    /// `scopes`.
+    pub scope: String,
+    /// Result of the credentials check.
+    pub credentials_check: Check,
+    /// The credentials when the check passed.
+    pub credentials: Option<ClientCredentials>,
+    /// When this Dex last answered, for the `Disconnected` message.
+    pub last_answered: Option<Timestamp>,
+}
+
+impl ProbeTarget {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The target for `server`, with `secret` the credentials Secret as found (`None`: not found).
+    /// `None` when token exchange is not enabled on it.
+    pub fn from_server(server: &MCPServer, secret: Option<&Secret>) -> Option<Self> {
+        let te = server.enabled_token_exchange()?;
+        let namespace = server.namespace().unwrap_or_default();
+        let endpoint = te.dex_token_endpoint.clone().unwrap_or_default();
+        let (credentials_check, credentials) = match &te.client_credentials_secret_ref {
+            Some(secret_ref) => check_credentials(secret_ref, secret_ref.namespace_or(&namespace), secret),
+            None => (
+                Check::fail(
+                    "SecretNotFound",
+                    "tokenExchange.clientCredentialsSecretRef is not set; Dex requires client authentication \
+                     for token exchange, so reference a Secret with client-id and client-secret",
+                ),
+                None,
+            ),
+        };
+        Some(ProbeTarget {
+            name: server.name_any(),
+            generation: server.metadata.generation,
+            expected_issuer: issuer::expected_issuer(te.expected_issuer.as_deref(), &endpoint),
+            endpoint,
+            connector_id: te.connector_id.clone().unwrap_or_default(),
+            scope: te.scopes.clone(),
+            credentials_check,
+            credentials,
+            last_answered: None,
+            namespace,
+        })
+    }
+}
+
+/// `(namespace, name)` of the credentials Secret `server` references, when exchange is enabled.
+pub fn credentials_secret_of(server: &MCPServer) -> Option<(String, String)> {
+    let secret_ref = server
+        .enabled_token_exchange()?
+        .client_credentials_secret_ref
+        .as_ref()?;
+    let server_ns = server.namespace().unwrap_or_default();
+    Some((
+        secret_ref.namespace_or(&server_ns).to_string(),
+        secret_ref.name.clone(),
+    ))
+}

@@ -5,6 +5,11 @@
 //! Layout: [`inject`] is the pure pod mutation; [`layout`] fixes names and paths; [`mcpserver_store`]
 //! finds MCPServers without touching the API on the hot path.
 
+pub mod admission;
 pub mod inject;
 pub mod layout;
 pub mod mcpserver_store;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod state;

@@ -1,0 +1,54 @@
+//! HTTP routes: the three admission routes and the operational ones.
+
+pub mod mcpservers;
+pub mod ops;
+pub mod pods;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+
+use crate::admission::{parse_request, review_body};
+use crate::state::AppState;
+
+/// One admission route: how it is named in metrics, and its decision function.
+pub type Decide = fn(&AppState, &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str);
+
+/// Shared body of every admission route: parse (400 on garbage), decide, record, answer.
+pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, decide: Decide) -> Response {
+    let started = Instant::now();
+    let request = match parse_request(body) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(route, %error, "malformed admission review");
+            state
+                .metrics
+                .record_review(route, "malformed", "", started.elapsed().as_secs_f64());
+            return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
+        }
+    };
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let (response, outcome) = decide(state, &request);
+    let allowed = response.allowed;
+    let body = review_body(response);
+    state
+        .metrics
+        .record_review(route, outcome, &namespace, started.elapsed().as_secs_f64());
+    tracing::debug!(route, uid = %request.uid, %namespace, name = %request.name, outcome, allowed, "admission review");
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(error) => {
+            tracing::error!(route, %error, "cannot serialise the admission response");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot serialise the admission response\n",
+            )
+                .into_response()
+        }
+    }
+}

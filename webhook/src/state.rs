@@ -1,0 +1,62 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::inject::InjectorSettings;
+use crate::mcpserver_store::McpServerLookup;
+use crate::metrics::Metrics;
+
+/// Shared state of the webhook server.
+pub struct AppState {
+    /// Injection settings from the command line.
+    pub settings: InjectorSettings,
+    /// Where MCPServers are looked up.
+    pub catalog: Arc<dyn McpServerLookup>,
+    /// The exported metrics.
+    pub metrics: Metrics,
+    /// What `/readyz` reports.
+    pub readiness: Readiness,
+}
+
+impl AppState {
+    /// State with fresh metrics and readiness not yet reached.
+    pub fn new(settings: InjectorSettings, catalog: Arc<dyn McpServerLookup>) -> Self {
+        Self {
+            settings,
+            catalog,
+            metrics: Metrics::default(),
+            readiness: Readiness::default(),
+        }
+    }
+}
+
+/// Ready means: the MCPServer cache holds a full list, and a serving certificate is loaded.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    catalog_synced: AtomicBool,
+    certificate_loaded: AtomicBool,
+}
+
+impl Readiness {
+    /// The MCPServer cache finished its first list.
+    pub fn mark_catalog_synced(&self) {
+        self.catalog_synced.store(true, Ordering::Release);
+    }
+
+    /// A serving certificate is in place.
+    pub fn mark_certificate_loaded(&self) {
+        self.certificate_loaded.store(true, Ordering::Release);
+    }
+
+    /// What is still missing, or `None` when ready.
+    pub fn missing(&self) -> Option<&'static str> {
+        if !self.catalog_synced.load(Ordering::Acquire) {
+            Some("the MCPServer cache has not finished its first list yet")
+        } else if !self.certificate_loaded.load(Ordering::Acquire) {
+            Some("no serving certificate is loaded yet")
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use muster_exchange_api::documents::read_documents;
+use muster_exchange_webhook::inject::InjectorSettings;
+use muster_exchange_webhook::mcpserver_store::StaticMcpServers;
+use muster_exchange_webhook::state::AppState;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SIDECAR_IMAGE: &str = "ghcr.io/giantswarm/muster-exchange:0.1.0";
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(name)).unwrap()
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+pub fn catalog() -> StaticMcpServers {
+    let path = fixture_path("mcpservers.yaml");
+    StaticMcpServers::from_documents(read_documents(path.to_str().unwrap()).unwrap()).unwrap()
+}
+
+pub fn state() -> Arc<AppState> {
+    let settings = InjectorSettings {
+        sidecar_image: SIDECAR_IMAGE.into(),
+        default_mcpserver_namespace: None,
+    };
+    Arc::new(AppState::new(settings, Arc::new(catalog())))
+}
+
+pub async fn send(router: &Router, method: &str, path: &str, body: impl Into<Body>) -> (StatusCode, Vec<u8>) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, bytes)
+}
+
+/// Posts a review and returns the `response` member of the answer.
+pub async fn review(router: &Router, path: &str, review: &Value) -> Value {
+    let (status, body) = send(router, "POST", path, serde_json::to_vec(review).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    answer["response"].clone()
+}
+
+/// The JSON Patch of a response (kube encodes the bytes as a JSON array of numbers), `None` if absent.
+pub fn patch_of(response: &Value) -> Option<Value> {
+    let bytes: Vec<u8> = serde_json::from_value(response.get("patch")?.clone()).unwrap();
+    assert_eq!(response["patchType"], "JSONPatch");
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -5,6 +5,10 @@ pub mod error;
 pub mod grants;
 
 pub mod conditions;
+pub mod diagnose;
+pub mod diagnose_cmd;
+pub mod duration_arg;
 #[cfg(test)]
 mod fixtures;
 pub mod probe;
+pub mod sources;

@@ -9,7 +9,7 @@ pub mod outcome;
 pub mod target;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::Duration;
 

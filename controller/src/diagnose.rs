@@ -1,0 +1,150 @@
+//! `muster-exchange diagnose`: the controller's checks run once, from a laptop or CI, like `linkerd check`.
+//! One block per MCPServer with each condition's status, reason and message; MCPServers are checked
+//! concurrently, so black-holed clusters cost one probe timeout in total, not one each.
+
+use std::fmt::Write as _;
+
+use futures::StreamExt;
+use kube::{Client, ResourceExt};
+use muster_exchange_dex::ExchangeClient;
+
+use crate::conditions::build::conditions_for;
+use crate::error::Error;
+use crate::probe::ProbeSettings;
+use crate::probe::fleet::probe_fleet;
+use crate::probe::outcome::ProbeOutcome;
+use crate::probe::target::{ProbeTarget, credentials_secret_of};
+use crate::sources::{FileInputs, ServerList, get_secret, list_mcpservers};
+
+/// Most MCPServers probed at once by `diagnose`.
+pub const DIAGNOSE_CONCURRENCY: usize = 64;
+
+/// What to check, and what was found along the way.
+#[derive(Debug, Default)]
+pub struct DiagnoseInput {
+    /// MCPServers with token exchange enabled.
+    pub targets: Vec<ProbeTarget>,
+    /// MCPServers skipped because token exchange is off (named, so nothing is silently skipped).
+    pub skipped: Vec<String>,
+    /// Objects that are not valid MCPServers, with why.
+    pub malformed: Vec<String>,
+    /// Objects in the files that are neither MCPServers nor Secrets.
+    pub ignored: Vec<String>,
+}
+
+fn split(
+    servers: &ServerList,
+    mut secret_of: impl FnMut(&str, &str) -> Option<k8s_openapi::api::core::v1::Secret>,
+) -> DiagnoseInput {
+    let mut input = DiagnoseInput {
+        malformed: servers.malformed.clone(),
+        ..DiagnoseInput::default()
+    };
+    for server in &servers.servers {
+        let secret = credentials_secret_of(server).and_then(|(ns, name)| secret_of(&ns, &name));
+        match ProbeTarget::from_server(server, secret.as_ref()) {
+            Some(target) => input.targets.push(target),
+            None => input.skipped.push(format!(
+                "{}/{}",
+                server.namespace().unwrap_or_default(),
+                server.name_any()
+            )),
+        }
+    }
+    input
+}
+
+/// Targets from manifest files; Secrets come from the same files.
+pub fn input_from_files(files: &FileInputs) -> DiagnoseInput {
+    let mut input = split(&files.servers, |ns, name| {
+        files.secrets.get(&(ns.to_string(), name.to_string())).cloned()
+    });
+    input.ignored = files.ignored.clone();
+    input
+}
+
+/// Targets from the cluster of the current kubeconfig context.
+pub async fn input_from_cluster(client: &Client, namespace: Option<&str>) -> Result<DiagnoseInput, Error> {
+    let servers = list_mcpservers(client, namespace).await?;
+    let mut secrets = std::collections::BTreeMap::new();
+    for (ns, name) in servers.servers.iter().filter_map(credentials_secret_of) {
+        if !secrets.contains_key(&(ns.clone(), name.clone())) {
+            let secret = get_secret(client, &ns, &name).await?;
+            secrets.insert((ns, name), secret);
+        }
+    }
+    Ok(split(&servers, |ns, name| {
+        secrets
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+            .flatten()
+    }))
+}
+
+/// Probes every target concurrently; results sorted by `namespace/name`.
+pub async fn check_all(
+    client: &ExchangeClient,
+    targets: Vec<ProbeTarget>,
+    settings: &ProbeSettings,
+) -> Vec<(ProbeTarget, ProbeOutcome)> {
+    let mut results: Vec<_> = probe_fleet(client, targets, settings, DIAGNOSE_CONCURRENCY)
+        .collect()
+        .await;
+    results.sort_by_key(|(t, _)| t.key());
+    results
+}
+
+fn mark(status: &str) -> &'static str {
+    match status {
+        "True" => "[ok]  ",
+        "False" => "[FAIL]",
+        _ => "[--]  ",
+    }
+}
+
+/// The report: one block per MCPServer, then notes and a summary line.
+pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> String {
+    let mut out = String::new();
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    for (target, outcome) in results {
+        let verdict = if outcome.is_ready() { "Ready" } else { "NOT READY" };
+        let _ = writeln!(out, "mcpserver {}: {verdict} ({})", target.key(), target.endpoint);
+        for c in conditions_for(outcome, target.generation, &now) {
+            let _ = writeln!(
+                out,
+                "  {} {:<19} {:<7} {}: {}",
+                mark(&c.status),
+                c.type_,
+                c.status,
+                c.reason,
+                c.message
+            );
+        }
+        out.push('\n');
+    }
+    for m in &input_notes.malformed {
+        let _ = writeln!(out, "[FAIL] {m}");
+    }
+    for s in &input_notes.skipped {
+        let _ = writeln!(
+            out,
+            "[--]   mcpserver {s}: token exchange not enabled, nothing to check"
+        );
+    }
+    for i in &input_notes.ignored {
+        let _ = writeln!(out, "[--]   {i}: neither an MCPServer nor a Secret, ignored");
+    }
+    let not_ready = results.iter().filter(|(_, o)| !o.is_ready()).count() + input_notes.malformed.len();
+    let total = results.len() + input_notes.malformed.len();
+    let _ = writeln!(
+        out,
+        "{} of {total} MCPServers with token exchange are ready",
+        total - not_ready
+    );
+    out
+}
+
+/// True when every checked MCPServer is ready and none was malformed.
+pub fn all_ready(input: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> bool {
+    input.malformed.is_empty() && results.iter().all(|(_, o)| o.is_ready())
+}

@@ -1,0 +1,245 @@
+//! `diagnose` against in-test Dex servers: every reason, exit decisions, and black holes costing one
+//! probe timeout in total.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use muster_exchange_dex::test_double::{
+    BlackHole, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DoubleClient, FailureMode, refused_addr,
+};
+
+use super::{DiagnoseArgs, DiagnoseError, diagnose};
+use crate::probe::tests::{dex, install_crypto};
+
+fn server(name: &str, endpoint: &str, connector: &str, secret: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: {name}\n  namespace: muster\n\
+         spec:\n  type: streamable-http\n  url: https://mcp.example/mcp\n  auth:\n    type: oauth\n    tokenExchange:\n\
+         \x20     enabled: true\n      dexTokenEndpoint: {endpoint}\n      connectorId: {connector}\n{extra}\
+         \x20     clientCredentialsSecretRef:\n        name: {secret}\n---\n"
+    )
+}
+
+fn secret(name: &str, id: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: muster\nstringData:\n  client-id: {id}\n  client-secret: \"{value}\"\n---\n"
+    )
+}
+
+fn write_manifest(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn args(files: &[&tempfile::NamedTempFile], ca: &tempfile::NamedTempFile, timeout: Duration) -> DiagnoseArgs {
+    DiagnoseArgs {
+        files: files.iter().map(|f| f.path().display().to_string()).collect(),
+        namespace: None,
+        ca_file: Some(ca.path().to_path_buf()),
+        probe_timeout: timeout,
+        probe_exchange: true,
+    }
+}
+
+fn line_of<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn diagnose_reports_each_reason() {
+    install_crypto();
+    let healthy = dex().await;
+    let strict = dex().await;
+    strict.update(|b| {
+        b.clients.insert(
+            DEFAULT_CLIENT_ID.into(),
+            DoubleClient {
+                secret: DEFAULT_CLIENT_SECRET.into(),
+                allowed_connectors: vec!["other".into()],
+            },
+        );
+    });
+    let failing = dex().await;
+    failing.update(|b| b.failure = Some(FailureMode::ServerError));
+    let refused = format!("https://127.0.0.1:{}/dex/token", refused_addr().unwrap().port());
+    let ep = healthy.token_endpoint();
+    let mut text = secret("good", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    text += &secret("wrong", DEFAULT_CLIENT_ID, "nope");
+    text += &secret("half", DEFAULT_CLIENT_ID, "");
+    text += &server("ok", &ep, "central", "good", "");
+    text += &server("creds-rejected", &ep, "central", "wrong", "");
+    text += &server("connector-unknown", &ep, "missing", "good", "");
+    text += &server(
+        "connector-not-allowed",
+        &strict.token_endpoint(),
+        "central",
+        "good",
+        "",
+    );
+    text += &server("secret-not-found", &ep, "central", "absent", "");
+    text += &server("key-missing", &ep, "central", "half", "");
+    text += &server("refused", &refused, "central", "good", "");
+    text += &server("five-hundred", &failing.token_endpoint(), "central", "good", "");
+    text += &server(
+        "wrong-issuer",
+        &ep,
+        "central",
+        "good",
+        "      expectedIssuer: https://dex.other.example\n",
+    );
+    let manifest = write_manifest(&text);
+    // All three doubles share no CA: give diagnose one bundle holding all of them.
+    let ca = write_manifest(&format!(
+        "{}{}{}",
+        healthy.ca_pem(),
+        strict.ca_pem(),
+        failing.ca_pem()
+    ));
+    let report = diagnose(&args(&[&manifest], &ca, Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let t = &report.text;
+    assert!(!report.all_ready);
+    assert_eq!(
+        line_of(t, "mcpserver muster/ok:"),
+        format!("mcpserver muster/ok: Ready ({ep})")
+    );
+    let expect = [
+        (
+            "creds-rejected",
+            "TokenExchangeReady",
+            "[FAIL] TokenExchangeReady  False   CredentialsRejected: Dex rejected",
+        ),
+        (
+            "connector-unknown",
+            "TokenExchangeReady",
+            "[FAIL] TokenExchangeReady  False   ConnectorUnknown: ",
+        ),
+        (
+            "connector-not-allowed",
+            "TokenExchangeReady",
+            "[FAIL] TokenExchangeReady  False   ConnectorNotAllowed: ",
+        ),
+        (
+            "secret-not-found",
+            "CredentialsReady",
+            "[FAIL] CredentialsReady    False   SecretNotFound: Secret muster/absent not found",
+        ),
+        (
+            "key-missing",
+            "CredentialsReady",
+            "[FAIL] CredentialsReady    False   KeyMissing: ",
+        ),
+        (
+            "refused",
+            "Connected",
+            "[FAIL] Connected           False   Disconnected: cannot reach Dex at ",
+        ),
+        (
+            "five-hundred",
+            "Connected",
+            "[FAIL] Connected           False   Disconnected: Dex at ",
+        ),
+        (
+            "wrong-issuer",
+            "Connected",
+            "[FAIL] Connected           False   IssuerMismatch: discovery at ",
+        ),
+    ];
+    for (name, condition, start) in expect {
+        let block: String = t
+            .split("\n\n")
+            .find(|b| b.starts_with(&format!("mcpserver muster/{name}:")))
+            .unwrap()
+            .into();
+        assert!(
+            block.starts_with(&format!("mcpserver muster/{name}: NOT READY")),
+            "{block}"
+        );
+        let line = line_of(
+            &block
+                .lines()
+                .skip(1)
+                .map(|l| l.trim_start().to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            &format!("[FAIL] {condition}"),
+        )
+        .to_string();
+        assert!(line.starts_with(start), "{name}: {line}");
+    }
+    assert!(
+        t.ends_with("1 of 9 MCPServers with token exchange are ready\n"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn ten_black_holes_next_to_five_healthy_take_one_timeout() {
+    install_crypto();
+    let healthy = dex().await;
+    let hole = BlackHole::start().await.unwrap();
+    let mut text = secret("good", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    for i in 0..10 {
+        text += &server(
+            &format!("hole-{i}"),
+            &hole.token_endpoint(),
+            "central",
+            "good",
+            "",
+        );
+    }
+    for i in 0..5 {
+        text += &server(
+            &format!("ok-{i}"),
+            &healthy.token_endpoint(),
+            "central",
+            "good",
+            "",
+        );
+    }
+    let manifest = write_manifest(&text);
+    let ca = write_manifest(healthy.ca_pem());
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let report = diagnose(&args(&[&manifest], &ca, timeout)).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(700),
+        "took {took:?}"
+    );
+    assert!(!report.all_ready);
+    assert!(
+        report
+            .text
+            .ends_with("5 of 15 MCPServers with token exchange are ready\n"),
+        "{}",
+        report.text
+    );
+    assert_eq!(report.text.matches(": NOT READY (").count(), 10);
+}
+
+#[tokio::test]
+async fn unreadable_or_malformed_input_is_an_error_not_a_report() {
+    install_crypto();
+    let ca = write_manifest(dex().await.ca_pem());
+    let mut a = args(&[], &ca, Duration::from_secs(1));
+    a.files = vec!["/nonexistent/mcps.yaml".into()];
+    let err = diagnose(&a).await.unwrap_err();
+    assert!(matches!(err, DiagnoseError::Input(_)));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/mcps.yaml: cannot read:"),
+        "{err}"
+    );
+    let bad = write_manifest(
+        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\nspec:\n  type: carrier-pigeon\n",
+    );
+    let err = diagnose(&args(&[&bad], &ca, Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("mcpserver/x ("), "{err}");
+}

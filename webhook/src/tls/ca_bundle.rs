@@ -1,0 +1,123 @@
+//! Publishing the self-signed CA into the webhook configurations' `caBundle` by server-side apply.
+//!
+//! Only `webhooks[*].clientConfig.caBundle` is applied, under its own field manager, so the installer
+//! (kubectl, Helm, Flux) keeps owning everything else. RBAC needs `get` and `patch` on exactly the two
+//! named configurations.
+
+use base64::Engine;
+use futures::future::BoxFuture;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+/// Field manager of the `caBundle` apply.
+pub const FIELD_MANAGER: &str = "muster-exchange-webhook";
+
+/// Why the CA bundle could not be published.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot publish the CA bundle to {kind} {name}: {source}; check that it exists and that the webhook's \
+     ServiceAccount may get and patch it"
+)]
+pub struct PublishError {
+    /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// The API error.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Somewhere the CA bundle goes; the cluster in production, a recorder in tests.
+pub trait CaBundleSink: Send + Sync {
+    /// Publishes `bundle_pem` (one or more concatenated PEM certificates).
+    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+/// Applies the bundle to one MutatingWebhookConfiguration and one ValidatingWebhookConfiguration.
+#[derive(Clone)]
+pub struct WebhookConfigurationPatcher {
+    client: kube::Client,
+    mutating: String,
+    validating: String,
+}
+
+impl WebhookConfigurationPatcher {
+    /// Patches the configurations named `mutating` and `validating`.
+    pub fn new(client: kube::Client, mutating: String, validating: String) -> Self {
+        Self {
+            client,
+            mutating,
+            validating,
+        }
+    }
+
+    async fn publish_both(&self, bundle_pem: &str) -> Result<(), PublishError> {
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        let kind = "MutatingWebhookConfiguration";
+        let current = mutating
+            .get(&self.mutating)
+            .await
+            .map_err(error(kind, &self.mutating))?;
+        let names: Vec<String> = current
+            .webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        let body = apply_body(kind, &self.mutating, &names, bundle_pem);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        mutating
+            .patch(&self.mutating, &params, &Patch::Apply(body))
+            .await
+            .map_err(error(kind, &self.mutating))?;
+        let kind = "ValidatingWebhookConfiguration";
+        let current = validating
+            .get(&self.validating)
+            .await
+            .map_err(error(kind, &self.validating))?;
+        let names: Vec<String> = current
+            .webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        let body = apply_body(kind, &self.validating, &names, bundle_pem);
+        validating
+            .patch(&self.validating, &params, &Patch::Apply(body))
+            .await
+            .map_err(error(kind, &self.validating))?;
+        Ok(())
+    }
+}
+
+fn error(kind: &'static str, name: &str) -> impl FnOnce(kube::Error) -> PublishError {
+    let name = name.to_string();
+    move |source| PublishError { kind, name, source }
+}
+
+impl CaBundleSink for WebhookConfigurationPatcher {
+    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(self.publish_both(bundle_pem))
+    }
+}
+
+/// The apply configuration: for every webhook of the configuration, only its `caBundle`.
+pub fn apply_body(kind: &str, name: &str, webhook_names: &[String], bundle_pem: &str) -> Value {
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(bundle_pem);
+    let webhooks: Vec<Value> = webhook_names
+        .iter()
+        .map(|webhook| json!({"name": webhook, "clientConfig": {"caBundle": ca_bundle}}))
+        .collect();
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": webhooks,
+    })
+}

@@ -1,0 +1,42 @@
+//! Serving certificates: PEM files reloaded on change, or a self-signed CA with rotation and `caBundle`
+//! publication.
+
+pub mod authority;
+pub mod ca_bundle;
+pub mod pem_files;
+pub mod self_signed;
+
+use std::path::PathBuf;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read.
+    #[error("cannot read {path}: {error}; check --tls-cert-file/--tls-key-file and the mounted Secret")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The PEM data does not form a usable certificate and key.
+    #[error("cannot load {what}: {error}; the files must hold a PEM certificate chain and its private key")]
+    Load {
+        /// What was loaded.
+        what: String,
+        /// The rustls error.
+        error: std::io::Error,
+    },
+    /// rcgen failed to mint a certificate.
+    #[error("cannot generate the self-signed certificate: {0}")]
+    Generate(String),
+    /// The new CA could not be published.
+    #[error(transparent)]
+    Publish(#[from] ca_bundle::PublishError),
+}
+
+impl TlsError {
+    fn generate(error: rcgen::Error) -> Self {
+        Self::Generate(error.to_string())
+    }
+}

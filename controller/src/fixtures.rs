@@ -55,6 +55,11 @@ impl Expect {
         }
     }
 
+    pub fn responding(mut self, response: Value) -> Self {
+        self.response = response;
+        self
+    }
+
     pub fn failing(mut self, status: u16) -> Self {
         self.status = status;
         self.response = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",

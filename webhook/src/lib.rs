@@ -6,11 +6,15 @@
 //! finds MCPServers without touching the API on the hot path.
 
 pub mod admission;
+pub mod cli;
 pub mod inject;
+pub mod inject_manifests;
 pub mod layout;
 pub mod mcpserver_store;
+pub mod mcpserver_watch;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod state;
 pub mod tls;

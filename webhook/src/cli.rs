@@ -1,0 +1,193 @@
+//! Command-line entry points wired into `muster-exchange` by the CLI crate: `webhook` and `inject`.
+//! They print their own user-facing errors and install nothing global (the binary's `main` installs
+//! the ring crypto provider and the tracing subscriber).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use muster_exchange_api::documents::read_documents;
+use muster_exchange_api::validation::syntax::is_dns1123_label;
+
+use crate::inject::InjectorSettings;
+use crate::inject_manifests::{inject_documents, to_yaml};
+use crate::mcpserver_store::StaticMcpServers;
+use crate::serve::{CatalogSource, TlsSource, WebhookServerConfig, run};
+use crate::tls::authority::service_dns_names;
+use crate::tls::pem_files::PemFiles;
+use crate::tls::self_signed::SelfSignedSettings;
+
+/// Sidecar image used when `--sidecar-image` is not given.
+pub const DEFAULT_SIDECAR_IMAGE: &str =
+    concat!("ghcr.io/giantswarm/muster-exchange:", env!("CARGO_PKG_VERSION"));
+
+/// `muster-exchange webhook`: serve the admission webhook over HTTPS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Address to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:8443", env = "MUSTER_EXCHANGE_WEBHOOK_LISTEN")]
+    pub listen: SocketAddr,
+    /// Image of the injected token-exchange sidecar.
+    #[arg(long, default_value = DEFAULT_SIDECAR_IMAGE, env = "MUSTER_EXCHANGE_SIDECAR_IMAGE")]
+    pub sidecar_image: String,
+    /// Namespace holding the MCPServers when a pod does not say (default: the pod's namespace); also the
+    /// only namespace watched.
+    #[arg(long, env = "MUSTER_EXCHANGE_MCPSERVER_NAMESPACE")]
+    pub mcpserver_namespace: Option<String>,
+    /// Read MCPServers from this YAML/JSON file instead of watching the cluster.
+    #[arg(long, value_name = "FILE")]
+    pub mcpservers: Option<String>,
+    /// Serving certificate chain (PEM); reloaded when the file content changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key_file",
+        conflicts_with = "self_signed"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Serving private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// How often to check the TLS files for changes.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub tls_reload_seconds: u64,
+    /// Mint a CA and serving certificate in process and patch the CA into the webhook configurations.
+    #[arg(long)]
+    pub self_signed: bool,
+    /// Service name the API server uses to reach the webhook (certificate DNS names).
+    #[arg(long, default_value = "muster-exchange-webhook")]
+    pub service_name: String,
+    /// Namespace of that Service.
+    #[arg(long, default_value = "muster-exchange", env = "POD_NAMESPACE")]
+    pub service_namespace: String,
+    /// MutatingWebhookConfiguration whose caBundle `--self-signed` maintains.
+    #[arg(long, default_value = "muster-exchange")]
+    pub mutating_webhook_configuration: String,
+    /// ValidatingWebhookConfiguration whose caBundle `--self-signed` maintains.
+    #[arg(long, default_value = "muster-exchange")]
+    pub validating_webhook_configuration: String,
+    /// Lifetime of each self-signed CA and certificate; rotated with a third of it left.
+    #[arg(long, default_value_t = 720, value_name = "HOURS")]
+    pub self_signed_validity_hours: u64,
+    /// Longest wait for in-flight reviews on SIGTERM.
+    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `muster-exchange inject`: print manifests with the sidecar injected, without a cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectArgs {
+    /// Manifests to inject (`-` for stdin); multi-document YAML or JSON.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub filename: String,
+    /// MCPServers to inject from (YAML/JSON).
+    #[arg(long, value_name = "FILE")]
+    pub mcpservers: String,
+    /// Image of the injected sidecar.
+    #[arg(long, default_value = DEFAULT_SIDECAR_IMAGE)]
+    pub sidecar_image: String,
+    /// Namespace holding the MCPServers when a pod does not say (default: the pod's namespace).
+    #[arg(long)]
+    pub mcpserver_namespace: Option<String>,
+    /// Namespace of objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}
+
+/// Runs the webhook server until SIGTERM or Ctrl-C.
+pub async fn run_webhook(args: WebhookArgs) -> ExitCode {
+    let config = match server_config(args) {
+        Ok(config) => config,
+        Err(message) => return fail(&message),
+    };
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
+    check_namespace("--mcpserver-namespace", args.mcpserver_namespace.as_deref())?;
+    let tls = match (args.tls_cert_file, args.tls_key_file, args.self_signed) {
+        (Some(cert), Some(key), false) => TlsSource::Files {
+            files: PemFiles { cert, key },
+            reload_interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
+        },
+        (None, None, true) => {
+            let validity = Duration::from_secs(args.self_signed_validity_hours.max(1) * 3600);
+            TlsSource::SelfSigned {
+                settings: SelfSignedSettings {
+                    dns_names: service_dns_names(&args.service_name, &args.service_namespace),
+                    validity,
+                    check_interval: (validity / 20).min(Duration::from_secs(600)),
+                    propagation_delay: Duration::from_secs(10),
+                },
+                mutating: args.mutating_webhook_configuration,
+                validating: args.validating_webhook_configuration,
+            }
+        }
+        _ => {
+            return Err(
+                "choose a certificate: --tls-cert-file FILE --tls-key-file FILE, or --self-signed".into(),
+            );
+        }
+    };
+    let catalog = match args.mcpservers {
+        Some(file) => CatalogSource::File(file),
+        None => CatalogSource::Cluster {
+            namespace: args.mcpserver_namespace.clone(),
+        },
+    };
+    Ok(WebhookServerConfig {
+        listen: args.listen,
+        settings: InjectorSettings {
+            sidecar_image: args.sidecar_image,
+            default_mcpserver_namespace: args.mcpserver_namespace,
+        },
+        catalog,
+        tls,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+    })
+}
+
+/// Injects the manifests of `-f` and prints them as YAML; exit 1 naming the object on any error.
+pub fn run_inject(args: InjectArgs) -> ExitCode {
+    match inject_to_string(&args) {
+        Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&format!("cannot write to stdout: {error}")),
+        },
+        Err(message) => fail(&message),
+    }
+}
+
+/// The output of `inject` as a string (what `run_inject` prints).
+pub fn inject_to_string(args: &InjectArgs) -> Result<String, String> {
+    check_namespace("--mcpserver-namespace", args.mcpserver_namespace.as_deref())?;
+    check_namespace("--namespace", Some(&args.namespace))?;
+    let catalog = StaticMcpServers::load(&args.mcpservers).map_err(|e| e.to_string())?;
+    let documents = read_documents(&args.filename).map_err(|e| e.to_string())?;
+    let settings = InjectorSettings {
+        sidecar_image: args.sidecar_image.clone(),
+        default_mcpserver_namespace: args.mcpserver_namespace.clone(),
+    };
+    let objects =
+        inject_documents(documents, &args.namespace, &settings, &catalog).map_err(|e| e.to_string())?;
+    to_yaml(&objects)
+}
+
+fn check_namespace(flag: &str, namespace: Option<&str>) -> Result<(), String> {
+    match namespace {
+        Some(ns) if !is_dns1123_label(ns) => Err(format!(
+            "{flag} {ns:?} is not a namespace name; use e.g. \"muster\""
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

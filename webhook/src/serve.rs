@@ -1,0 +1,234 @@
+//! Running `muster-exchange webhook`: wire the catalog, TLS and router together, serve over HTTPS, and
+//! drain in-flight reviews on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::inject::InjectorSettings;
+use crate::mcpserver_store::{LoadError, McpServerLookup, StaticMcpServers};
+use crate::server::router;
+use crate::state::AppState;
+use crate::tls::TlsError;
+use crate::tls::ca_bundle::WebhookConfigurationPatcher;
+use crate::tls::pem_files::PemFiles;
+use crate::tls::self_signed::{SelfSigned, SelfSignedSettings};
+
+/// Where MCPServers come from.
+#[derive(Debug, Clone)]
+pub enum CatalogSource {
+    /// A YAML/JSON file, read once.
+    File(String),
+    /// A watch on the cluster, optionally limited to one namespace.
+    Cluster {
+        /// Namespace to watch; all when `None`.
+        namespace: Option<String>,
+    },
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM files, re-read every `reload_interval`.
+    Files {
+        /// The files.
+        files: PemFiles,
+        /// Poll interval.
+        reload_interval: Duration,
+    },
+    /// Minted in process; the CA is applied to the two named webhook configurations.
+    SelfSigned {
+        /// Names, lifetime and timing.
+        settings: SelfSignedSettings,
+        /// MutatingWebhookConfiguration name.
+        mutating: String,
+        /// ValidatingWebhookConfiguration name.
+        validating: String,
+    },
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct WebhookServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Injection settings.
+    pub settings: InjectorSettings,
+    /// MCPServer source.
+    pub catalog: CatalogSource,
+    /// Certificate source.
+    pub tls: TlsSource,
+    /// Longest wait for in-flight reviews on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--mcpservers FILE` failed to load.
+    #[error(transparent)]
+    Catalog(#[from] LoadError),
+    /// No Kubernetes client could be built.
+    #[error(
+        "cannot connect to Kubernetes: {0}; run in a pod with a ServiceAccount, set KUBECONFIG, or use --mcpservers FILE"
+    )]
+    Kube(#[from] kube::Error),
+    /// No certificate could be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The listener failed.
+    #[error("cannot serve on {listen}: {error}; is the address free and allowed?")]
+    Serve {
+        /// The address.
+        listen: SocketAddr,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// Runs the webhook until SIGTERM or Ctrl-C.
+pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
+    let stop = CancellationToken::new();
+    let mut client = None;
+    let (catalog, catalog_synced) = build_catalog(&config.catalog, &mut client, stop.clone()).await?;
+    let state = Arc::new(AppState::new(config.settings.clone(), catalog));
+    let on_synced = state.clone();
+    tokio::spawn(async move {
+        catalog_synced.cancelled().await;
+        on_synced.readiness.mark_catalog_synced();
+    });
+    let tls = start_tls(config.tls.clone(), &mut client, stop.clone()).await?;
+    state.readiness.mark_certificate_loaded();
+    let handle = Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone(), stop, config.shutdown_grace));
+    tracing::info!(listen = %config.listen, "serving admission reviews");
+    serve(config.listen, router(state), tls, handle)
+        .await
+        .map_err(|error| RunError::Serve {
+            listen: config.listen,
+            error,
+        })
+}
+
+/// Serves `router` over TLS until `handle` shuts it down.
+pub async fn serve(
+    listen: SocketAddr,
+    router: Router,
+    tls: RustlsConfig,
+    handle: Handle<SocketAddr>,
+) -> std::io::Result<()> {
+    axum_server::bind_rustls(listen, tls)
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+}
+
+/// The catalog, and a token cancelled once it is complete (at once for a file).
+async fn build_catalog(
+    source: &CatalogSource,
+    client: &mut Option<kube::Client>,
+    stop: CancellationToken,
+) -> Result<(Arc<dyn McpServerLookup>, CancellationToken), RunError> {
+    let synced = CancellationToken::new();
+    match source {
+        CatalogSource::File(path) => {
+            let catalog = StaticMcpServers::load(path)?;
+            tracing::info!(count = catalog.len(), file = %path, "loaded MCPServers from file");
+            synced.cancel();
+            Ok((Arc::new(catalog), synced))
+        }
+        CatalogSource::Cluster { namespace } => {
+            let done = synced.clone();
+            let client = kube_client(client).await?;
+            let store = crate::mcpserver_watch::watch_mcpservers(
+                client,
+                namespace.as_deref(),
+                move || done.cancel(),
+                stop,
+            );
+            Ok((Arc::new(store), synced))
+        }
+    }
+}
+
+/// One client for the whole process, built on first need (a file catalog with file TLS needs none).
+async fn kube_client(cache: &mut Option<kube::Client>) -> Result<kube::Client, RunError> {
+    if let Some(client) = cache {
+        return Ok(client.clone());
+    }
+    let client = kube::Client::try_default().await?;
+    *cache = Some(client.clone());
+    Ok(client)
+}
+
+async fn start_tls(
+    source: TlsSource,
+    client: &mut Option<kube::Client>,
+    stop: CancellationToken,
+) -> Result<RustlsConfig, RunError> {
+    match source {
+        TlsSource::Files {
+            files,
+            reload_interval,
+        } => {
+            let (config, loaded) = files.load().await?;
+            tokio::spawn(files.watch(config.clone(), loaded, reload_interval, stop));
+            Ok(config)
+        }
+        TlsSource::SelfSigned {
+            settings,
+            mutating,
+            validating,
+        } => {
+            let client = kube_client(client).await?;
+            let patcher = WebhookConfigurationPatcher::new(client, mutating, validating);
+            let authority = SelfSigned::start(settings, Arc::new(patcher)).await?;
+            let config = authority.rustls_config();
+            tokio::spawn(authority.run(stop));
+            Ok(config)
+        }
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C, then stops background tasks and drains connections.
+async fn shutdown_on_signal(handle: Handle<SocketAddr>, stop: CancellationToken, grace: Duration) {
+    wait_for_signal().await;
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "shutting down; draining in-flight reviews"
+    );
+    stop.cancel();
+    handle.graceful_shutdown(Some(grace));
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

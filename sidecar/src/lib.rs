@@ -1,1 +1,26 @@
-//! placeholder during bootstrap
+//! The token-exchange sidecar: a reverse proxy in the mcp-kubernetes pod that exchanges the caller's
+//! central-Dex ID token at the remote cluster's Dex (RFC 8693) and forwards the request to the app with
+//! the exchanged token (and, in `auth-headers` mode, the `kubernetes-*` headers of that cluster).
+//!
+//! Request path: [`routing`] → [`inbound_auth`] → [`state::AppState::authorize`] ([`token_cache`] with
+//! single flight, [`backoff`], [`exchanger`]) → [`forward`] (streaming) → 401 retry in [`proxy`].
+
+pub mod auth_headers;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod errors;
+pub mod exchanger;
+pub mod forward;
+pub mod inbound_auth;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod token_cache;
+
+pub use server::{Sidecar, StartError};
+pub use state::SidecarOptions;

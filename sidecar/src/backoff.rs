@@ -1,0 +1,114 @@
+//! A short negative cache per failure scope, so a broken cluster (or a refused caller) does not hammer
+//! Dex: after a failure, requests in that scope get the same error with `Retry-After` until the delay
+//! passes. Delays double per consecutive failure up to a cap; a success clears the scope. Scopes are
+//! per cluster (or per cluster and subject), so other clusters are unaffected.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Delay after the first failure, and the cap.
+#[derive(Debug, Clone, Copy)]
+pub struct BackoffOptions {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+impl Default for BackoffOptions {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Blocked<E> {
+    failures: u32,
+    until: Instant,
+    last: E,
+}
+
+/// The negative cache; `E` is the remembered failure.
+pub struct Backoff<E> {
+    options: BackoffOptions,
+    scopes: Mutex<HashMap<String, Blocked<E>>>,
+}
+
+impl<E: Clone> Backoff<E> {
+    /// An empty cache.
+    pub fn new(options: BackoffOptions) -> Self {
+        Self {
+            options,
+            scopes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The remembered failure and the time left, while `scope` is blocked.
+    pub fn blocked(&self, scope: &str) -> Option<(E, Duration)> {
+        let now = Instant::now();
+        let scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        let blocked = scopes.get(scope)?;
+        (blocked.until > now).then(|| (blocked.last.clone(), blocked.until - now))
+    }
+
+    /// Records a failure and returns how long `scope` is now blocked.
+    pub fn record_failure(&self, scope: &str, failure: E) -> Duration {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = scopes.get(scope).map_or(0, |b| b.failures).saturating_add(1);
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        let delay = self.options.initial.saturating_mul(factor).min(self.options.max);
+        scopes.insert(
+            scope.to_string(),
+            Blocked {
+                failures,
+                until: Instant::now() + delay,
+                last: failure,
+            },
+        );
+        delay
+    }
+
+    /// Clears `scope` after a success.
+    pub fn record_success(&self, scope: &str) {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        if !scopes.is_empty() {
+            scopes.remove(scope);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_and_success_clears() {
+        let b = Backoff::new(BackoffOptions {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(3),
+        });
+        assert!(b.blocked("a").is_none());
+        assert_eq!(b.record_failure("a", "e1"), Duration::from_secs(1));
+        assert_eq!(b.record_failure("a", "e2"), Duration::from_secs(2));
+        assert_eq!(b.record_failure("a", "e3"), Duration::from_secs(3));
+        let (last, left) = b.blocked("a").unwrap();
+        assert_eq!(last, "e3");
+        assert!(left <= Duration::from_secs(3) && left > Duration::from_secs(2));
+        assert!(b.blocked("b").is_none(), "other scopes are unaffected");
+        b.record_success("a");
+        assert!(b.blocked("a").is_none());
+    }
+
+    #[test]
+    fn block_expires() {
+        let b = Backoff::new(BackoffOptions {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+        });
+        b.record_failure("a", ());
+        assert!(b.blocked("a").is_none());
+    }
+}

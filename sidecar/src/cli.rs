@@ -1,0 +1,97 @@
+//! `muster-exchange sidecar`: arguments and the entry point the binary calls.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::server::Sidecar;
+use crate::state::SidecarOptions;
+
+/// Flags of `muster-exchange sidecar`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SidecarArgs {
+    /// The configuration document (YAML or JSON). Without it, the JSON in the environment variable
+    /// MUSTER_EXCHANGE_SIDECAR_CONFIG is used (the webhook sets it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Overrides the document's `listen` address (e.g. 127.0.0.1:8090).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Timeout of one token exchange at Dex, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub exchange_timeout_seconds: u64,
+    /// After SIGTERM or Ctrl-C, how long open requests (e.g. SSE streams) may finish, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Runs the sidecar until SIGTERM or Ctrl-C. Errors are printed to stderr; the exit code is 1 for a
+/// configuration or start-up problem, 0 after a clean shutdown.
+pub async fn run_sidecar(args: SidecarArgs) -> ExitCode {
+    let mut config = match crate::config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let options = SidecarOptions {
+        exchange_timeout: Duration::from_secs(args.exchange_timeout_seconds),
+        ..Default::default()
+    };
+    let sidecar = match Sidecar::bind(&config, &options).await {
+        Ok(sidecar) => sidecar,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = sidecar.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let clusters: Vec<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
+    tracing::info!(listen = addr, upstream = config.upstream, header_mode = config.header_mode.as_str(),
+        clusters = ?clusters, "token-exchange sidecar listening");
+    match sidecar
+        .serve(
+            shutdown_signal(),
+            Duration::from_secs(args.shutdown_grace_seconds),
+        )
+        .await
+    {
+        Ok(()) => {
+            tracing::info!("token-exchange sidecar stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: the sidecar server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

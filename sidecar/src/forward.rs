@@ -1,0 +1,129 @@
+//! Sending a request to the app and handing its response back, bodies streaming both ways.
+
+use axum::body::Body;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::auth_headers::ForwardAuth;
+use crate::inbound_auth::strip_hop_by_hop;
+
+/// The pooled HTTP/1 client to the app.
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+/// Builds the client: keep-alive pool, no Nagle delay (small SSE events must leave at once).
+pub fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// The app's base URL, parsed once.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+}
+
+/// Why `upstream` is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {upstream:?} {reason}; use http://127.0.0.1:<app port>")]
+pub struct UpstreamError {
+    upstream: String,
+    reason: &'static str,
+}
+
+impl UpstreamTarget {
+    /// Parses `http://host:port[/base]`.
+    pub fn parse(upstream: &str) -> Result<Self, UpstreamError> {
+        let fail = |reason| UpstreamError {
+            upstream: upstream.to_string(),
+            reason,
+        };
+        let uri: Uri = upstream.parse().map_err(|_| fail("is not a URL"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(fail(
+                "must be an http:// URL (the app listens on the pod's loopback)",
+            ));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| fail("has no host"))?;
+        if uri.query().is_some() {
+            return Err(fail("must not have a query"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority,
+            base_path,
+        })
+    }
+
+    /// The URL for `path_and_query` (which starts with `/`).
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let path = if self.base_path.is_empty() {
+            PathAndQuery::try_from(path_and_query)?
+        } else {
+            PathAndQuery::try_from(format!("{}{path_and_query}", self.base_path))?
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+    }
+}
+
+/// The request to the app: the caller's end-to-end headers plus the exchanged identity.
+pub fn upstream_request(
+    method: &http::Method,
+    uri: Uri,
+    headers: &HeaderMap,
+    auth: &ForwardAuth,
+    body: Body,
+) -> Result<Request<Body>, http::Error> {
+    let mut request = Request::builder().method(method.clone()).uri(uri).body(body)?;
+    let out = request.headers_mut();
+    out.reserve(headers.len() + auth.extra.len() + 1);
+    for (name, value) in headers {
+        out.append(name, value.clone());
+    }
+    out.insert(http::header::AUTHORIZATION, auth.authorization.clone());
+    for (name, value) in &auth.extra {
+        out.insert(name, value.clone());
+    }
+    Ok(request)
+}
+
+/// The app's response for the caller: hop-by-hop headers removed, body streamed as it arrives.
+pub fn downstream_response(response: Response<hyper::body::Incoming>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_upstream_uris() {
+        let t = UpstreamTarget::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            t.uri("/mcp?x=1").unwrap().to_string(),
+            "http://127.0.0.1:8080/mcp?x=1"
+        );
+        let t = UpstreamTarget::parse("http://127.0.0.1:8080/base/").unwrap();
+        assert_eq!(
+            t.uri("/mcp").unwrap().to_string(),
+            "http://127.0.0.1:8080/base/mcp"
+        );
+        assert!(UpstreamTarget::parse("https://x").is_err());
+        assert!(UpstreamTarget::parse("nope").is_err());
+    }
+}

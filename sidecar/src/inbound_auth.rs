@@ -1,0 +1,192 @@
+//! What the sidecar accepts from callers: a bearer subject token within size limits. Every inbound
+//! `kubernetes-*` header is dropped (a caller must never pick the cluster or credentials), and so are
+//! hop-by-hop headers.
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// Largest subject token accepted (Dex's client library uses the same cap).
+pub const MAX_SUBJECT_TOKEN_BYTES: usize = muster_exchange_dex::MAX_SUBJECT_TOKEN_BYTES;
+/// Largest total of inbound header names and values accepted; tokens with many groups are big.
+pub const MAX_INBOUND_HEADER_BYTES: usize = 96 * 1024;
+
+/// Why a caller's request is refused before any exchange.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    /// No `Authorization` header.
+    #[error("missing Authorization header; send Authorization: Bearer <ID token from the central Dex>")]
+    MissingToken,
+    /// Not `Bearer <token>`.
+    #[error("malformed Authorization header; expected Authorization: Bearer <ID token>")]
+    Malformed,
+    /// The subject token has expired (checked locally, without asking Dex).
+    #[error("the bearer token has expired; refresh it at the central Dex and retry")]
+    Expired,
+    /// The subject token is too big.
+    #[error(
+        "the bearer token is {size} bytes, over the {limit}-byte limit; reduce the groups in the ID token"
+    )]
+    TokenTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// All headers together are too big.
+    #[error(
+        "request headers total {size} bytes, over the {limit}-byte limit; reduce the groups in the ID token or the header count"
+    )]
+    HeadersTooLarge {
+        /// Their size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Refuses requests whose headers together exceed [`MAX_INBOUND_HEADER_BYTES`] (answered with 431).
+pub fn check_header_budget(headers: &HeaderMap) -> Result<(), InboundError> {
+    let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    if size > MAX_INBOUND_HEADER_BYTES {
+        return Err(InboundError::HeadersTooLarge {
+            size,
+            limit: MAX_INBOUND_HEADER_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` value.
+pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, InboundError> {
+    let text = value
+        .ok_or(InboundError::MissingToken)?
+        .to_str()
+        .map_err(|_| InboundError::Malformed)?;
+    let (scheme, token) = text.split_once(' ').ok_or(InboundError::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(InboundError::Malformed);
+    }
+    if token.len() > MAX_SUBJECT_TOKEN_BYTES {
+        return Err(InboundError::TokenTooLarge {
+            size: token.len(),
+            limit: MAX_SUBJECT_TOKEN_BYTES,
+        });
+    }
+    Ok(token)
+}
+
+/// Headers defined as hop-by-hop (RFC 9110 7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. `Transfer-Encoding` is
+/// left to hyper, which re-frames bodies itself.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes every `kubernetes-*` header the caller sent, and the caller's `Authorization`.
+pub fn strip_caller_credentials(headers: &mut HeaderMap) {
+    let chosen: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("kubernetes-"))
+        .cloned()
+        .collect();
+    for name in chosen {
+        headers.remove(name);
+    }
+    headers.remove(header::AUTHORIZATION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    fn subject_token(headers: &HeaderMap) -> Result<&str, InboundError> {
+        check_header_budget(headers)?;
+        bearer_token(headers.get(header::AUTHORIZATION))
+    }
+
+    #[test]
+    fn extracts_bearer_tokens_only() {
+        assert_eq!(subject_token(&with_auth("Bearer abc.def.ghi")), Ok("abc.def.ghi"));
+        assert_eq!(subject_token(&with_auth("bearer abc")), Ok("abc"));
+        assert_eq!(subject_token(&HeaderMap::new()), Err(InboundError::MissingToken));
+        assert_eq!(
+            subject_token(&with_auth("Basic abc")),
+            Err(InboundError::Malformed)
+        );
+        assert_eq!(subject_token(&with_auth("Bearer ")), Err(InboundError::Malformed));
+        assert_eq!(
+            subject_token(&with_auth("Bearer a b")),
+            Err(InboundError::Malformed)
+        );
+    }
+
+    #[test]
+    fn refuses_oversized_tokens_and_headers() {
+        let big = format!("Bearer {}", "a".repeat(MAX_SUBJECT_TOKEN_BYTES + 1));
+        assert_eq!(
+            subject_token(&with_auth(&big)),
+            Err(InboundError::TokenTooLarge {
+                size: MAX_SUBJECT_TOKEN_BYTES + 1,
+                limit: MAX_SUBJECT_TOKEN_BYTES
+            })
+        );
+        let mut h = with_auth("Bearer a");
+        h.insert(
+            "x-big",
+            HeaderValue::from_str(&"b".repeat(MAX_INBOUND_HEADER_BYTES)).unwrap(),
+        );
+        assert!(matches!(
+            subject_token(&h),
+            Err(InboundError::HeadersTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn strips_caller_credentials_and_hop_by_hop() {
+        let mut h = with_auth("Bearer a");
+        for name in [
+            "kubernetes-server",
+            "kubernetes-authorization",
+            "kubernetes-x",
+            "keep-alive",
+            "x-drop",
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
+        }
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-drop, keep-alive"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        strip_caller_credentials(&mut h);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["mcp-session-id"]);
+    }
+}

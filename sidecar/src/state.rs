@@ -1,0 +1,148 @@
+//! Everything a request needs, built once at start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use muster_exchange_api::sidecar_config::{HeaderMode, SidecarConfig};
+
+use crate::auth_headers::ForwardAuth;
+use crate::backoff::{Backoff, BackoffOptions};
+use crate::errors::ExchangeFailure;
+use crate::exchanger::{ClusterRuntime, ClusterSetupError};
+use crate::forward::{UpstreamClient, UpstreamError, UpstreamTarget, upstream_client};
+use crate::metrics::{ClusterMetrics, Metrics};
+use crate::token_cache::{CacheKey, CacheOptions, Lookup, TokenCache};
+
+/// Tuning knobs (defaults are the production values; tests shorten them).
+#[derive(Debug, Clone)]
+pub struct SidecarOptions {
+    /// Timeout of one exchange at Dex.
+    pub exchange_timeout: Duration,
+    /// Cache sizing and timing.
+    pub cache: CacheOptions,
+    /// Negative-cache delays.
+    pub backoff: BackoffOptions,
+    /// Request bodies up to this size are buffered so a 401 from the app can be retried; larger or
+    /// unsized bodies stream and are not retried.
+    pub replay_limit: u64,
+}
+
+impl Default for SidecarOptions {
+    fn default() -> Self {
+        Self {
+            exchange_timeout: Duration::from_secs(10),
+            cache: CacheOptions::default(),
+            backoff: BackoffOptions::default(),
+            replay_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A cluster could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] ClusterSetupError),
+    /// `upstream` is unusable.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Shared state of the running sidecar.
+pub struct AppState {
+    /// Configured clusters, in order.
+    pub clusters: Vec<ClusterRuntime>,
+    /// Their names (routing).
+    pub names: Vec<String>,
+    /// Per-cluster metric handles, same order.
+    pub cluster_metrics: Vec<ClusterMetrics>,
+    /// How the identity is forwarded.
+    pub header_mode: HeaderMode,
+    /// Exchanged tokens.
+    pub cache: TokenCache<Arc<ForwardAuth>, Arc<ExchangeFailure>>,
+    /// Negative cache.
+    pub backoff: Backoff<Arc<ExchangeFailure>>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The app.
+    pub upstream: UpstreamTarget,
+    /// Client to the app.
+    pub http: UpstreamClient,
+    /// See [`SidecarOptions::replay_limit`].
+    pub replay_limit: u64,
+}
+
+impl AppState {
+    /// Builds the state for `config`.
+    pub fn new(config: &SidecarConfig, options: &SidecarOptions) -> Result<Self, StateError> {
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| ClusterRuntime::new(c.clone(), options.exchange_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics = Metrics::default();
+        let names: Vec<String> = clusters.iter().map(|c| c.name().to_string()).collect();
+        let cluster_metrics = names.iter().map(|n| metrics.for_cluster(n)).collect();
+        Ok(Self {
+            clusters,
+            names,
+            cluster_metrics,
+            header_mode: config.header_mode,
+            cache: TokenCache::new(options.cache),
+            backoff: Backoff::new(options.backoff),
+            metrics,
+            upstream: UpstreamTarget::parse(&config.upstream)?,
+            http: upstream_client(),
+            replay_limit: options.replay_limit,
+        })
+    }
+
+    /// The forwarded identity for `subject_token` at cluster `index`: cached, or exchanged once for all
+    /// concurrent callers.
+    pub async fn authorize(
+        self: &Arc<Self>,
+        index: usize,
+        key: &CacheKey,
+        subject_token: &str,
+        subject_expiry: Option<Instant>,
+    ) -> Result<Arc<ForwardAuth>, Arc<ExchangeFailure>> {
+        let fetch = || {
+            let app = self.clone();
+            let subject = subject_token.to_string();
+            let fingerprint = key.subject_fingerprint();
+            async move {
+                let cluster = &app.clusters[index];
+                cluster
+                    .exchange(
+                        app.header_mode,
+                        &subject,
+                        &fingerprint,
+                        &app.backoff,
+                        &app.metrics,
+                    )
+                    .await
+            }
+        };
+        let (result, lookup) = self.cache.get(key, subject_expiry, fetch).await;
+        let m = &self.cluster_metrics[index];
+        match lookup {
+            Lookup::Hit => m.cache_hit.inc(),
+            Lookup::HitRefreshing => {
+                m.cache_hit.inc();
+                m.background_refreshes.inc()
+            }
+            Lookup::Miss => m.cache_miss.inc(),
+            Lookup::Joined => m.cache_joined.inc(),
+        };
+        result
+    }
+
+    /// Problems that make the sidecar not ready.
+    pub fn readiness_problems(&self) -> Vec<String> {
+        self.clusters
+            .iter()
+            .flat_map(|c| c.readiness_problems(self.header_mode))
+            .collect()
+    }
+}

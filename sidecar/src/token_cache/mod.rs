@@ -1,0 +1,330 @@
+//! The exchanged-token cache: keyed by cluster and a SHA-256 of the subject token (never the token), with
+//! single flight (concurrent misses for one key share one exchange), one background re-exchange inside
+//! the refresh window while the cached value keeps serving, and a bounded size (least recently used
+//! entries go first).
+//!
+//! Exchanges run in their own tasks: a caller that disconnects does not cancel an exchange others wait
+//! for, and the result lands in the cache either way.
+
+mod lifetime;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+use sha2::{Digest, Sha256};
+
+pub use lifetime::{Validity, instant_of, validity};
+
+/// Cache key: the cluster index and SHA-256 of the subject token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    cluster: usize,
+    subject_sha256: [u8; 32],
+}
+
+impl CacheKey {
+    /// The key for `subject_token` at `cluster`.
+    pub fn new(cluster: usize, subject_token: &str) -> Self {
+        Self {
+            cluster,
+            subject_sha256: Sha256::digest(subject_token.as_bytes()).into(),
+        }
+    }
+
+    /// The subject hash in hex (12 digits), for logs and backoff scopes.
+    pub fn subject_fingerprint(&self) -> String {
+        hex::encode(&self.subject_sha256[..6])
+    }
+}
+
+/// Tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
+    /// Most entries kept.
+    pub max_entries: usize,
+    /// Entries stop serving this long before the token expires.
+    pub expiry_margin: Duration,
+    /// Background re-exchange starts this long before the entry stops serving.
+    pub refresh_window: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            expiry_margin: Duration::from_secs(30),
+            refresh_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A fetched value and when it expires (wall clock).
+pub struct Fetched<V> {
+    /// The value.
+    pub value: V,
+    /// Its expiry.
+    pub expires_at: SystemTime,
+}
+
+/// How a lookup was served (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// From the cache.
+    Hit,
+    /// From the cache, and a background refresh was started.
+    HitRefreshing,
+    /// This caller started the exchange.
+    Miss,
+    /// Waited for an exchange another caller started.
+    Joined,
+}
+
+/// The error when an exchange task died without an answer.
+pub trait FromAbortedFlight {
+    /// Builds the error.
+    fn aborted_flight() -> Self;
+}
+
+type Flight<V, E> = Shared<BoxFuture<'static, Result<V, E>>>;
+
+enum Plan<V, E> {
+    Hit(V),
+    HitRefreshing(V),
+    Join(Flight<V, E>),
+    Lead(Flight<V, E>),
+}
+
+enum Slot<V, E> {
+    Ready(Entry<V>),
+    Pending(Flight<V, E>),
+}
+
+struct Entry<V> {
+    value: V,
+    validity: Validity,
+    last_used: u64,
+    refreshing: bool,
+}
+
+struct State<V, E> {
+    slots: HashMap<CacheKey, Slot<V, E>>,
+    clock: u64,
+}
+
+/// The cache. Cheap to clone.
+pub struct TokenCache<V, E> {
+    inner: Arc<Inner<V, E>>,
+}
+
+struct Inner<V, E> {
+    options: CacheOptions,
+    state: Mutex<State<V, E>>,
+}
+
+impl<V, E> Clone for TokenCache<V, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<V, E> TokenCache<V, E>
+where
+    V: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + FromAbortedFlight + 'static,
+{
+    /// An empty cache.
+    pub fn new(options: CacheOptions) -> Self {
+        let state = Mutex::new(State {
+            slots: HashMap::new(),
+            clock: 0,
+        });
+        Self {
+            inner: Arc::new(Inner { options, state }),
+        }
+    }
+
+    /// The cached value for `key`, or the result of `fetch` (run once however many callers ask at once).
+    /// `fetch` is also used, at most once per window, for the background refresh of a hit.
+    pub async fn get<F, Fut>(
+        &self,
+        key: &CacheKey,
+        subject_expiry: Option<Instant>,
+        fetch: F,
+    ) -> (Result<V, E>, Lookup)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        // All lock work happens in `plan`, so no guard lives across an await.
+        match self.plan(key, subject_expiry, fetch) {
+            Plan::Hit(value) => (Ok(value), Lookup::Hit),
+            Plan::HitRefreshing(value) => (Ok(value), Lookup::HitRefreshing),
+            Plan::Join(flight) => (flight.await, Lookup::Joined),
+            Plan::Lead(flight) => (flight.await, Lookup::Miss),
+        }
+    }
+
+    fn plan<F, Fut>(&self, key: &CacheKey, subject_expiry: Option<Instant>, fetch: F) -> Plan<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.clock += 1;
+        let tick = state.clock;
+        match state.slots.get_mut(key) {
+            Some(Slot::Ready(entry)) if now < entry.validity.valid_until => {
+                entry.last_used = tick;
+                let value = entry.value.clone();
+                let refresh_due = entry.validity.refresh_at.is_some_and(|at| now >= at) && !entry.refreshing;
+                if !refresh_due {
+                    return Plan::Hit(value);
+                }
+                entry.refreshing = true;
+                drop(state);
+                self.spawn_refresh(key.clone(), subject_expiry, fetch());
+                return Plan::HitRefreshing(value);
+            }
+            Some(Slot::Pending(flight)) => return Plan::Join(flight.clone()),
+            _ => {}
+        }
+        let flight = self.start_flight(key.clone(), subject_expiry, fetch());
+        state.slots.insert(key.clone(), Slot::Pending(flight.clone()));
+        Plan::Lead(flight)
+    }
+
+    /// Drops the entry for `key` when `is_stale` says its value is the one that was rejected (a newer
+    /// value another request already fetched is kept).
+    pub fn invalidate(&self, key: &CacheKey, is_stale: impl Fn(&V) -> bool) {
+        let mut state = self.lock();
+        if let Some(Slot::Ready(entry)) = state.slots.get(key)
+            && is_stale(&entry.value)
+        {
+            state.slots.remove(key);
+        }
+    }
+
+    /// Number of entries (ready or pending).
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<V, E>> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Spawns the exchange; its task stores the result (or clears the pending slot on failure).
+    fn start_flight<Fut>(&self, key: CacheKey, subject_expiry: Option<Instant>, fetch: Fut) -> Flight<V, E>
+    where
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        let cache = self.clone();
+        let task = tokio::spawn(async move {
+            let result = fetch.await;
+            let mut state = cache.lock();
+            match &result {
+                Ok(fetched) => cache.store(&mut state, key, subject_expiry, fetched),
+                Err(_) => {
+                    state.slots.remove(&key);
+                }
+            }
+            result.map(|fetched| fetched.value)
+        });
+        async move { task.await.unwrap_or_else(|_| Err(E::aborted_flight())) }
+            .boxed()
+            .shared()
+    }
+
+    /// Re-exchanges while the old value keeps serving; a failure keeps the old value until it expires.
+    fn spawn_refresh<Fut>(&self, key: CacheKey, subject_expiry: Option<Instant>, fetch: Fut)
+    where
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let result = fetch.await;
+            let mut state = cache.lock();
+            match result {
+                Ok(fetched) => cache.store(&mut state, key, subject_expiry, &fetched),
+                Err(_) => {
+                    if let Some(Slot::Ready(entry)) = state.slots.get_mut(&key) {
+                        entry.refreshing = false;
+                    }
+                }
+            }
+        });
+    }
+
+    fn store(
+        &self,
+        state: &mut State<V, E>,
+        key: CacheKey,
+        subject_expiry: Option<Instant>,
+        fetched: &Fetched<V>,
+    ) {
+        let now = Instant::now();
+        let expiry = instant_of(fetched.expires_at, now, SystemTime::now());
+        let options = &self.inner.options;
+        let Some(validity) = validity(
+            now,
+            expiry,
+            subject_expiry,
+            options.expiry_margin,
+            options.refresh_window,
+        ) else {
+            // Too short-lived to cache: callers of this flight still get the value.
+            state.slots.remove(&key);
+            return;
+        };
+        state.clock += 1;
+        let entry = Entry {
+            value: fetched.value.clone(),
+            validity,
+            last_used: state.clock,
+            refreshing: false,
+        };
+        state.slots.insert(key, Slot::Ready(entry));
+        evict_over_capacity(state, options.max_entries, now);
+    }
+}
+
+/// Drops expired entries, then least recently used ones, until at most `max` remain. Linear, but it runs
+/// only when an exchange completes, never on a cache hit.
+fn evict_over_capacity<V, E>(state: &mut State<V, E>, max: usize, now: Instant) {
+    if state.slots.len() <= max {
+        return;
+    }
+    state
+        .slots
+        .retain(|_, slot| !matches!(slot, Slot::Ready(e) if e.validity.valid_until <= now));
+    while state.slots.len() > max {
+        let oldest = state
+            .slots
+            .iter()
+            .filter_map(|(k, slot)| match slot {
+                Slot::Ready(e) => Some((e.last_used, k)),
+                Slot::Pending(_) => None,
+            })
+            .min_by_key(|(used, _)| *used)
+            .map(|(_, k)| k.clone());
+        match oldest {
+            Some(key) => state.slots.remove(&key),
+            None => break,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

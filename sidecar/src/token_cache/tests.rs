@@ -1,0 +1,201 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Failed;
+
+impl FromAbortedFlight for Failed {
+    fn aborted_flight() -> Self {
+        Failed
+    }
+}
+
+type Cache = TokenCache<String, Failed>;
+
+fn options() -> CacheOptions {
+    CacheOptions {
+        max_entries: 100,
+        expiry_margin: Duration::from_secs(1),
+        refresh_window: Duration::from_secs(60),
+    }
+}
+
+fn fetched(value: &str, lifetime: Duration) -> Fetched<String> {
+    Fetched {
+        value: value.to_string(),
+        expires_at: SystemTime::now() + lifetime,
+    }
+}
+
+/// Polls `condition` until it holds or 5 s pass.
+async fn eventually(condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not reached in time");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_share_one_fetch() {
+    let cache = Cache::new(options());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let key = CacheKey::new(0, "subject");
+    let mut tasks = Vec::new();
+    for _ in 0..500 {
+        let (cache, calls, gate, key) = (cache.clone(), calls.clone(), gate.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get(&key, None, || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let _permit = gate.acquire().await;
+                        Ok(fetched("token-1", Duration::from_secs(600)))
+                    }
+                })
+                .await
+        }));
+    }
+    eventually(|| calls.load(Ordering::SeqCst) == 1).await;
+    gate.add_permits(1);
+    let mut misses = 0;
+    for task in tasks {
+        let (value, lookup) = task.await.unwrap();
+        assert_eq!(value, Ok("token-1".to_string()));
+        misses += usize::from(lookup == Lookup::Miss);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(misses, 1);
+}
+
+#[tokio::test]
+async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
+    let cache = Cache::new(CacheOptions {
+        refresh_window: Duration::from_secs(3600),
+        ..options()
+    });
+    let key = CacheKey::new(0, "subject");
+    let (v, lookup) = cache
+        .get(&key, None, || async {
+            Ok(fetched("old", Duration::from_secs(600)))
+        })
+        .await;
+    assert_eq!((v, lookup), (Ok("old".to_string()), Lookup::Miss));
+    // Refresh window > lifetime: refresh is due at half the lifetime; move into it by re-storing.
+    {
+        let mut state = cache.lock();
+        if let Some(Slot::Ready(e)) = state.slots.get_mut(&key) {
+            e.validity.refresh_at = Some(Instant::now());
+        }
+    }
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    for round in 0..3 {
+        let (refreshes, gate) = (refreshes.clone(), gate.clone());
+        let (v, lookup) = cache
+            .get(&key, None, move || {
+                refreshes.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let _permit = gate.acquire().await;
+                    Ok(fetched("new", Duration::from_secs(600)))
+                }
+            })
+            .await;
+        assert_eq!(
+            v,
+            Ok("old".to_string()),
+            "round {round} is served from the cache at once"
+        );
+        assert_eq!(
+            lookup,
+            if round == 0 {
+                Lookup::HitRefreshing
+            } else {
+                Lookup::Hit
+            }
+        );
+    }
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    gate.add_permits(1);
+    let never = || async { Err::<Fetched<String>, _>(Failed) };
+    let c = cache.clone();
+    let k = key.clone();
+    eventually(move || {
+        c.lock()
+            .slots
+            .get(&k)
+            .is_some_and(|s| matches!(s, Slot::Ready(e) if e.value == "new"))
+    })
+    .await;
+    assert_eq!(
+        cache.get(&key, None, never).await,
+        (Ok("new".to_string()), Lookup::Hit)
+    );
+}
+
+#[tokio::test]
+async fn failures_are_not_cached_and_subject_expiry_bounds_entries() {
+    let cache = Cache::new(options());
+    let key = CacheKey::new(1, "s");
+    let (v, _) = cache.get(&key, None, || async { Err(Failed) }).await;
+    assert_eq!(v, Err(Failed));
+    assert!(cache.is_empty());
+    let soon = Some(Instant::now() + Duration::from_millis(500));
+    let (v, _) = cache
+        .get(&key, soon, || async {
+            Ok(fetched("short", Duration::from_secs(600)))
+        })
+        .await;
+    assert_eq!(v, Ok("short".to_string()));
+    assert!(
+        cache.is_empty(),
+        "the subject expires within the margin: not cached"
+    );
+}
+
+#[tokio::test]
+async fn evicts_least_recently_used_and_invalidates_only_the_stale_value() {
+    let cache = Cache::new(CacheOptions {
+        max_entries: 2,
+        ..options()
+    });
+    let keys: Vec<CacheKey> = (0..3).map(|i| CacheKey::new(i, "s")).collect();
+    let fill = |v: &'static str| move || async move { Ok(fetched(v, Duration::from_secs(600))) };
+    cache.get(&keys[0], None, fill("a")).await.0.unwrap();
+    cache.get(&keys[1], None, fill("b")).await.0.unwrap();
+    assert_eq!(cache.get(&keys[0], None, fill("x")).await.1, Lookup::Hit);
+    cache.get(&keys[2], None, fill("c")).await.0.unwrap();
+    assert_eq!(cache.len(), 2);
+    assert_eq!(
+        cache.get(&keys[0], None, fill("x")).await,
+        (Ok("a".into()), Lookup::Hit)
+    );
+    assert_eq!(
+        cache.get(&keys[1], None, fill("b2")).await.1,
+        Lookup::Miss,
+        "b was least recently used"
+    );
+    cache.invalidate(&keys[1], |v| v == "b");
+    assert_eq!(
+        cache.get(&keys[1], None, fill("y")).await.1,
+        Lookup::Hit,
+        "b2 is not the stale value"
+    );
+    cache.invalidate(&keys[1], |v| v == "b2");
+    assert_eq!(
+        cache.get(&keys[1], None, fill("b3")).await,
+        (Ok("b3".into()), Lookup::Miss)
+    );
+}
+
+#[test]
+fn keys_hash_the_subject() {
+    let key = CacheKey::new(0, "secret-token");
+    assert_eq!(
+        key.subject_fingerprint(),
+        muster_exchange_api::redact::short_hash("secret-token")
+    );
+    assert!(!format!("{key:?}").contains("secret-token"));
+}

@@ -1,0 +1,106 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Metrics registry.
+    pub registry: Arc<Registry>,
+    /// True once the caches have synced.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::metrics::{GrantLabels, Metrics};
+
+    async fn get_text(router: Router, path: &str) -> (u16, String) {
+        let response = router
+            .oneshot(axum::http::Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics() {
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics
+            .grants_managed
+            .get_or_create(&GrantLabels { kind: "kubeconfig" })
+            .set(3);
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = router(HttpState {
+            registry: Arc::new(registry),
+            ready: ready.clone(),
+        });
+        assert_eq!(get_text(app.clone(), "/healthz").await, (200, "ok".into()));
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await,
+            (503, "caches not synced yet".into())
+        );
+        ready.store(true, Ordering::SeqCst);
+        assert_eq!(get_text(app.clone(), "/readyz").await, (200, "ready".into()));
+        let (status, body) = get_text(app, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("muster_exchange_controller_grants_managed{kind=\"kubeconfig\"} 3\n"),
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Single flight under load, background re-exchange near expiry, and the 401 retry path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Harness, HarnessOptions, eventually, subject_token};
+use muster_exchange_sidecar::SidecarOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_requests_make_exactly_one_exchange() {
+    let h = Harness::start().await;
+    // Slow Dex: every request arrives while the one exchange is in flight.
+    h.dex().update(|b| b.delay = Duration::from_millis(300));
+    let subject = subject_token("alice");
+    let requests = (0..500).map(|_| {
+        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject.clone());
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(subject)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s.as_ref().unwrap() == 200),
+        "{statuses:?}"
+    );
+    assert_eq!(h.dex().token_requests(), 1);
+    assert_eq!(h.dex().exchanges(), 1);
+    assert_eq!(h.upstream.seen().len(), 500);
+    let subs: std::collections::BTreeSet<String> =
+        h.upstream.seen().iter().filter_map(|s| s.bearer_sub()).collect();
+    assert_eq!(
+        subs.into_iter().collect::<Vec<_>>(),
+        vec!["exchanged-1".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn re_exchange_near_expiry_happens_once_in_the_background() {
+    let mut sidecar = SidecarOptions {
+        exchange_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    sidecar.cache.expiry_margin = Duration::from_secs(1);
+    sidecar.cache.refresh_window = Duration::from_secs(60);
+    let h = Harness::start_with(HarnessOptions {
+        sidecar,
+        ..Default::default()
+    })
+    .await;
+    // Lifetime 3 s, margin 1 s: the entry serves for 2 s and is refreshed from 1 s on (second half).
+    h.dex().update(|b| b.expires_in = Some(3));
+    let subject = subject_token("alice");
+    let first_at = Instant::now();
+    assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    assert_eq!(h.dex().exchanges(), 1);
+    // The refresh will take 700 ms at Dex: requests meanwhile must not wait for it.
+    h.dex().update(|b| b.delay = Duration::from_millis(700));
+    tokio::time::sleep_until((first_at + Duration::from_millis(1100)).into()).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "served from cache while refreshing: {:?}",
+        started.elapsed()
+    );
+    let seen = h.upstream.seen();
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|s| s.bearer_sub().as_deref() == Some("exchanged-1"))
+    );
+    eventually("one background re-exchange reaches Dex", || {
+        h.dex().token_requests() == 2
+    })
+    .await;
+    eventually("the background exchange completes", || h.dex().exchanges() == 2).await;
+    let state = h.state.clone();
+    eventually("the refreshed entry is stored", || state.cache.len() == 1).await;
+    // Poll until the new token is served (the store happens right after Dex answers).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+        if h.upstream.seen().last().unwrap().bearer_sub().as_deref() == Some("exchanged-2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "refreshed token never served");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        h.dex().token_requests(),
+        2,
+        "exactly one re-exchange for six requests in the window"
+    );
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains(r#"muster_exchange_sidecar_background_refreshes_total{cluster="alpha"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn app_401_drops_the_entry_and_retries_once_with_a_fresh_exchange() {
+    let h = Harness::start().await;
+    h.upstream
+        .state
+        .reject_subjects
+        .lock()
+        .unwrap()
+        .insert("exchanged-1".into());
+    let subject = subject_token("alice");
+    let response = h
+        .http
+        .post(h.url("/tools/call"))
+        .bearer_auth(&subject)
+        .body("{\"id\":7}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = h.upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].bearer_sub().as_deref(), Some("exchanged-1"));
+    assert_eq!(seen[1].bearer_sub().as_deref(), Some("exchanged-2"));
+    assert_eq!(
+        (seen[0].body.as_ref(), seen[1].body.as_ref()),
+        (b"{\"id\":7}".as_ref(), b"{\"id\":7}".as_ref())
+    );
+    assert_eq!(h.dex().exchanges(), 2);
+    // The fresh token is cached: the next call exchanges nothing.
+    assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    assert_eq!(h.dex().exchanges(), 2);
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 1"#),
+        "{metrics}"
+    );
+
+    // A second 401 is passed through (one retry only).
+    h.upstream
+        .state
+        .reject_subjects
+        .lock()
+        .unwrap()
+        .extend(["exchanged-2".to_string(), "exchanged-3".to_string()]);
+    let response = h.get("/mcp", &subject).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(h.dex().exchanges(), 3);
+}

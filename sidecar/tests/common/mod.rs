@@ -1,0 +1,224 @@
+//! Shared harness: a Dex double per cluster, a recording upstream app, credentials and kubeconfig files,
+//! and a running sidecar on loopback.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod upstream;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use muster_exchange_api::sidecar_config::SidecarConfig;
+use muster_exchange_dex::jwt::unsigned_jwt;
+use muster_exchange_dex::test_double::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DexDouble};
+use muster_exchange_sidecar::state::AppState;
+use muster_exchange_sidecar::{Sidecar, SidecarOptions};
+use serde_json::json;
+
+pub use upstream::Upstream;
+
+pub const API_SERVER: &str = "https://api.wc.example:6443";
+pub const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+
+pub fn install_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub fn ca_data() -> String {
+    base64::engine::general_purpose::STANDARD.encode(CA_PEM)
+}
+
+/// A subject token from the central Dex for `user`, valid for an hour.
+pub fn subject_token(user: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    unsigned_jwt(&json!({"iss": "https://central.example/dex", "sub": user, "exp": exp, "groups": ["devs"]}))
+}
+
+/// Polls `condition` until it holds or 10 s pass.
+pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub struct ClusterFixture {
+    pub name: String,
+    pub dex: DexDouble,
+    pub credentials_dir: PathBuf,
+}
+
+impl ClusterFixture {
+    pub fn write_secret(&self, secret: &str) {
+        std::fs::write(self.credentials_dir.join("client-secret"), format!("{secret}\n")).unwrap();
+    }
+}
+
+pub struct Harness {
+    pub clusters: Vec<ClusterFixture>,
+    pub upstream: Upstream,
+    pub addr: std::net::SocketAddr,
+    pub state: Arc<AppState>,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub struct HarnessOptions {
+    pub clusters: Vec<&'static str>,
+    pub header_mode: &'static str,
+    pub sidecar: SidecarOptions,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        let mut sidecar = SidecarOptions {
+            exchange_timeout: Duration::from_millis(800),
+            ..Default::default()
+        };
+        sidecar.backoff.initial = Duration::from_secs(2);
+        Self {
+            clusters: vec!["alpha"],
+            header_mode: "auth-headers",
+            sidecar,
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(HarnessOptions::default()).await
+    }
+
+    pub async fn start_with(options: HarnessOptions) -> Self {
+        install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = Upstream::start().await;
+        let mut clusters = Vec::new();
+        let mut entries = Vec::new();
+        for name in &options.clusters {
+            let dex = DexDouble::start().await.unwrap();
+            let cluster_dir = dir.path().join(name);
+            let credentials_dir = cluster_dir.join("credentials");
+            std::fs::create_dir_all(&credentials_dir).unwrap();
+            std::fs::write(
+                credentials_dir.join("client-id"),
+                format!("{DEFAULT_CLIENT_ID}\n"),
+            )
+            .unwrap();
+            std::fs::write(
+                credentials_dir.join("client-secret"),
+                format!("{DEFAULT_CLIENT_SECRET}\n"),
+            )
+            .unwrap();
+            let kube_dir = cluster_dir.join("kubeconfig");
+            std::fs::create_dir_all(&kube_dir).unwrap();
+            std::fs::write(
+                kube_dir.join("value"),
+                kubeconfig(&format!("{API_SERVER}/{name}")),
+            )
+            .unwrap();
+            std::fs::write(cluster_dir.join("ca.pem"), dex.ca_pem()).unwrap();
+            entries.push(json!({
+                "name": name,
+                "dexTokenEndpoint": dex.token_endpoint(),
+                "connectorId": "central",
+                "scopes": "openid groups",
+                "requiredAudiences": ["dex-k8s-authenticator"],
+                "credentialsDir": credentials_dir,
+                "kubeconfigFile": kube_dir.join("value"),
+                "caFile": cluster_dir.join("ca.pem"),
+            }));
+            clusters.push(ClusterFixture {
+                name: name.to_string(),
+                dex,
+                credentials_dir,
+            });
+        }
+        let config: SidecarConfig = serde_json::from_value(json!({
+            "listen": "127.0.0.1:0",
+            "upstream": format!("http://{}", upstream.addr),
+            "headerMode": options.header_mode,
+            "clusters": entries,
+        }))
+        .unwrap();
+        let sidecar = Sidecar::bind(&config, &options.sidecar).await.unwrap();
+        let addr = sidecar.local_addr().unwrap();
+        let state = sidecar.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(sidecar.serve(
+            async move {
+                let _ = rx.await;
+            },
+            Duration::from_secs(1),
+        ));
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(600)
+            .build()
+            .unwrap();
+        Self {
+            clusters,
+            upstream,
+            addr,
+            state,
+            http,
+            dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn dex(&self) -> &DexDouble {
+        &self.clusters[0].dex
+    }
+
+    pub async fn get(&self, path: &str, subject: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(subject)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn kubeconfig(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: wc\ncontexts:\n- name: wc\n  context:\n    cluster: wc\n    \
+         user: u\nclusters:\n- name: wc\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\n\
+         users:\n- name: u\n  user: {{}}\n",
+        ca_data()
+    )
+}

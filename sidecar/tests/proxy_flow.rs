@@ -1,0 +1,259 @@
+//! The request path end to end: exchange, forwarded headers, routing, inbound refusals, operations.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{API_SERVER, Harness, HarnessOptions, ca_data, subject_token};
+use muster_exchange_dex::jwt::peek_claims;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn forwards_the_exchanged_token_and_auth_headers_and_never_the_callers_kubernetes_headers() {
+    let h = Harness::start().await;
+    let subject = subject_token("alice");
+    let response = h
+        .http
+        .post(h.url("/mcp?x=1"))
+        .bearer_auth(&subject)
+        .header("kubernetes-server", "https://evil.example")
+        .header("kubernetes-authorization", "Bearer stolen")
+        .header("Kubernetes-Certificate-Authority-Data", "ZXZpbA==")
+        .header("kubernetes-insecure-skip-tls-verify", "true")
+        .header("mcp-session-id", "session-1")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "drop me")
+        .header("x-end-to-end", "keep me")
+        .body("{\"jsonrpc\":\"2.0\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["mcp-session-id"], "upstream-session");
+    assert_eq!(response.headers()["x-app"], "mcp");
+    assert!(
+        response.headers().get("keep-alive").is_none(),
+        "hop-by-hop response header leaked"
+    );
+    assert_eq!(response.text().await.unwrap(), "app says hi");
+
+    let seen = h.upstream.seen();
+    assert_eq!(seen.len(), 1);
+    let req = &seen[0];
+    assert_eq!(req.path_and_query, "/mcp?x=1");
+    assert_eq!(req.body, "{\"jsonrpc\":\"2.0\"}");
+    let exchanged = req
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_ne!(exchanged, subject);
+    let claims = peek_claims(&exchanged).unwrap();
+    assert_eq!(
+        (claims.iss.as_deref(), claims.sub.as_deref()),
+        (Some(h.dex().issuer()), Some("exchanged-1"))
+    );
+    assert_eq!(
+        req.header("kubernetes-authorization"),
+        Some(format!("Bearer {exchanged}").as_str())
+    );
+    assert_eq!(
+        req.header("kubernetes-server"),
+        Some(format!("{API_SERVER}/alpha").as_str())
+    );
+    assert_eq!(
+        req.header("kubernetes-certificate-authority-data"),
+        Some(ca_data().as_str())
+    );
+    let kubernetes: Vec<&str> = req
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.starts_with("kubernetes-"))
+        .collect();
+    assert_eq!(
+        kubernetes,
+        vec![
+            "kubernetes-authorization",
+            "kubernetes-server",
+            "kubernetes-certificate-authority-data"
+        ]
+    );
+    assert_eq!(req.header("mcp-session-id"), Some("session-1"));
+    assert_eq!(req.header("x-end-to-end"), Some("keep me"));
+    assert_eq!(req.header("x-hop"), None);
+
+    let sent = &h.dex().requests()[0];
+    assert_eq!(sent.field("subject_token"), Some(subject.as_str()));
+    assert_eq!(sent.field("connector_id"), Some("central"));
+    assert_eq!(
+        sent.field("scope"),
+        Some("openid groups audience:server:client_id:dex-k8s-authenticator")
+    );
+    // "exchange-client:s3cr%2Bt%2Fwith%3Dchars": the secret's + and / survive (RFC 6749 2.3.1).
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some("Basic ZXhjaGFuZ2UtY2xpZW50OnMzY3IlMkJ0JTJGd2l0aCUzRGNoYXJz")
+    );
+}
+
+#[tokio::test]
+async fn bearer_mode_sends_only_authorization() {
+    let h = Harness::start_with(HarnessOptions {
+        header_mode: "bearer",
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(h.get("/mcp", &subject_token("alice")).await.status(), 200);
+    let seen = h.upstream.seen();
+    assert!(seen[0].header("authorization").unwrap().starts_with("Bearer "));
+    assert!(
+        seen[0]
+            .headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("kubernetes-"))
+    );
+}
+
+#[tokio::test]
+async fn missing_or_malformed_tokens_get_401_with_www_authenticate() {
+    let h = Harness::start().await;
+    let response = h.http.get(h.url("/mcp")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="muster-exchange""#
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "missing_token",
+            "message": "missing Authorization header; send Authorization: Bearer <ID token from the central Dex>"})
+    );
+    let response = h
+        .http
+        .get(h.url("/mcp"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="muster-exchange", error="invalid_request""#
+    );
+    assert_eq!(h.dex().token_requests(), 0);
+    assert!(h.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn expired_subject_tokens_are_refused_without_asking_dex() {
+    let h = Harness::start().await;
+    let expired = muster_exchange_dex::jwt::unsigned_jwt(&json!({"sub": "bob", "exp": 1_000}));
+    let response = h.get("/mcp", &expired).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="muster-exchange", error="invalid_token""#
+    );
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "token_expired");
+    assert_eq!(h.dex().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431_with_a_message() {
+    let h = Harness::start().await;
+    let huge = format!("{}.{}.sig", "a".repeat(10), "b".repeat(70 * 1024));
+    let response = h.get("/mcp", &huge).await;
+    assert_eq!(response.status(), 431);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "token_too_large");
+    assert_eq!(
+        body["message"],
+        format!(
+            "the bearer token is {} bytes, over the 65536-byte limit; reduce the groups in the ID token",
+            huge.len()
+        )
+    );
+    let response = h
+        .http
+        .get(h.url("/mcp"))
+        .bearer_auth(subject_token("a"))
+        .header("x-groups", "g".repeat(97 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "headers_too_large"
+    );
+    assert_eq!(h.dex().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn several_clusters_route_by_prefix_and_unknown_is_404() {
+    let h = Harness::start_with(HarnessOptions {
+        clusters: vec!["alpha", "beta"],
+        ..Default::default()
+    })
+    .await;
+    let subject = subject_token("alice");
+    assert_eq!(h.get("/clusters/beta/mcp?q=1", &subject).await.status(), 200);
+    let seen = h.upstream.seen();
+    assert_eq!(seen[0].path_and_query, "/mcp?q=1");
+    assert_eq!(
+        seen[0].header("kubernetes-server"),
+        Some(format!("{API_SERVER}/beta").as_str())
+    );
+    assert_eq!(
+        (
+            h.clusters[0].dex.token_requests(),
+            h.clusters[1].dex.token_requests()
+        ),
+        (0, 1)
+    );
+
+    let response = h.get("/clusters/gamma/mcp", &subject).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "unknown_cluster", "message": "unknown cluster \"gamma\" (known: alpha, beta)"})
+    );
+    assert_eq!(h.get("/mcp", &subject).await.status(), 404);
+}
+
+#[tokio::test]
+async fn readiness_follows_credentials_and_metrics_count_exchanges_and_cache() {
+    let h = Harness::start().await;
+    let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        (ready.status().as_u16(), ready.text().await.unwrap()),
+        (200, "ready\n".to_string())
+    );
+    assert_eq!(h.http.get(h.url("/healthz")).send().await.unwrap().status(), 200);
+    let subject = subject_token("alice");
+    for _ in 0..3 {
+        assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    }
+    let metrics = h.metrics().await;
+    for line in [
+        r#"muster_exchange_sidecar_exchanges_total{cluster="alpha",outcome="success"} 1"#,
+        r#"muster_exchange_sidecar_cache_lookups_total{cluster="alpha",result="miss"} 1"#,
+        r#"muster_exchange_sidecar_cache_lookups_total{cluster="alpha",result="hit"} 2"#,
+        r#"muster_exchange_sidecar_requests_total{cluster="alpha",code="2xx"} 3"#,
+        r#"muster_exchange_sidecar_exchange_duration_seconds_count{cluster="alpha"} 1"#,
+        r#"muster_exchange_sidecar_proxy_duration_seconds_count{cluster="alpha"} 3"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
+    std::fs::remove_file(h.clusters[0].credentials_dir.join("client-secret")).unwrap();
+    let not_ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: Value = not_ready.json().await.unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.starts_with("cluster alpha: cannot read ") && problem.contains("client-secret"),
+        "{problem}"
+    );
+}

@@ -25,6 +25,16 @@ enum Command {
     Validate(validate_cmd::ValidateArgs),
     /// Print the MCPServer CRD generated from the Rust types.
     Crd,
+    /// Inject the token-exchange sidecar into manifests offline, like `istioctl kube-inject`.
+    Inject(muster_exchange_webhook::cli::InjectArgs),
+    /// Run the admission webhook (MCPServer validation and defaulting, sidecar injection).
+    Webhook(muster_exchange_webhook::cli::WebhookArgs),
+    /// Run the token-exchange sidecar in front of mcp-kubernetes.
+    Sidecar(muster_exchange_sidecar::cli::SidecarArgs),
+    /// Run the controller (Secret grants, per-cluster MCPServer conditions).
+    Controller(muster_exchange_controller::cli::ControllerArgs),
+    /// Check MCPServers' credentials, remote Dex and exchange once, like `linkerd check`.
+    Diagnose(muster_exchange_controller::cli::DiagnoseArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,5 +54,22 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate_cmd::run(&args),
         Command::Crd => crd_cmd::run(),
+        Command::Inject(args) => muster_exchange_webhook::cli::run_inject(args),
+        Command::Webhook(args) => block_on(muster_exchange_webhook::cli::run_webhook(args)),
+        Command::Sidecar(args) => block_on(muster_exchange_sidecar::cli::run_sidecar(args)),
+        Command::Controller(args) => block_on(muster_exchange_controller::cli::run_controller(args)),
+        Command::Diagnose(args) => block_on(muster_exchange_controller::cli::run_diagnose(args)),
+    }
+}
+
+/// Runs a long-lived component on a multi-threaded runtime; only the servers need one, so `validate`,
+/// `crd` and `inject` start no threads.
+fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(70)
+        }
     }
 }

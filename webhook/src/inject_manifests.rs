@@ -18,8 +18,8 @@ pub struct InjectError {
     pub line: usize,
     /// `kind/name`.
     pub object: String,
-    /// Why it was refused.
-    pub refusal: Refusal,
+    /// Why it was refused (boxed: refusals carry several strings).
+    pub refusal: Box<Refusal>,
 }
 
 /// JSON pointer to the pod (template) of a kind, `None` for kinds that carry no pod.
@@ -60,7 +60,7 @@ fn inject_document(
         source_name: document.source.clone(),
         line: document.line,
         object: document.display_name(),
-        refusal,
+        refusal: Box::new(refusal),
     };
     let namespace = document
         .value

@@ -1,4 +1,5 @@
 //! The caBundle publisher against a mock API server: exact request URIs, methods and apply bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 use base64::Engine;
 use http::{Method, Request, Response};

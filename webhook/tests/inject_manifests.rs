@@ -1,4 +1,5 @@
 //! Offline `inject` across workload kinds, multi-document, with errors naming the object.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Router tests with real AdmissionReview v1 JSON: exact patches, apply-then-re-review, refusals,
 //! malformed bodies, MCPServer validation and defaulting, operational routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 mod common;
 

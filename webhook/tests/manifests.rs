@@ -1,0 +1,204 @@
+//! The committed manifests in `manifests/webhook/` agree with the code: routes, ports, names, selectors,
+//! RBAC scope and the restricted security context. (`kubectl apply --dry-run=client` needs a server;
+//! this parses them with serde into the typed Kubernetes objects instead.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
+
+use std::collections::BTreeMap;
+
+use clap::Parser;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use muster_exchange_api::documents::{Document, read_documents};
+use muster_exchange_api::names::{INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL};
+use muster_exchange_webhook::cli::WebhookArgs;
+use muster_exchange_webhook::server::{MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVERS_PATH};
+use serde::de::DeserializeOwned;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    webhook: WebhookArgs,
+}
+
+fn defaults() -> WebhookArgs {
+    Cli::parse_from(["muster-exchange"]).webhook
+}
+
+fn documents() -> Vec<Document> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/webhook");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| read_documents(f.to_str().unwrap()).unwrap())
+        .collect()
+}
+
+fn one<T: DeserializeOwned>(kind: &str) -> T {
+    let matching: Vec<Document> = documents().into_iter().filter(|d| d.kind() == kind).collect();
+    assert_eq!(matching.len(), 1, "exactly one {kind}");
+    serde_json::from_value(matching[0].value.clone())
+        .unwrap_or_else(|e| panic!("{kind} does not decode: {e}"))
+}
+
+fn assert_service(config: &WebhookClientConfig, path: &str, args: &WebhookArgs, service: &Service) {
+    let reference = config.service.as_ref().expect("webhooks call the Service");
+    assert_eq!(reference.name, args.service_name);
+    assert_eq!(reference.namespace, args.service_namespace);
+    assert_eq!(reference.path.as_deref(), Some(path));
+    let port = service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port;
+    assert_eq!(reference.port, Some(port));
+    assert!(
+        config.ca_bundle.is_none(),
+        "the caBundle is published at runtime, not committed"
+    );
+}
+
+#[test]
+fn webhook_configurations_point_at_the_routes_of_the_code() {
+    let args = defaults();
+    let service: Service = one("Service");
+    assert_eq!(service.metadata.name.as_deref(), Some(args.service_name.as_str()));
+    assert_eq!(
+        service.metadata.namespace.as_deref(),
+        Some(args.service_namespace.as_str())
+    );
+
+    let mutating: MutatingWebhookConfiguration = one("MutatingWebhookConfiguration");
+    assert_eq!(
+        mutating.metadata.name.as_deref(),
+        Some(args.mutating_webhook_configuration.as_str())
+    );
+    let hooks = mutating.webhooks.unwrap();
+    assert_eq!(hooks.len(), 2);
+    let pods = &hooks[0];
+    assert_service(&pods.client_config, MUTATE_PODS_PATH, &args, &service);
+    assert_eq!(
+        pods.rules.as_ref().unwrap()[0].resources.as_deref(),
+        Some(&["pods".to_string()][..])
+    );
+    assert_eq!(pods.failure_policy.as_deref(), Some("Fail"));
+    assert_eq!(pods.reinvocation_policy.as_deref(), Some("IfNeeded"));
+    let namespace_labels = pods
+        .namespace_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .clone()
+        .unwrap();
+    assert_eq!(
+        namespace_labels,
+        BTreeMap::from([(INJECTION_LABEL.to_string(), INJECTION_ENABLED.to_string())])
+    );
+    let object_rule = &pods
+        .object_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        (
+            object_rule.key.as_str(),
+            object_rule.operator.as_str(),
+            object_rule.values.clone().unwrap()
+        ),
+        (INJECTION_LABEL, "NotIn", vec![INJECTION_DISABLED.to_string()])
+    );
+    assert_service(&hooks[1].client_config, MUTATE_MCPSERVERS_PATH, &args, &service);
+
+    let validating: ValidatingWebhookConfiguration = one("ValidatingWebhookConfiguration");
+    assert_eq!(
+        validating.metadata.name.as_deref(),
+        Some(args.validating_webhook_configuration.as_str())
+    );
+    let validate = &validating.webhooks.unwrap()[0];
+    assert_service(&validate.client_config, VALIDATE_MCPSERVERS_PATH, &args, &service);
+
+    for hook in &hooks {
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!(hook.admission_review_versions, ["v1"]);
+        assert!(hook.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
+    }
+    assert_eq!(validate.side_effects, "None");
+    assert_eq!(validate.admission_review_versions, ["v1"]);
+}
+
+#[test]
+fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
+    let args = defaults();
+    let deployment: Deployment = one("Deployment");
+    let service: Service = one("Service");
+    let template = deployment.spec.unwrap().template;
+    let labels = template.metadata.unwrap().labels.unwrap();
+    assert_eq!(
+        labels[INJECTION_LABEL], INJECTION_DISABLED,
+        "the injector opts itself out"
+    );
+    let pod = template.spec.unwrap();
+    let container = &pod.containers[0];
+    let port = &container.ports.as_ref().unwrap()[0];
+    assert_eq!(port.container_port, i32::from(args.listen.port()));
+    let target = service.spec.unwrap().ports.unwrap()[0].target_port.clone();
+    assert_eq!(target, Some(IntOrString::String(port.name.clone().unwrap())));
+    let container_args = container.args.clone().unwrap();
+    assert_eq!(container_args[0], "webhook");
+    assert!(container_args.contains(&format!("--listen={}", args.listen)));
+    let probe = container
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (probe.path.as_deref(), probe.scheme.as_deref()),
+        (Some("/readyz"), Some("HTTPS"))
+    );
+
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop.clone().unwrap(),
+        ["ALL"]
+    );
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("muster-exchange-webhook")
+    );
+}
+
+#[test]
+fn rbac_is_limited_to_watching_mcpservers_and_patching_the_two_configurations() {
+    let args = defaults();
+    let role: ClusterRole = one("ClusterRole");
+    let rules = role.rules.unwrap();
+    assert_eq!(rules.len(), 3);
+    assert_eq!(rules[0].resources.clone().unwrap(), ["mcpservers"]);
+    assert_eq!(rules[0].verbs, ["list", "watch"]);
+    for (rule, name) in rules[1..].iter().zip([
+        &args.mutating_webhook_configuration,
+        &args.validating_webhook_configuration,
+    ]) {
+        assert_eq!(rule.verbs, ["get", "patch"]);
+        assert_eq!(rule.resource_names.clone().unwrap(), [name.clone()]);
+    }
+    assert!(rules.iter().all(|r| {
+        !r.resources
+            .clone()
+            .unwrap_or_default()
+            .contains(&"secrets".to_string())
+    }));
+}

@@ -193,7 +193,7 @@ fn rbac_is_limited_to_watching_mcpservers_and_patching_the_two_configurations() 
         &args.validating_webhook_configuration,
     ]) {
         assert_eq!(rule.verbs, ["get", "patch"]);
-        assert_eq!(rule.resource_names.clone().unwrap(), [name.clone()]);
+        assert_eq!(rule.resource_names.as_deref(), Some(std::slice::from_ref(name)));
     }
     assert!(rules.iter().all(|r| {
         !r.resources

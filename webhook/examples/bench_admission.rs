@@ -1,0 +1,290 @@
+//! Admission benchmark: 64 concurrent keep-alive TLS clients on loopback against the webhook server.
+//!
+//! Measures a realistic pod review (`/mutate-pods`, a Deployment-created pod with managedFields that
+//! gets the sidecar injected) and, as the floor, a no-op route on the same server that reads the review,
+//! takes its uid and answers `allowed: true`. The server runs in a child process so its peak RSS
+//! (VmHWM) is its own. Run:
+//!
+//! ```text
+//! cargo run --profile perf -p muster-exchange-webhook --example bench_admission [-- SECONDS]
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::routing::post;
+use axum_server::tls_rustls::RustlsConfig;
+use muster_exchange_api::documents::parse_documents;
+use muster_exchange_webhook::inject::InjectorSettings;
+use muster_exchange_webhook::mcpserver_store::StaticMcpServers;
+use muster_exchange_webhook::server::router;
+use muster_exchange_webhook::state::AppState;
+use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
+use serde_json::{Value, json};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+const CLIENTS: usize = 64;
+const HOST: &str = "muster-exchange-webhook.muster-exchange.svc";
+const POD_REVIEW: &str = include_str!("../tests/fixtures/pod-create-generate-name.json");
+const MCPSERVERS: &str = include_str!("../tests/fixtures/mcpservers.yaml");
+
+fn main() -> Result<(), BoxError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if std::env::args().nth(1).as_deref() == Some("--serve") {
+        return runtime.block_on(serve_until_stdin_closes());
+    }
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5);
+    runtime.block_on(drive(Duration::from_secs(seconds)))
+}
+
+/// Child mode: serve the webhook router plus the no-op floor route; print port and CA, then wait.
+async fn serve_until_stdin_closes() -> Result<(), BoxError> {
+    let catalog = StaticMcpServers::from_documents(parse_documents(MCPSERVERS, "mcpservers.yaml")?)?;
+    let settings = InjectorSettings {
+        sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
+        default_mcpserver_namespace: None,
+    };
+    let state = Arc::new(AppState::new(settings, Arc::new(catalog)));
+    let app = router(state).route("/allow-all", post(allow_all));
+    let certificate = issue(
+        &service_dns_names("muster-exchange-webhook", "muster-exchange"),
+        Duration::from_secs(3600),
+    )?;
+    let tls = RustlsConfig::from_pem(
+        certificate.cert_pem.into_bytes(),
+        certificate.key_pem.into_bytes(),
+    )
+    .await?;
+    let handle = axum_server::Handle::new();
+    let server = tokio::spawn(
+        axum_server::bind_rustls("127.0.0.1:0".parse::<SocketAddr>()?, tls)
+            .handle(handle.clone())
+            .serve(app.into_make_service()),
+    );
+    let addr = handle.listening().await.ok_or("the server did not start")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", addr.port())?;
+    write!(stdout, "{}", certificate.ca_pem)?;
+    writeln!(stdout, "END")?;
+    stdout.flush()?;
+    drop(stdout);
+    tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await??;
+    handle.shutdown();
+    server.await??;
+    Ok(())
+}
+
+/// The floor: read the review, echo its uid, allow.
+async fn allow_all(body: Bytes) -> Json<Value> {
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Request,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        uid: String,
+    }
+    let uid = serde_json::from_slice::<Review>(&body)
+        .map(|r| r.request.uid)
+        .unwrap_or_default();
+    Json(
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": uid, "allowed": true}}),
+    )
+}
+
+struct Figures {
+    reviews_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+async fn drive(duration: Duration) -> Result<(), BoxError> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (port, ca_pem) = read_handshake(&mut child)?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let clients = (0..CLIENTS)
+        .map(|_| client(&ca_pem, addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = Bytes::from_static(POD_REVIEW.as_bytes());
+    check_pod_review_is_patched(&clients[0], port, body.clone()).await?;
+
+    run("/allow-all", &clients, port, body.clone(), Duration::from_secs(1)).await?; // warm-up
+    let floor = run("/allow-all", &clients, port, body.clone(), duration).await?;
+    run(
+        "/mutate-pods",
+        &clients,
+        port,
+        body.clone(),
+        Duration::from_secs(1),
+    )
+    .await?; // warm-up
+    let pods = run("/mutate-pods", &clients, port, body, duration).await?;
+    let peak_rss_kib = vm_hwm_kib(child.id())?;
+    drop(child.stdin.take());
+    child.wait()?;
+
+    println!(
+        "bench_admission: {CLIENTS} keep-alive TLS clients, {}s per route, pod review {} bytes",
+        duration.as_secs(),
+        POD_REVIEW.len()
+    );
+    print_figures("floor  /allow-all  ", &floor);
+    print_figures("review /mutate-pods", &pods);
+    println!(
+        "ratio: throughput {:.1} % of floor, p99 {:.2}x floor",
+        100.0 * pods.reviews_per_second / floor.reviews_per_second,
+        pods.p99.as_secs_f64() / floor.p99.as_secs_f64()
+    );
+    println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+    Ok(())
+}
+
+fn read_handshake(child: &mut Child) -> Result<(u16, String), BoxError> {
+    let stdout = child.stdout.take().ok_or("no stdout from the server")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port: u16 = lines
+        .next()
+        .ok_or("the server printed nothing")??
+        .trim()
+        .parse()?;
+    let mut ca_pem = String::new();
+    for line in lines {
+        let line = line?;
+        if line == "END" {
+            break;
+        }
+        ca_pem.push_str(&line);
+        ca_pem.push('\n');
+    }
+    Ok((port, ca_pem))
+}
+
+fn client(ca_pem: &str, addr: SocketAddr) -> Result<reqwest::Client, BoxError> {
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())?;
+    // One HTTP/1.1 keep-alive connection per client, like one API server connection each.
+    Ok(reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .resolve(HOST, addr)
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()?)
+}
+
+async fn check_pod_review_is_patched(
+    client: &reqwest::Client,
+    port: u16,
+    body: Bytes,
+) -> Result<(), BoxError> {
+    let answer: Value = client
+        .post(format!("https://{HOST}:{port}/mutate-pods"))
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if answer["response"]["allowed"] != true || answer["response"]["patch"].is_null() {
+        return Err(format!(
+            "the pod review was not injected: {}",
+            answer["response"]["status"]
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn run(
+    path: &str,
+    clients: &[reqwest::Client],
+    port: u16,
+    body: Bytes,
+    duration: Duration,
+) -> Result<Figures, BoxError> {
+    let url = format!("https://{HOST}:{port}{path}");
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .map(|client| {
+            let (url, body) = (url.clone(), body.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let ok = match client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(sent.elapsed())
+                    } else {
+                        errors += 1
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+    };
+    Ok(Figures {
+        reviews_per_second: latencies.len() as f64 / elapsed,
+        p50: at(0.50).unwrap_or_default(),
+        p99: at(0.99).unwrap_or_default(),
+        errors,
+    })
+}
+
+fn print_figures(label: &str, f: &Figures) {
+    println!(
+        "{label}: {:>9.0} reviews/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
+        f.reviews_per_second,
+        f.p50.as_secs_f64() * 1e3,
+        f.p99.as_secs_f64() * 1e3,
+        f.errors
+    );
+}
+
+fn vm_hwm_kib(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM in /proc status")?;
+    Ok(line.split_whitespace().nth(1).ok_or("malformed VmHWM")?.parse()?)
+}

@@ -24,3 +24,6 @@ pub mod probe_loop;
 pub mod sources;
 pub mod status_writer;
 pub mod triggers;
+
+#[cfg(test)]
+mod manifest_tests;

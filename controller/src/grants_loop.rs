@@ -23,16 +23,19 @@ const DEBOUNCE: Duration = Duration::from_millis(500);
 /// First retry delay after a failed sync; doubles up to the resync interval.
 const RETRY_START: Duration = Duration::from_secs(2);
 
-/// MCPServers from the store; objects that do not parse are logged (they get no grant until fixed).
-pub fn parsed_servers(store: &Store<DynamicObject>) -> Vec<MCPServer> {
+/// MCPServers from the store; objects that do not parse are logged when `report` is set (they get no
+/// grant and no probe until fixed; the grant loop reports them, the probe loop's frequent ticks do not).
+pub fn parsed_servers(store: &Store<DynamicObject>, report: bool) -> Vec<MCPServer> {
     store
         .state()
         .iter()
         .filter_map(|o| match o.as_ref().clone().try_parse::<MCPServer>() {
             Ok(server) => Some(server),
             Err(e) => {
-                tracing::warn!(name = ?o.metadata.name, namespace = ?o.metadata.namespace, error = %e,
-                    "skipping a malformed MCPServer until it is fixed");
+                if report {
+                    tracing::warn!(name = ?o.metadata.name, namespace = ?o.metadata.namespace, error = %e,
+                        "skipping a malformed MCPServer until it is fixed");
+                }
                 None
             }
         })
@@ -140,7 +143,7 @@ pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(
             r#loop: "credential_grants",
         })
         .inc();
-    match sync_credential_grants(&ctx.client, &parsed_servers(servers), &ctx.credentials).await {
+    match sync_credential_grants(&ctx.client, &parsed_servers(servers, true), &ctx.credentials).await {
         Ok(report) => {
             record(ctx, GrantKind::Credentials, &report.sync, report.refused.len());
             ok &= report.sync.errors.is_empty();

@@ -30,9 +30,15 @@ use crate::status_writer::{plan_status, write_conditions};
 /// How often due probes are looked for.
 const TICK: Duration = Duration::from_millis(500);
 
+#[cfg(test)]
+#[path = "probe_loop_tests.rs"]
+mod tests;
+
 #[derive(Debug)]
 struct Schedule {
     next_due: Instant,
+    /// Generation last scheduled: a spec change is probed right away, not one interval later.
+    generation: Option<i64>,
     failures: u32,
     last_answered: Option<Timestamp>,
     in_flight: bool,
@@ -74,7 +80,7 @@ fn start_due(
     tasks: &mut JoinSet<Done>,
     permits: &Arc<tokio::sync::Semaphore>,
 ) {
-    let servers: Vec<MCPServer> = parsed_servers(store)
+    let servers: Vec<MCPServer> = parsed_servers(store, false)
         .into_iter()
         .filter(|s| s.enabled_token_exchange().is_some())
         .collect();
@@ -88,10 +94,16 @@ fn start_due(
         let key = key_of(&server);
         let schedule = schedules.entry(key.clone()).or_insert_with(|| Schedule {
             next_due: now + initial_delay(ctx.probe.interval, rand::random()),
+            generation: server.metadata.generation,
             failures: 0,
             last_answered: None,
             in_flight: false,
         });
+        if schedule.generation != server.metadata.generation {
+            schedule.generation = server.metadata.generation;
+            schedule.next_due = now;
+            schedule.failures = 0;
+        }
         if schedule.in_flight || schedule.next_due > now {
             continue;
         }

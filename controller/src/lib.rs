@@ -9,6 +9,7 @@ pub mod cli;
 pub mod conditions;
 pub mod context;
 pub mod controller_cmd;
+mod controller_runtime;
 pub mod diagnose;
 pub mod diagnose_cmd;
 pub mod duration_arg;

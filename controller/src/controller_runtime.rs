@@ -1,0 +1,246 @@
+//! Wiring of the running controller: caches, watches, the grant and probe loops, leader election and the
+//! HTTP server, all stopped together by SIGTERM/Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::DynamicObject;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use muster_exchange_dex::{ClientOptions, ExchangeClient};
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Context, ProbeLoopConfig};
+use crate::controller_cmd::{ControllerArgs, StartError};
+use crate::grants::credential_grants::CredentialGrantConfig;
+use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
+use crate::grants::rbac_objects::sort_subjects;
+use crate::leader_election::{ElectionConfig, run_elector};
+use crate::metrics::Metrics;
+use crate::probe::ProbeSettings;
+
+/// Lease validity without renewal.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Lease renewal (and follower retry) period.
+const RENEW_PERIOD: Duration = Duration::from_secs(5);
+
+pub(crate) fn validate(args: &ControllerArgs) -> Result<(), StartError> {
+    if args.probe_timeout >= args.probe_interval {
+        return Err(StartError::Flags(format!(
+            "--probe-timeout ({:?}) must be shorter than --probe-interval ({:?})",
+            args.probe_timeout, args.probe_interval
+        )));
+    }
+    if args.grant_subjects.is_empty() {
+        tracing::warn!("no --grant-subject given: kubeconfig grants are removed, none are made");
+    }
+    Ok(())
+}
+
+fn exchange_client(args: &ControllerArgs) -> Result<ExchangeClient, StartError> {
+    let extra_ca_pem = match &args.ca_file {
+        Some(p) => Some(std::fs::read(p).map_err(|e| StartError::CaFile(p.display().to_string(), e))?),
+        None => None,
+    };
+    Ok(ExchangeClient::new(ClientOptions {
+        timeout: args.probe_timeout,
+        extra_ca_pem,
+    })?)
+}
+
+fn identity(args: &ControllerArgs) -> String {
+    args.leader_election_identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("muster-exchange-controller-{}", rand::random::<u32>()))
+}
+
+fn election_config(args: &ControllerArgs, identity: String) -> ElectionConfig {
+    ElectionConfig {
+        lease_name: args.leader_election_lease_name.clone(),
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| args.controller_namespace.clone()),
+        identity,
+        lease_duration: LEASE_DURATION,
+        renew_period: RENEW_PERIOD,
+    }
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C.
+pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
+    validate(&args)?;
+    let exchange = exchange_client(&args)?;
+    let client = Client::try_default().await?;
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|e| StartError::Listen(args.metrics_addr, e))?;
+    let identity = identity(&args);
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let (leader_tx, leader_rx) = watch::channel(!args.leader_election);
+    let (shutdown, trigger) = (CancellationToken::new(), Arc::new(Notify::new()));
+    let ctx = Arc::new(context(
+        &args,
+        client.clone(),
+        exchange,
+        metrics.clone(),
+        leader_rx.clone(),
+        &identity,
+    ));
+    let namespace = (!args.mcpserver_namespace.is_empty()).then_some(args.mcpserver_namespace.as_str());
+    let (store, cache) =
+        crate::triggers::mcpserver_cache(&client, namespace, trigger.clone(), shutdown.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = crate::http::router(crate::http::HttpState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    });
+    tracing::info!(identity = %identity, metrics_addr = %args.metrics_addr, "muster-exchange controller starting");
+    let inputs = crate::triggers::watch_grant_inputs(
+        client.clone(),
+        args.org_namespace_selector.clone(),
+        args.kubeconfig_secret_suffix.clone(),
+        trigger.clone(),
+        shutdown.clone(),
+    );
+    tokio::join!(
+        wait_for_signal(shutdown.clone()),
+        cache,
+        inputs,
+        crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), trigger, shutdown.clone()),
+        crate::probe_loop::run_probe_loop(ctx, store.clone(), shutdown.clone()),
+        elect(
+            args.leader_election,
+            client,
+            election_config(&args, identity),
+            leader_tx,
+            shutdown.clone()
+        ),
+        watch_leader_gauge(leader_rx, metrics, shutdown.clone()),
+        mark_ready(store, ready),
+        serve(listener, app, shutdown),
+    );
+    tracing::info!("muster-exchange controller stopped");
+    Ok(())
+}
+
+async fn elect(
+    enabled: bool,
+    client: Client,
+    config: ElectionConfig,
+    leader: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    if enabled {
+        run_elector(client, config, leader, shutdown).await;
+    }
+}
+
+async fn mark_ready(store: Store<DynamicObject>, ready: Arc<AtomicBool>) {
+    if store.wait_until_ready().await.is_ok() {
+        ready.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, ?addr, "metrics server stopped");
+    }
+}
+
+fn context(
+    args: &ControllerArgs,
+    client: Client,
+    exchange: ExchangeClient,
+    metrics: Arc<Metrics>,
+    leader: watch::Receiver<bool>,
+    identity: &str,
+) -> Context {
+    let mut subjects = args.grant_subjects.clone();
+    sort_subjects(&mut subjects);
+    let reporter = Reporter {
+        controller: "muster-exchange-controller".into(),
+        instance: Some(identity.to_string()),
+    };
+    Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        kubeconfig: KubeconfigGrantConfig {
+            namespace_selector: args.org_namespace_selector.clone(),
+            subjects,
+            secret_suffix: args.kubeconfig_secret_suffix.clone(),
+            controller_namespace: args.controller_namespace.clone(),
+            concurrency: args.grants_concurrency,
+        },
+        credentials: CredentialGrantConfig {
+            reader: args.credentials_reader.clone(),
+            controller_namespace: args.controller_namespace.clone(),
+            concurrency: args.grants_concurrency,
+        },
+        probe: ProbeLoopConfig {
+            interval: args.probe_interval,
+            max_backoff: args.probe_max_backoff,
+            settings: ProbeSettings {
+                timeout: args.probe_timeout,
+                exchange_probe: args.probe_exchange,
+            },
+            concurrency: args.probe_concurrency,
+        },
+        exchange,
+        metrics,
+        leader,
+        grants_resync: args.grants_resync_interval,
+    }
+}
+
+async fn watch_leader_gauge(
+    mut leader: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let leading = *leader.borrow_and_update();
+        metrics.leader.set(i64::from(leading));
+        tracing::info!(leader = leading, "leadership");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = leader.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C (or when something else cancelled it).
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still works");
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}

@@ -169,3 +169,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod send_check {
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn entry_point_futures_are_send_so_the_cli_may_spawn_them() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::ControllerArgs,
+        }
+        let args = Cli::try_parse_from(["controller"]).unwrap().args;
+        assert_send(&super::run_controller(args));
+        let diagnose = crate::diagnose_cmd::DiagnoseArgs {
+            files: vec![],
+            namespace: None,
+            ca_file: None,
+            probe_timeout: std::time::Duration::from_secs(1),
+            probe_exchange: true,
+        };
+        assert_send(&crate::diagnose_cmd::run_diagnose(diagnose));
+    }
+}

@@ -243,3 +243,53 @@ async fn unreadable_or_malformed_input_is_an_error_not_a_report() {
         .unwrap_err();
     assert!(err.to_string().contains("mcpserver/x ("), "{err}");
 }
+
+#[tokio::test]
+async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_ones() {
+    use serde_json::json;
+
+    use crate::diagnose::input_from_cluster;
+    use crate::fixtures::{Expect, list, run_scenario};
+
+    let enabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
+        "metadata": {"name": "a", "namespace": "muster"},
+        "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp", "auth": {"type": "oauth",
+            "tokenExchange": {"enabled": true, "dexTokenEndpoint": "https://dex.a.example/token", "connectorId": "c",
+                "clientCredentialsSecretRef": {"name": "creds", "namespace": "secrets"}}}}});
+    let disabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
+        "metadata": {"name": "b", "namespace": "muster"}, "spec": {"type": "streamable-http", "url": "https://b.example/mcp"}});
+    let malformed = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
+        "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": "carrier-pigeon"}});
+    let not_found = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404});
+    let expected = vec![
+        Expect::get(
+            "/apis/muster.giantswarm.io/v1alpha1/mcpservers?",
+            list(
+                "MCPServerList",
+                "muster.giantswarm.io/v1alpha1",
+                vec![enabled, disabled, malformed],
+            ),
+        ),
+        Expect::get("/api/v1/namespaces/secrets/secrets/creds", not_found.clone())
+            .failing(404)
+            .responding(not_found),
+    ];
+    let input = run_scenario(expected, |client| async move {
+        input_from_cluster(&client, None).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(input.targets.len(), 1);
+    assert_eq!(input.targets[0].credentials_check.reason, "SecretNotFound");
+    assert_eq!(
+        input.targets[0].credentials_check.message,
+        "Secret secrets/creds not found; create it with keys client-id and client-secret (clientCredentialsSecretRef)"
+    );
+    assert_eq!(input.skipped, ["muster/b"]);
+    assert_eq!(input.malformed.len(), 1);
+    assert!(
+        input.malformed[0].starts_with("muster/c: not a valid MCPServer:"),
+        "{}",
+        input.malformed[0]
+    );
+}

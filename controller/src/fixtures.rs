@@ -55,6 +55,17 @@ impl Expect {
         }
     }
 
+    /// A request whose body is not compared (it carries timestamps).
+    pub fn any_body(method: &'static str, uri: impl Into<String>, response: Value) -> Self {
+        Expect {
+            method,
+            uri: uri.into(),
+            body: None,
+            status: 200,
+            response,
+        }
+    }
+
     pub fn responding(mut self, response: Value) -> Self {
         self.response = response;
         self
@@ -151,4 +162,59 @@ pub fn metadata_list(namespace: &str, names: &[&str]) -> Value {
         })
         .collect();
     list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
+}
+
+/// A controller context around `client` for loop tests (no grant subjects, no credentials reader).
+pub fn test_context(
+    client: Client,
+    exchange: muster_exchange_dex::ExchangeClient,
+    leader: tokio::sync::watch::Receiver<bool>,
+    probe: crate::context::ProbeLoopConfig,
+) -> crate::context::Context {
+    use kube::runtime::events::{Recorder, Reporter};
+    crate::context::Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        ),
+        client,
+        kubeconfig: crate::grants::kubeconfig_grants::KubeconfigGrantConfig {
+            namespace_selector: "giantswarm.io/organization".into(),
+            subjects: vec![
+                crate::grants::subjects::parse_service_account("sa:muster/mcp-kubernetes").unwrap(),
+            ],
+            secret_suffix: "-kubeconfig".into(),
+            controller_namespace: "mx".into(),
+            concurrency: 1,
+        },
+        credentials: crate::grants::credential_grants::CredentialGrantConfig {
+            reader: None,
+            controller_namespace: "mx".into(),
+            concurrency: 1,
+        },
+        probe,
+        exchange,
+        metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+        leader,
+        grants_resync: Duration::from_secs(300),
+    }
+}
+
+/// A synced, empty-or-filled MCPServer cache.
+pub fn synced_store(objects: &[Value]) -> kube::runtime::reflector::Store<kube::api::DynamicObject> {
+    use kube::runtime::watcher::Event;
+    let resource = kube::api::ApiResource::erase::<muster_exchange_api::MCPServer>(&());
+    let mut writer = kube::runtime::reflector::store::Writer::<kube::api::DynamicObject>::new(resource);
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(o.clone()).unwrap()));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    let store = writer.as_reader();
+    // The store stays readable after the writer is dropped.
+    drop(writer);
+    store
 }

@@ -160,3 +160,71 @@ pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(
     }
     if ok { Ok(()) } else { Err(()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use http::{Request, Response};
+    use kube::Client;
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+    use crate::context::ProbeLoopConfig;
+    use crate::fixtures::{list, synced_store, test_context};
+    use crate::probe::ProbeSettings;
+
+    #[tokio::test]
+    async fn followers_send_nothing_and_a_new_leader_syncs_at_once() {
+        crate::probe::tests::install_crypto();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let service = tower::service_fn(move |_request: Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let empty = list("List", "v1", vec![]);
+            async move { Ok::<_, Infallible>(Response::new(Body::from(serde_json::to_vec(&empty).unwrap()))) }
+        });
+        let client = Client::new(service, "default");
+        let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+        let probe = ProbeLoopConfig {
+            interval: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(600),
+            settings: ProbeSettings {
+                timeout: Duration::from_secs(1),
+                exchange_probe: true,
+            },
+            concurrency: 1,
+        };
+        let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
+        let ctx = Arc::new(test_context(client, exchange, leader_rx, probe));
+        let (trigger, shutdown) = (Arc::new(Notify::new()), CancellationToken::new());
+        let store = synced_store(&[json!({
+            "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
+            "metadata": {"name": "a", "namespace": "muster"}, "spec": {"type": "stdio", "command": "x"}})]);
+        let checks = async {
+            trigger.notify_one();
+            // Longer than the debounce: a leader would have listed namespaces by now.
+            tokio::time::sleep(DEBOUNCE * 3).await;
+            assert_eq!(
+                requests.load(Ordering::SeqCst),
+                0,
+                "a follower must not talk to the API"
+            );
+            leader_tx.send_replace(true);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            // Kubeconfig grants: namespaces + roles + rolebindings; credential grants: roles + rolebindings.
+            while requests.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(requests.load(Ordering::SeqCst), 5);
+            shutdown.cancel();
+        };
+        tokio::join!(
+            run_grants_loop(ctx.clone(), store, trigger.clone(), shutdown.clone()),
+            checks
+        );
+    }
+}

@@ -236,4 +236,70 @@ mod tests {
             (Some("me"), Some(1), Some(15))
         );
     }
+
+    fn config() -> ElectionConfig {
+        ElectionConfig {
+            lease_name: "muster-exchange-controller".into(),
+            namespace: "mx".into(),
+            identity: "pod-a".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_period: Duration::from_secs(5),
+        }
+    }
+
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/mx/leases/muster-exchange-controller";
+
+    fn not_found() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "reason": "NotFound", "code": 404})
+    }
+
+    #[tokio::test]
+    async fn creates_the_missing_lease_and_leads() {
+        use crate::fixtures::{Expect, run_scenario};
+        let created = serde_json::to_value(held_lease(&config(), None, Timestamp::now(), true)).unwrap();
+        let expected = vec![
+            Expect::get(LEASE, not_found())
+                .failing(404)
+                .responding(not_found()),
+            Expect::any_body(
+                "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/mx/leases?",
+                created,
+            ),
+        ];
+        let leading = run_scenario(expected, |client| async move {
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+        })
+        .await;
+        assert!(leading.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_held_by_another_replica_is_followed_and_a_lost_race_is_not_an_error() {
+        use crate::fixtures::{Expect, run_scenario};
+        let now = Timestamp::now().as_second();
+        let mut other = serde_json::to_value(lease(Some("pod-b"), now, 15)).unwrap();
+        other["metadata"] = serde_json::json!({"name": "muster-exchange-controller", "namespace": "mx", "resourceVersion": "5"});
+        let leading = run_scenario(vec![Expect::get(LEASE, other.clone())], |client| async move {
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+        })
+        .await;
+        assert!(!leading.unwrap());
+        let mut expired = other.clone();
+        expired["spec"]["renewTime"] = serde_json::json!("2020-01-01T00:00:00.000000Z");
+        let conflict = serde_json::json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "reason": "Conflict", "code": 409});
+        let expected = vec![
+            Expect::get(LEASE, expired),
+            Expect::any_body("PUT", format!("{LEASE}?"), conflict.clone())
+                .failing(409)
+                .responding(conflict),
+        ];
+        let leading = run_scenario(expected, |client| async move {
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+        })
+        .await;
+        assert!(!leading.unwrap());
+    }
 }

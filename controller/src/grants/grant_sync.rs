@@ -67,7 +67,10 @@ pub async fn sync_grants(
         granted_namespaces: desired.len(),
         ..SyncReport::default()
     };
-    let writes = stream::iter(desired.values())
+    // Futures are built up front: a closure inside the stream type would make the future !Send
+    // (rustc's higher-ranked lifetime limitation), and the CLI may spawn it.
+    let pending: Vec<_> = desired
+        .values()
         .map(|grant| {
             apply_one(
                 client,
@@ -76,6 +79,8 @@ pub async fn sync_grants(
                 bindings.get(&grant.namespace),
             )
         })
+        .collect();
+    let writes = stream::iter(pending)
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>()
         .await;

@@ -76,11 +76,15 @@ async fn desired_grants(
     config: &KubeconfigGrantConfig,
     namespaces: Vec<String>,
 ) -> Result<BTreeMap<String, DesiredGrant>, Error> {
-    let found: Vec<(String, BTreeSet<String>)> = stream::iter(namespaces)
+    // Futures are built up front so the sync future stays Send (see grant_sync).
+    let pending: Vec<_> = namespaces
+        .into_iter()
         .map(|ns| async move {
             let names = kubeconfig_secret_names(client, &ns, &config.secret_suffix).await?;
             Ok::<_, Error>((ns, names))
         })
+        .collect();
+    let found: Vec<(String, BTreeSet<String>)> = stream::iter(pending)
         .buffered(config.concurrency.max(1))
         .try_collect()
         .await?;

@@ -1,8 +1,15 @@
 //! The muster-exchange controller: Secret-read grants per organization namespace and per MCPServer,
 //! per-cluster token-exchange conditions on MCPServers, and `diagnose`, the same checks run once.
-
-pub mod error;
-pub mod grants;
+//!
+//! Where things are:
+//! - `grants/`: pure RBAC builders, the generic sync (desired vs observed, SSA, guarded deletes), the
+//!   kubeconfig and credential reconcilers; `grants_loop` runs them on watch events and resyncs.
+//! - `probe/`: credentials, discovery (`Connected`), the probe exchange (`TokenExchangeReady`), the fleet
+//!   runner; `conditions/` turns outcomes into conditions; `status_writer` and `events` publish them;
+//!   `probe_loop` schedules probes with `backoff`.
+//! - `diagnose` / `diagnose_cmd`: the one-shot check; `controller_cmd` / `controller_runtime`: the
+//!   long-running controller; `cli`: the entry points the binary wires in.
+//! - Operations: `leader_election`, `metrics`, `http` (`/healthz`, `/readyz`, `/metrics`), `triggers`.
 
 pub mod backoff;
 pub mod cli;
@@ -13,9 +20,9 @@ mod controller_runtime;
 pub mod diagnose;
 pub mod diagnose_cmd;
 pub mod duration_arg;
+pub mod error;
 pub mod events;
-#[cfg(test)]
-mod fixtures;
+pub mod grants;
 pub mod grants_loop;
 pub mod http;
 pub mod leader_election;
@@ -26,5 +33,7 @@ pub mod sources;
 pub mod status_writer;
 pub mod triggers;
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(test)]
 mod manifest_tests;

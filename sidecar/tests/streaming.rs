@@ -57,3 +57,27 @@ async fn large_request_bodies_stream_to_the_app() {
     assert_eq!(seen[0].body.len(), 64 * 16 * 1024);
     assert_eq!(&seen[0].body[16 * 1024..16 * 1024 + 3], b"bbb");
 }
+
+#[tokio::test]
+async fn shutdown_refuses_new_connections_and_ends_open_streams_after_the_grace_period() {
+    let mut h = Harness::start().await;
+    let _events = h.upstream.sse_channel();
+    let response = h.get("/sse", &subject_token("alice")).await;
+    assert_eq!(response.status(), 200);
+    let started = std::time::Instant::now();
+    let serving = h.shutdown();
+    let result = tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("server did not stop");
+    assert!(result.unwrap().is_ok());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(h.addr).await.is_err(),
+        "listener closed"
+    );
+    drop(response);
+}

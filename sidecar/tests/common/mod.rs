@@ -71,6 +71,7 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub struct HarnessOptions {
@@ -155,7 +156,7 @@ impl Harness {
         let addr = sidecar.local_addr().unwrap();
         let state = sidecar.state();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(sidecar.serve(
+        let serving = tokio::spawn(sidecar.serve(
             async move {
                 let _ = rx.await;
             },
@@ -174,7 +175,16 @@ impl Harness {
             http,
             dir,
             shutdown: Some(tx),
+            serving: Some(serving),
         }
+    }
+
+    /// Sends the shutdown signal and returns the server task (it ends after the 1 s grace at most).
+    pub fn shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.serving.take().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

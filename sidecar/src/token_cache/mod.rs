@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 
 pub use lifetime::{Validity, instant_of, validity};
 
+/// After a failed background refresh, the next one starts no sooner than this.
+const REFRESH_RETRY_DELAY: Duration = Duration::from_secs(2);
+
 /// Cache key: the cluster index and SHA-256 of the subject token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -259,8 +262,11 @@ where
             match result {
                 Ok(fetched) => cache.store(&mut state, key, subject_expiry, &fetched),
                 Err(_) => {
+                    // Try again a little later, not on the very next hit: while Dex is failing (or the
+                    // backoff holds) a busy key would otherwise start a refresh task per request.
                     if let Some(Slot::Ready(entry)) = state.slots.get_mut(&key) {
                         entry.refreshing = false;
+                        entry.validity.refresh_at = Some(Instant::now() + REFRESH_RETRY_DELAY);
                     }
                 }
             }

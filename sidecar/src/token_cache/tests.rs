@@ -199,3 +199,45 @@ fn keys_hash_the_subject() {
     );
     assert!(!format!("{key:?}").contains("secret-token"));
 }
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() {
+    let cache = Cache::new(options());
+    let key = CacheKey::new(0, "subject");
+    cache
+        .get(&key, None, || async {
+            Ok(fetched("old", Duration::from_secs(600)))
+        })
+        .await
+        .0
+        .unwrap();
+    {
+        let mut state = cache.lock();
+        if let Some(Slot::Ready(e)) = state.slots.get_mut(&key) {
+            e.validity.refresh_at = Some(Instant::now());
+        }
+    }
+    let attempts = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let attempts = attempts.clone();
+        let failing = move || {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            async { Err(Failed) }
+        };
+        assert_eq!(cache.get(&key, None, failing).await.0, Ok("old".to_string()));
+        let c = cache.clone();
+        let k = key.clone();
+        eventually(move || {
+            c.lock()
+                .slots
+                .get(&k)
+                .is_some_and(|s| matches!(s, Slot::Ready(e) if !e.refreshing))
+        })
+        .await;
+    }
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "retried only after REFRESH_RETRY_DELAY"
+    );
+}

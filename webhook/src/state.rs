@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::inject::InjectorSettings;
+use crate::inject::{InjectorSettings, RenderCache};
 use crate::mcpserver_store::McpServerLookup;
 use crate::metrics::Metrics;
 
@@ -17,6 +17,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// What `/readyz` reports.
     pub readiness: Readiness,
+    /// Renders reused across reviews (tied to `settings`).
+    pub render_cache: RenderCache,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
             catalog,
             metrics: Metrics::default(),
             readiness: Readiness::default(),
+            render_cache: RenderCache::default(),
         }
     }
 }

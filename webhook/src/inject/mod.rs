@@ -8,6 +8,7 @@ mod patch;
 mod quantity;
 mod refusal;
 mod render;
+mod render_cache;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde_json::Value;
 pub use options::{DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InjectOptions};
 pub use refusal::Refusal;
 pub use render::{INJECTOR_VERSION, InjectorSettings, SIDECAR_UID};
+pub use render_cache::RenderCache;
 
 use crate::mcpserver_store::McpServerLookup;
 
@@ -56,6 +58,17 @@ pub fn inject_pod(
     settings: &InjectorSettings,
     catalog: &dyn McpServerLookup,
 ) -> Result<Outcome, Refusal> {
+    inject_pod_cached(pod, namespace, settings, catalog, None)
+}
+
+/// [`inject_pod`], reusing renders from `cache` (which must only ever see these `settings`).
+pub fn inject_pod_cached(
+    pod: &Value,
+    namespace: &str,
+    settings: &InjectorSettings,
+    catalog: &dyn McpServerLookup,
+    cache: Option<&RenderCache>,
+) -> Result<Outcome, Refusal> {
     if !pod.is_object() || !pod.get("spec").is_some_and(Value::is_object) {
         return Err(Refusal::NotAPod("it has no spec object".into()));
     }
@@ -80,9 +93,16 @@ pub fn inject_pod(
         settings.default_mcpserver_namespace.as_deref(),
         namespace,
     );
-    let clusters = resolve::resolve_clusters(&options, lookup_namespace, namespace, catalog)?;
-    let injection = render::render(&options, &clusters, settings)
-        .map_err(|e| Refusal::NotAPod(format!("cannot render the sidecar configuration: {e}")))?;
+    let mcpservers = resolve::lookup_mcpservers(&options, lookup_namespace, catalog)?;
+    let render = || {
+        let clusters = resolve::resolve_clusters(&options, &mcpservers, lookup_namespace, namespace)?;
+        render::render(&options, &clusters, settings)
+            .map_err(|e| Refusal::NotAPod(format!("cannot render the sidecar configuration: {e}")))
+    };
+    let injection = match cache {
+        Some(cache) => cache.get_or_render(namespace, lookup_namespace, &options, &mcpservers, render)?,
+        None => std::sync::Arc::new(render()?),
+    };
     Ok(match patch::plan(pod, &injection)? {
         Some(patch) => Outcome::Inject(patch),
         None => Outcome::UpToDate,

@@ -1,6 +1,8 @@
 //! From MCPServer names to checked sidecar cluster entries, refusing anything that would produce a pod
 //! that cannot start or cannot exchange.
 
+use std::sync::Arc;
+
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
     ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE, ANNOTATION_MCPSERVERS,
@@ -38,27 +40,42 @@ pub fn mcpserver_namespace<'a>(
         .unwrap_or(pod_namespace)
 }
 
-/// Resolves every MCPServer of `options`, in order.
-pub fn resolve_clusters(
+/// Looks every MCPServer of `options` up, in order; a refusal names the first one missing.
+pub fn lookup_mcpservers(
     options: &InjectOptions,
     lookup_namespace: &str,
-    pod_namespace: &str,
     catalog: &dyn McpServerLookup,
-) -> Result<Vec<ResolvedCluster>, Refusal> {
+) -> Result<Vec<Arc<MCPServer>>, Refusal> {
     options
         .mcpservers
         .iter()
         .map(|name| {
-            let mcpserver = catalog
+            catalog
                 .get(lookup_namespace, name)
                 .ok_or_else(|| Refusal::UnknownMcpServer {
                     namespace: lookup_namespace.to_string(),
                     name: name.clone(),
                     annotation: ANNOTATION_MCPSERVERS,
                     namespace_annotation: ANNOTATION_MCPSERVER_NAMESPACE,
-                })?;
+                })
+        })
+        .collect()
+}
+
+/// Checks each looked-up MCPServer and turns it into a sidecar cluster entry.
+pub fn resolve_clusters(
+    options: &InjectOptions,
+    mcpservers: &[Arc<MCPServer>],
+    lookup_namespace: &str,
+    pod_namespace: &str,
+) -> Result<Vec<ResolvedCluster>, Refusal> {
+    options
+        .mcpservers
+        .iter()
+        .zip(mcpservers)
+        .map(|(name, mcpserver)| {
             resolve_one(
-                &mcpserver,
+                mcpserver,
                 name,
                 lookup_namespace,
                 pod_namespace,

@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mcpserver_store::StaticMcpServers;
+use crate::mcpserver_store::{McpServerLookup, StaticMcpServers};
 use muster_exchange_api::documents::parse_documents;
 use muster_exchange_api::redact::short_hash;
 
@@ -325,4 +325,49 @@ fn names_taken_by_the_user_are_refused_not_overwritten() {
 fn a_non_pod_is_refused_not_panicked_on() {
     let err = run(&json!({"metadata": {}, "spec": "nope"})).unwrap_err();
     assert_eq!(err.reason(), "not-a-pod");
+}
+
+#[test]
+fn the_render_cache_gives_the_same_answers_and_sees_changed_mcpservers() {
+    let cache = RenderCache::default();
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let mut catalog = catalog();
+    let uncached = inject_pod(&pod, "apps", &settings(), &catalog).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            inject_pod_cached(&pod, "apps", &settings(), &catalog, Some(&cache)).unwrap(),
+            uncached
+        );
+    }
+    let refused = pod_with_mcpservers("switched-off");
+    for _ in 0..2 {
+        let err = inject_pod_cached(&refused, "apps", &settings(), &catalog, Some(&cache)).unwrap_err();
+        assert_eq!(err.reason(), "token-exchange-unusable");
+    }
+    // A changed MCPServer is a new object in the catalog: the cache must not serve the old render.
+    let mut changed = (*catalog.get("apps", "cluster-a").unwrap()).clone();
+    changed
+        .spec
+        .auth
+        .as_mut()
+        .unwrap()
+        .token_exchange
+        .as_mut()
+        .unwrap()
+        .connector_id = Some("other".into());
+    catalog.insert(changed);
+    let Outcome::Inject(patch) =
+        inject_pod_cached(&pod, "apps", &settings(), &catalog, Some(&cache)).unwrap()
+    else {
+        panic!("expected a patch")
+    };
+    assert!(
+        serde_json::to_string(&patch)
+            .unwrap()
+            .contains(r#"\"connectorId\":\"other\""#)
+    );
+}
+
+fn pod_with_mcpservers(list: &str) -> Value {
+    pod(json!({"exchange.muster.giantswarm.io/mcpservers": list}))
 }

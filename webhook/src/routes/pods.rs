@@ -10,7 +10,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use super::handle_review;
 use crate::admission::object_json;
-use crate::inject::{Outcome, inject_pod};
+use crate::inject::{Outcome, inject_pod_cached};
 use crate::state::AppState;
 
 /// Route name in metrics.
@@ -43,7 +43,13 @@ pub fn decide(
         .filter(|ns| !ns.is_empty())
         .or_else(|| pod.pointer("/metadata/namespace").and_then(|v| v.as_str()))
         .unwrap_or("default");
-    match inject_pod(&pod, namespace, &state.settings, state.catalog.as_ref()) {
+    match inject_pod_cached(
+        &pod,
+        namespace,
+        &state.settings,
+        state.catalog.as_ref(),
+        Some(&state.render_cache),
+    ) {
         Ok(Outcome::Inject(patch)) => match response.clone().with_patch(patch) {
             Ok(patched) => {
                 state.metrics.injections.inc();

@@ -67,9 +67,14 @@ pub async fn review(router: &Router, path: &str, review: &Value) -> Value {
     answer["response"].clone()
 }
 
-/// The JSON Patch of a response (kube encodes the bytes as a JSON array of numbers), `None` if absent.
+/// The JSON Patch of a response (a base64 string, as the API server expects), `None` if absent.
 pub fn patch_of(response: &Value) -> Option<Value> {
-    let bytes: Vec<u8> = serde_json::from_value(response.get("patch")?.clone()).unwrap();
+    use base64::Engine;
+    let encoded = response
+        .get("patch")?
+        .as_str()
+        .expect("the patch is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
     assert_eq!(response["patchType"], "JSONPatch");
     Some(serde_json::from_slice(&bytes).unwrap())
 }

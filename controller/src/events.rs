@@ -40,14 +40,23 @@ pub fn transition_event(condition: &Condition, previous: Option<&str>) -> Event 
     }
 }
 
-/// Publishes one Event per transition; failures are logged, never fatal (Events are best effort).
+/// True when a transition deserves an Event: every flip, and a first status only when it is a failure
+/// (a fleet starting up healthy would otherwise emit four Normal Events per cluster).
+pub fn worth_an_event(condition: &Condition, previous: Option<&str>) -> bool {
+    previous.is_some() || condition.status == "False"
+}
+
+/// Publishes one Event per transition worth one; failures are logged, never fatal (Events are best effort).
 pub async fn publish_transitions(
     recorder: &Recorder,
     server: &MCPServer,
     transitions: &[(Condition, Option<String>)],
 ) {
     let reference = server.object_ref(&());
-    for (condition, previous) in transitions {
+    let worth = transitions
+        .iter()
+        .filter(|(c, p)| worth_an_event(c, p.as_deref()));
+    for (condition, previous) in worth {
         let event = transition_event(condition, previous.as_deref());
         if let Err(e) = recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, mcpserver = ?reference.name, "cannot publish event");
@@ -79,5 +88,12 @@ mod tests {
         let note = e.note.unwrap();
         assert!(note.starts_with("Connected is False (Disconnected) after True: xxx"));
         assert_eq!(note.len(), 1000);
+        assert!(worth_an_event(&c, None));
+        let healthy = Condition {
+            status: "True".into(),
+            ..c
+        };
+        assert!(!worth_an_event(&healthy, None));
+        assert!(worth_an_event(&healthy, Some("False")));
     }
 }

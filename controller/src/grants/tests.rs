@@ -368,3 +368,68 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, "kube-system/dex-d");
 }
+
+#[tokio::test]
+async fn changed_grant_subjects_update_only_the_binding() {
+    let old_binding = binding(
+        "org-acme",
+        "muster-exchange-kubeconfig-reader",
+        "kubeconfig",
+        json!([{"kind": "ServiceAccount", "name": "old-reader", "namespace": "muster"}]),
+    );
+    let expected = vec![
+        Expect::get(NS_LIST, metadata_list("", &["org-acme"])),
+        Expect::get(
+            secrets_uri("org-acme"),
+            metadata_list("org-acme", &["a-kubeconfig"]),
+        ),
+        Expect::get(
+            ROLES,
+            role_list(vec![stored(kc_role("org-acme", &["a-kubeconfig"]), "r1")]),
+        ),
+        Expect::get(BINDINGS, binding_list(vec![stored(old_binding, "b1")])),
+        Expect::apply(
+            format!("{}{APPLY}", kc_uri("rolebindings", "org-acme")),
+            kc_binding("org-acme"),
+        ),
+    ];
+    let report = run_scenario(expected, |client| async move {
+        sync_kubeconfig_grants(&client, &config()).await
+    })
+    .await;
+    assert_eq!(report.unwrap().sync.applied, 1);
+}
+
+#[tokio::test]
+async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
+    let name = "muster-exchange-credentials-reader";
+    let uri =
+        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}?");
+    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
+    let expected = vec![
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
+            role_list(vec![stored(
+                role("muster", name, "credentials", &["dex-a"]),
+                "r1",
+            )]),
+        ),
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
+            binding_list(vec![stored(binding("muster", name, "credentials", reader), "b1")]),
+        ),
+        Expect::delete(uri("roles", "muster"), guarded_delete("r1")),
+        Expect::delete(uri("rolebindings", "muster"), guarded_delete("b1")),
+    ];
+    let servers = vec![mcpserver("muster", "a", true, json!({"name": "dex-a"}))];
+    let config = CredentialGrantConfig {
+        reader: None,
+        controller_namespace: "mx".into(),
+        concurrency: 1,
+    };
+    let report = run_scenario(expected, |client| async move {
+        sync_credential_grants(&client, &servers, &config).await
+    })
+    .await;
+    assert_eq!(report.unwrap().sync.deleted, 2);
+}

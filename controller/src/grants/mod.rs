@@ -8,4 +8,6 @@ pub mod rbac_objects;
 pub mod subjects;
 
 #[cfg(test)]
+mod credential_tests;
+#[cfg(test)]
 mod tests;

@@ -2,7 +2,6 @@
 
 use serde_json::{Value, json};
 
-use super::credential_grants::{CredentialGrantConfig, sync_credential_grants};
 use super::kubeconfig_grants::{KubeconfigGrantConfig, sync_kubeconfig_grants};
 use super::subjects::parse_service_account;
 use crate::fixtures::{Expect, list, metadata_list, run_scenario};
@@ -10,7 +9,7 @@ use crate::fixtures::{Expect, list, metadata_list, run_scenario};
 const NS_LIST: &str = "/api/v1/namespaces?&labelSelector=giantswarm.io%2Forganization";
 const ROLES: &str = "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
 const BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
-const APPLY: &str = "?&force=true&fieldManager=muster-exchange-controller";
+pub(super) const APPLY: &str = "?&force=true&fieldManager=muster-exchange-controller";
 
 fn config() -> KubeconfigGrantConfig {
     KubeconfigGrantConfig {
@@ -35,12 +34,12 @@ fn meta(ns: &str, name: &str, kind: &str) -> Value {
         "exchange.muster.giantswarm.io/description": "Managed by the muster-exchange controller; edits are overwritten."}})
 }
 
-fn role(ns: &str, name: &str, kind: &str, secrets: &[&str]) -> Value {
+pub(super) fn role(ns: &str, name: &str, kind: &str, secrets: &[&str]) -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(ns, name, kind),
         "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": secrets, "verbs": ["get"]}]})
 }
 
-fn binding(ns: &str, name: &str, kind: &str, subjects: Value) -> Value {
+pub(super) fn binding(ns: &str, name: &str, kind: &str, subjects: Value) -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(ns, name, kind),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subjects})
 }
@@ -59,17 +58,17 @@ fn kc_binding(ns: &str) -> Value {
 }
 
 /// An object as the API server returns it: with uid and resourceVersion.
-fn stored(mut object: Value, uid: &str) -> Value {
+pub(super) fn stored(mut object: Value, uid: &str) -> Value {
     object["metadata"]["uid"] = json!(uid);
     object["metadata"]["resourceVersion"] = json!("7");
     object
 }
 
-fn role_list(items: Vec<Value>) -> Value {
+pub(super) fn role_list(items: Vec<Value>) -> Value {
     list("RoleList", "rbac.authorization.k8s.io/v1", items)
 }
 
-fn binding_list(items: Vec<Value>) -> Value {
+pub(super) fn binding_list(items: Vec<Value>) -> Value {
     list("RoleBindingList", "rbac.authorization.k8s.io/v1", items)
 }
 
@@ -77,7 +76,7 @@ fn kc_uri(kind: &str, ns: &str) -> String {
     format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/muster-exchange-kubeconfig-reader")
 }
 
-fn guarded_delete(uid: &str) -> Value {
+pub(super) fn guarded_delete(uid: &str) -> Value {
     json!({"preconditions": {"resourceVersion": "7", "uid": uid}})
 }
 
@@ -293,82 +292,6 @@ async fn a_failed_apply_is_reported_and_other_namespaces_still_sync() {
     );
 }
 
-fn mcpserver(ns: &str, name: &str, enabled: bool, secret: Value) -> muster_exchange_api::MCPServer {
-    serde_json::from_value(json!({
-        "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp", "auth": {"type": "oauth",
-            "tokenExchange": {"enabled": enabled, "dexTokenEndpoint": "https://dex.example/token",
-                "connectorId": "local", "clientCredentialsSecretRef": secret}}}
-    }))
-    .unwrap()
-}
-
-#[tokio::test]
-async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
-    const CROLES: &str = "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader";
-    const CBINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader";
-    let servers = vec![
-        mcpserver("muster", "a", true, json!({"name": "dex-a"})),
-        mcpserver(
-            "muster",
-            "b",
-            true,
-            json!({"name": "dex-b", "namespace": "creds"}),
-        ),
-        mcpserver("muster", "c", false, json!({"name": "dex-c"})),
-        mcpserver(
-            "muster",
-            "d",
-            true,
-            json!({"name": "dex-d", "namespace": "kube-system"}),
-        ),
-    ];
-    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
-    let name = "muster-exchange-credentials-reader";
-    let uri =
-        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}");
-    let expected = vec![
-        Expect::get(
-            CROLES,
-            role_list(vec![stored(role("old", name, "credentials", &["dex-z"]), "r9")]),
-        ),
-        Expect::get(
-            CBINDINGS,
-            binding_list(vec![stored(
-                binding("creds", name, "credentials", reader.clone()),
-                "b1",
-            )]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("roles", "creds")),
-            role("creds", name, "credentials", &["dex-b"]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("roles", "muster")),
-            role("muster", name, "credentials", &["dex-a"]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("rolebindings", "muster")),
-            binding("muster", name, "credentials", reader),
-        ),
-        Expect::delete(format!("{}?", uri("roles", "old")), guarded_delete("r9")),
-    ];
-    let config = CredentialGrantConfig {
-        reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
-        controller_namespace: "muster-exchange".into(),
-        concurrency: 1,
-    };
-    let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config).await
-    })
-    .await;
-    let report = report.unwrap();
-    assert_eq!((report.sync.applied, report.sync.deleted), (3, 1));
-    assert_eq!(report.refused.len(), 1);
-    assert_eq!(report.refused[0].0, "kube-system/dex-d");
-}
-
 #[tokio::test]
 async fn changed_grant_subjects_update_only_the_binding() {
     let old_binding = binding(
@@ -398,38 +321,4 @@ async fn changed_grant_subjects_update_only_the_binding() {
     })
     .await;
     assert_eq!(report.unwrap().sync.applied, 1);
-}
-
-#[tokio::test]
-async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
-    let name = "muster-exchange-credentials-reader";
-    let uri =
-        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}?");
-    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
-    let expected = vec![
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            role_list(vec![stored(
-                role("muster", name, "credentials", &["dex-a"]),
-                "r1",
-            )]),
-        ),
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            binding_list(vec![stored(binding("muster", name, "credentials", reader), "b1")]),
-        ),
-        Expect::delete(uri("roles", "muster"), guarded_delete("r1")),
-        Expect::delete(uri("rolebindings", "muster"), guarded_delete("b1")),
-    ];
-    let servers = vec![mcpserver("muster", "a", true, json!({"name": "dex-a"}))];
-    let config = CredentialGrantConfig {
-        reader: None,
-        controller_namespace: "mx".into(),
-        concurrency: 1,
-    };
-    let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config).await
-    })
-    .await;
-    assert_eq!(report.unwrap().sync.deleted, 2);
 }

@@ -124,6 +124,10 @@ async fn drive(duration: Duration) -> Result<(), BoxError> {
         .map(|_| client(&ca_pem, addr))
         .collect::<Result<Vec<_>, _>>()?;
     let body = Bytes::from_static(POD_REVIEW.as_bytes());
+    println!(
+        "bench_admission: warming up, then {}s per measurement",
+        duration.as_secs()
+    );
     check_pod_review_is_patched(&clients[0], port, body.clone()).await?;
 
     run("/allow-all", &clients, port, body.clone(), Duration::from_secs(1)).await?; // warm-up
@@ -136,23 +140,25 @@ async fn drive(duration: Duration) -> Result<(), BoxError> {
         Duration::from_secs(1),
     )
     .await?; // warm-up
-    let pods = run("/mutate-pods", &clients, port, body, duration).await?;
+    let pods = run("/mutate-pods", &clients, port, body.clone(), duration).await?;
+    // Unloaded latency: one client, what a single API server request sees on an idle webhook.
+    let floor_single = run("/allow-all", &clients[..1], port, body.clone(), duration).await?;
+    let pods_single = run("/mutate-pods", &clients[..1], port, body, duration).await?;
     let peak_rss_kib = vm_hwm_kib(child.id())?;
     drop(child.stdin.take());
     child.wait()?;
 
     println!(
-        "bench_admission: {CLIENTS} keep-alive TLS clients, {}s per route, pod review {} bytes",
+        "bench_admission: up to {CLIENTS} keep-alive TLS clients, {}s per measurement, pod review {} bytes",
         duration.as_secs(),
         POD_REVIEW.len()
     );
-    print_figures("floor  /allow-all  ", &floor);
-    print_figures("review /mutate-pods", &pods);
-    println!(
-        "ratio: throughput {:.1} % of floor, p99 {:.2}x floor",
-        100.0 * pods.reviews_per_second / floor.reviews_per_second,
-        pods.p99.as_secs_f64() / floor.p99.as_secs_f64()
-    );
+    print_figures("64 clients  floor  /allow-all  ", &floor);
+    print_figures("64 clients  review /mutate-pods", &pods);
+    print_ratio(&pods, &floor);
+    print_figures(" 1 client   floor  /allow-all  ", &floor_single);
+    print_figures(" 1 client   review /mutate-pods", &pods_single);
+    print_ratio(&pods_single, &floor_single);
     println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib as f64 / 1024.0);
     Ok(())
 }
@@ -268,6 +274,14 @@ async fn run(
         p99: at(0.99).unwrap_or_default(),
         errors,
     })
+}
+
+fn print_ratio(review: &Figures, floor: &Figures) {
+    println!(
+        "            ratio: throughput {:.1} % of floor, p99 {:.2}x floor",
+        100.0 * review.reviews_per_second / floor.reviews_per_second,
+        review.p99.as_secs_f64() / floor.p99.as_secs_f64()
+    );
 }
 
 fn print_figures(label: &str, f: &Figures) {

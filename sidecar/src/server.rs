@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use http::{StatusCode, header};
 use muster_exchange_api::sidecar_config::SidecarConfig;
 use tokio::net::TcpListener;
@@ -112,7 +113,13 @@ impl Sidecar {
         grace: Duration,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, router(self.app)).with_graceful_shutdown(async move {
+        // No Nagle delay: SSE events and small MCP responses must leave as soon as they are written.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
+        let server = axum::serve(listener, router(self.app)).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });

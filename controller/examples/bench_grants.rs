@@ -41,46 +41,16 @@ fn meta_item(ns: &str, name: &str) -> Value {
     json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": name, "namespace": ns}})
 }
 
+fn not_found() -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 404})
+}
+
 impl MockApi {
     fn answer(&self, method: &Method, path: &str, body: &[u8]) -> Value {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method.as_str(), parts.as_slice()) {
-            ("GET", ["api", "v1", "namespaces"]) => {
-                let items = (0..NAMESPACES)
-                    .map(|i| meta_item("", &format!("org-{i:04}")))
-                    .collect();
-                list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
-            }
-            ("GET", ["api", "v1", "namespaces", ns, "secrets"]) => {
-                let mut items: Vec<Value> = (0..SECRETS_PER_NAMESPACE)
-                    .map(|i| meta_item(ns, &format!("cluster-{i}-kubeconfig")))
-                    .collect();
-                items.push(meta_item(ns, "cluster-0-ca"));
-                items.push(meta_item(ns, "default-token"));
-                list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
-            }
-            ("GET", ["apis", "rbac.authorization.k8s.io", "v1", kind]) => {
-                let items = if self.hide_grants.load(Ordering::Relaxed) {
-                    Vec::new()
-                } else {
-                    let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-                    objects
-                        .iter()
-                        .filter(|((k, _), _)| k == kind)
-                        .map(|(_, v)| v.clone())
-                        .collect()
-                };
-                list(
-                    if *kind == "roles" {
-                        "RoleList"
-                    } else {
-                        "RoleBindingList"
-                    },
-                    "rbac.authorization.k8s.io/v1",
-                    items,
-                )
-            }
+            ("GET", _) => self.answer_read(&parts),
             (
                 "PATCH",
                 [
@@ -92,15 +62,7 @@ impl MockApi {
                     kind,
                     _,
                 ],
-            ) => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
-                let mut object: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                object["metadata"]["uid"] = json!(format!("{ns}-{kind}"));
-                object["metadata"]["resourceVersion"] = json!("2");
-                let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-                objects.insert((kind.to_string(), ns.to_string()), object.clone());
-                object
-            }
+            ) => self.apply(ns, kind, body),
             (
                 "DELETE",
                 [
@@ -120,10 +82,56 @@ impl MockApi {
                     .remove(&(kind.to_string(), ns.to_string()));
                 json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
             }
-            _ => {
-                json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 404})
-            }
+            _ => not_found(),
         }
+    }
+
+    fn answer_read(&self, parts: &[&str]) -> Value {
+        match parts {
+            ["api", "v1", "namespaces"] => {
+                let items = (0..NAMESPACES)
+                    .map(|i| meta_item("", &format!("org-{i:04}")))
+                    .collect();
+                list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
+            }
+            ["api", "v1", "namespaces", ns, "secrets"] => {
+                let mut items: Vec<Value> = (0..SECRETS_PER_NAMESPACE)
+                    .map(|i| meta_item(ns, &format!("cluster-{i}-kubeconfig")))
+                    .collect();
+                items.push(meta_item(ns, "cluster-0-ca"));
+                items.push(meta_item(ns, "default-token"));
+                list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
+            }
+            ["apis", "rbac.authorization.k8s.io", "v1", kind] => {
+                let items = if self.hide_grants.load(Ordering::Relaxed) {
+                    Vec::new()
+                } else {
+                    let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+                    objects
+                        .iter()
+                        .filter(|((k, _), _)| k == kind)
+                        .map(|(_, v)| v.clone())
+                        .collect()
+                };
+                let list_kind = if *kind == "roles" {
+                    "RoleList"
+                } else {
+                    "RoleBindingList"
+                };
+                list(list_kind, "rbac.authorization.k8s.io/v1", items)
+            }
+            _ => not_found(),
+        }
+    }
+
+    fn apply(&self, ns: &str, kind: &str, body: &[u8]) -> Value {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut object: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        object["metadata"]["uid"] = json!(format!("{ns}-{kind}"));
+        object["metadata"]["resourceVersion"] = json!("2");
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        objects.insert((kind.to_string(), ns.to_string()), object.clone());
+        object
     }
 }
 

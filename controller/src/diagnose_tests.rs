@@ -48,48 +48,46 @@ fn line_of<'a>(text: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{text}"))
 }
 
+/// Credential Secrets plus one MCPServer per reason diagnose must report.
+fn one_server_per_reason(ep: &str, strict: &str, failing: &str) -> String {
+    let refused = format!("https://127.0.0.1:{}/dex/token", refused_addr().unwrap().port());
+    let issuer = "      expectedIssuer: https://dex.other.example\n";
+    let mut text = secret("good", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    text += &secret("wrong", DEFAULT_CLIENT_ID, "nope");
+    text += &secret("half", DEFAULT_CLIENT_ID, "");
+    let servers = [
+        ("ok", ep, "central", "good", ""),
+        ("creds-rejected", ep, "central", "wrong", ""),
+        ("connector-unknown", ep, "missing", "good", ""),
+        ("connector-not-allowed", strict, "central", "good", ""),
+        ("secret-not-found", ep, "central", "absent", ""),
+        ("key-missing", ep, "central", "half", ""),
+        ("refused", &refused, "central", "good", ""),
+        ("five-hundred", failing, "central", "good", ""),
+        ("wrong-issuer", ep, "central", "good", issuer),
+    ];
+    for (name, endpoint, connector, secret_name, extra) in servers {
+        text += &server(name, endpoint, connector, secret_name, extra);
+    }
+    text
+}
+
 #[tokio::test]
 async fn diagnose_reports_each_reason() {
     install_crypto();
     let healthy = dex().await;
     let strict = dex().await;
+    let allowed_elsewhere = DoubleClient {
+        secret: DEFAULT_CLIENT_SECRET.into(),
+        allowed_connectors: vec!["other".into()],
+    };
     strict.update(|b| {
-        b.clients.insert(
-            DEFAULT_CLIENT_ID.into(),
-            DoubleClient {
-                secret: DEFAULT_CLIENT_SECRET.into(),
-                allowed_connectors: vec!["other".into()],
-            },
-        );
+        b.clients.insert(DEFAULT_CLIENT_ID.into(), allowed_elsewhere);
     });
     let failing = dex().await;
     failing.update(|b| b.failure = Some(FailureMode::ServerError));
-    let refused = format!("https://127.0.0.1:{}/dex/token", refused_addr().unwrap().port());
     let ep = healthy.token_endpoint();
-    let mut text = secret("good", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
-    text += &secret("wrong", DEFAULT_CLIENT_ID, "nope");
-    text += &secret("half", DEFAULT_CLIENT_ID, "");
-    text += &server("ok", &ep, "central", "good", "");
-    text += &server("creds-rejected", &ep, "central", "wrong", "");
-    text += &server("connector-unknown", &ep, "missing", "good", "");
-    text += &server(
-        "connector-not-allowed",
-        &strict.token_endpoint(),
-        "central",
-        "good",
-        "",
-    );
-    text += &server("secret-not-found", &ep, "central", "absent", "");
-    text += &server("key-missing", &ep, "central", "half", "");
-    text += &server("refused", &refused, "central", "good", "");
-    text += &server("five-hundred", &failing.token_endpoint(), "central", "good", "");
-    text += &server(
-        "wrong-issuer",
-        &ep,
-        "central",
-        "good",
-        "      expectedIssuer: https://dex.other.example\n",
-    );
+    let text = one_server_per_reason(&ep, &strict.token_endpoint(), &failing.token_endpoint());
     let manifest = write_manifest(&text);
     // All three doubles share no CA: give diagnose one bundle holding all of them.
     let ca = write_manifest(&format!(

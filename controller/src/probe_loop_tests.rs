@@ -9,21 +9,14 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::Client;
-use kube::api::{ApiResource, DynamicObject};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher;
-use muster_exchange_api::MCPServer;
 use muster_exchange_dex::test_double::{BlackHole, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::run_probe_loop;
-use crate::context::{Context, ProbeLoopConfig};
-use crate::grants::credential_grants::CredentialGrantConfig;
-use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
-use crate::metrics::Metrics;
+use crate::context::ProbeLoopConfig;
+use crate::fixtures::{synced_store, test_context};
 use crate::probe::ProbeSettings;
 use crate::probe::tests::{client as exchange_client, dex};
 
@@ -68,73 +61,43 @@ fn mock_api(log: Log, servers: BTreeMap<String, Value>) -> Client {
     Client::new(service, "default")
 }
 
+fn fleet(hole: &BlackHole, dex_endpoint: &str) -> BTreeMap<String, Value> {
+    let holes = (0..10).map(|i| (format!("hole-{i}"), hole.token_endpoint()));
+    let healthy = (0..5).map(|i| (format!("ok-{i}"), dex_endpoint.to_string()));
+    holes
+        .chain(healthy)
+        .map(|(name, endpoint)| (name.clone(), server_json(&name, &endpoint)))
+        .collect()
+}
+
 #[tokio::test]
 async fn healthy_statuses_are_written_while_black_holes_time_out() {
     let dex = dex().await;
     let hole = BlackHole::start().await.unwrap();
-    let mut servers = BTreeMap::new();
-    for i in 0..10 {
-        servers.insert(
-            format!("hole-{i}"),
-            server_json(&format!("hole-{i}"), &hole.token_endpoint()),
-        );
-    }
-    for i in 0..5 {
-        servers.insert(
-            format!("ok-{i}"),
-            server_json(&format!("ok-{i}"), &dex.token_endpoint()),
-        );
-    }
-    let mut writer = Writer::<DynamicObject>::new(ApiResource::erase::<MCPServer>(&()));
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for s in servers.values() {
-        writer.apply_watcher_event(&watcher::Event::InitApply(
-            serde_json::from_value(s.clone()).unwrap(),
-        ));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
+    let servers = fleet(&hole, &dex.token_endpoint());
+    let store = synced_store(&servers.values().cloned().collect::<Vec<_>>());
     let log: Log = Arc::default();
     let client = mock_api(log.clone(), servers);
     let timeout = Duration::from_secs(2);
     let (_leader_tx, leader) = tokio::sync::watch::channel(true);
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "test".into(),
-                instance: None,
-            },
-        ),
+    let probe = ProbeLoopConfig {
+        interval: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(60),
+        settings: ProbeSettings {
+            timeout,
+            exchange_probe: true,
+        },
+        concurrency: 16,
+    };
+    let ctx = Arc::new(test_context(
         client,
-        kubeconfig: KubeconfigGrantConfig {
-            namespace_selector: String::new(),
-            subjects: vec![],
-            secret_suffix: "-kubeconfig".into(),
-            controller_namespace: "mx".into(),
-            concurrency: 1,
-        },
-        credentials: CredentialGrantConfig {
-            reader: None,
-            controller_namespace: "mx".into(),
-            concurrency: 1,
-        },
-        probe: ProbeLoopConfig {
-            interval: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(60),
-            settings: ProbeSettings {
-                timeout,
-                exchange_probe: true,
-            },
-            concurrency: 16,
-        },
-        exchange: exchange_client(dex.ca_pem(), timeout),
-        metrics: Arc::new(Metrics::default()),
+        exchange_client(dex.ca_pem(), timeout),
         leader,
-        grants_resync: Duration::from_secs(300),
-    });
+        probe,
+    ));
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let running = tokio::spawn(run_probe_loop(ctx.clone(), writer.as_reader(), shutdown.clone()));
+    let running = tokio::spawn(run_probe_loop(ctx.clone(), store, shutdown.clone()));
     let status_writes = |log: &Log| -> Vec<(String, Value, Duration)> {
         log.lock()
             .unwrap()

@@ -1,9 +1,17 @@
-//! Reading an AdmissionReview body. Anything that is not a v1 AdmissionReview with a request is a client
-//! error (HTTP 400 with the reason), never a panic and never a 500.
+//! Reading an AdmissionReview body and writing the answer.
+//!
+//! The body is parsed once, straight into the fields the webhook uses with the object kept as JSON:
+//! no typed `ObjectMeta` round trip on the hot path. Anything that is not a v1 AdmissionReview with a
+//! request is a client error (HTTP 400 with the reason), never a panic and never a 500.
 
 use base64::Engine;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use json_patch::Patch;
+use kube::core::admission::Operation;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+const KIND: &str = "AdmissionReview";
 
 /// Why a body is not a usable AdmissionReview.
 #[derive(Debug, thiserror::Error)]
@@ -25,40 +33,127 @@ pub enum MalformedReview {
     /// No `request` member.
     #[error("the AdmissionReview has no request; the API server always sends one")]
     NoRequest,
+    /// `request.object` is not an object.
+    #[error("the body is not an AdmissionReview: request.object must be a JSON object")]
+    ObjectNotAnObject,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    api_version: String,
+    kind: String,
+    request: Option<AdmissionRequest>,
+}
+
+/// The parts of an admission request the webhook uses.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    /// Echoed in the response.
+    pub uid: String,
+    /// Object name; empty on CREATE with `generateName`.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace of the request.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE, CONNECT.
+    pub operation: Operation,
+    /// The object, `None` for DELETE.
+    #[serde(default)]
+    pub object: Option<Value>,
+    /// No persistence; the webhook has no side effects, so it changes nothing here.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Parses `body` into the request it carries.
-pub fn parse_request(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, MalformedReview> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+pub fn parse_request(body: &[u8]) -> Result<AdmissionRequest, MalformedReview> {
+    let review: Review = serde_json::from_slice(body)?;
+    if review.api_version != API_VERSION || review.kind != KIND {
         return Err(MalformedReview::WrongType {
-            api_version: review.types.api_version,
-            kind: review.types.kind,
+            api_version: review.api_version,
+            kind: review.kind,
         });
     }
-    review.try_into().map_err(|_| MalformedReview::NoRequest)
-}
-
-/// The object of the request as JSON, `None` for DELETE and CONNECT.
-pub fn object_json(
-    request: &AdmissionRequest<DynamicObject>,
-) -> Result<Option<serde_json::Value>, serde_json::Error> {
-    request.object.as_ref().map(serde_json::to_value).transpose()
-}
-
-/// The response serialised as the AdmissionReview the API server expects.
-///
-/// The patch is written as a base64 string, the canonical JSON form of a Go `[]byte`; kube would write
-/// a JSON array of numbers, which the API server also accepts but which is four times larger and slower
-/// to encode on every injected pod.
-pub fn review_body(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
-    let patch = response.patch.take();
-    let mut review = serde_json::to_value(response.into_review())?;
-    if let (Some(patch), Some(body)) = (patch, review.get_mut("response").and_then(|r| r.as_object_mut())) {
-        body.insert(
-            "patch".into(),
-            base64::engine::general_purpose::STANDARD.encode(patch).into(),
-        );
+    let mut request = review.request.ok_or(MalformedReview::NoRequest)?;
+    match &request.object {
+        Some(Value::Null) => request.object = None,
+        Some(Value::Object(_)) | None => {}
+        Some(_) => return Err(MalformedReview::ObjectNotAnObject),
     }
-    serde_json::to_vec(&review)
+    Ok(request)
+}
+
+/// The webhook's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionAnswer {
+    uid: String,
+    allowed: bool,
+    message: Option<String>,
+    patch: Option<Patch>,
+    warnings: Vec<String>,
+}
+
+impl AdmissionAnswer {
+    /// Allowed, unchanged.
+    pub fn allow(request: &AdmissionRequest) -> Self {
+        Self {
+            uid: request.uid.clone(),
+            allowed: true,
+            message: None,
+            patch: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Denied with `message`, which the user sees.
+    #[must_use]
+    pub fn deny(mut self, message: impl Into<String>) -> Self {
+        self.allowed = false;
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Allowed with `patch` applied.
+    #[must_use]
+    pub fn with_patch(mut self, patch: Patch) -> Self {
+        self.patch = Some(patch);
+        self
+    }
+
+    /// Warnings shown to the client (kubectl prints them).
+    #[must_use]
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+
+    /// Whether the request is admitted.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The AdmissionReview the API server expects. The patch is a base64 string, the JSON form of a
+    /// Go `[]byte`.
+    pub fn to_body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut response = Map::new();
+        response.insert("uid".into(), json!(self.uid));
+        response.insert("allowed".into(), json!(self.allowed));
+        let status = match &self.message {
+            Some(message) => json!({"code": 403, "reason": "Forbidden", "message": message}),
+            None => json!({}),
+        };
+        response.insert("status".into(), status);
+        if let Some(patch) = &self.patch {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(patch)?);
+            response.insert("patchType".into(), json!("JSONPatch"));
+            response.insert("patch".into(), json!(encoded));
+        }
+        if !self.warnings.is_empty() {
+            response.insert("warnings".into(), json!(self.warnings));
+        }
+        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "response": response}))
+    }
 }

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::Operation;
 use muster_exchange_api::defaulting::apply_defaults;
 use muster_exchange_api::validation::validate_value;
 
 use super::handle_review;
-use crate::admission::object_json;
+use crate::admission::{AdmissionAnswer, AdmissionRequest};
 use crate::state::AppState;
 
 /// Route name of validation in metrics.
@@ -30,25 +29,13 @@ pub async fn mutate_mcpservers(State(state): State<Arc<AppState>>, body: Bytes) 
 }
 
 /// Errors deny with every message; warnings go back to the client as AdmissionResponse warnings.
-pub fn decide_validation(
-    _state: &AppState,
-    request: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, &'static str) {
-    let mut response = AdmissionResponse::from(request);
-    let object = match changed_object(request) {
-        Ok(Some(object)) => object,
-        Ok(None) => return (response, "allowed"),
-        Err(error) => {
-            return (
-                response.deny(format!("cannot read the MCPServer: {error}")),
-                "denied",
-            );
-        }
+pub fn decide_validation(_state: &AppState, request: &AdmissionRequest) -> (AdmissionAnswer, &'static str) {
+    let response = AdmissionAnswer::allow(request);
+    let Some(object) = changed_object(request) else {
+        return (response, "allowed");
     };
-    let report = validate_value(&object);
-    if !report.warnings.is_empty() {
-        response.warnings = Some(report.warnings.iter().map(ToString::to_string).collect());
-    }
+    let report = validate_value(object);
+    let response = response.with_warnings(report.warnings.iter().map(ToString::to_string).collect());
     if report.is_valid() {
         return (response, "allowed");
     }
@@ -62,45 +49,30 @@ pub fn decide_validation(
 }
 
 /// The patch adds exactly the defaults Muster's CRD schema would add.
-pub fn decide_defaults(
-    _state: &AppState,
-    request: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, &'static str) {
-    let response = AdmissionResponse::from(request);
-    let object = match changed_object(request) {
-        Ok(Some(object)) => object,
-        Ok(None) => return (response, "allowed"),
-        Err(error) => {
-            return (
-                response.deny(format!("cannot read the MCPServer: {error}")),
-                "denied",
-            );
-        }
+pub fn decide_defaults(_state: &AppState, request: &AdmissionRequest) -> (AdmissionAnswer, &'static str) {
+    let response = AdmissionAnswer::allow(request);
+    let Some(object) = changed_object(request) else {
+        return (response, "allowed");
     };
     let mut defaulted = object.clone();
     if apply_defaults(&mut defaulted).is_empty() {
         return (response, "allowed");
     }
-    match response.clone().with_patch(json_patch::diff(&object, &defaulted)) {
-        Ok(patched) => (patched, "patched"),
-        Err(error) => (
-            response.deny(format!("cannot encode the defaults patch: {error}")),
-            "denied",
-        ),
-    }
+    (
+        response.with_patch(json_patch::diff(object, &defaulted)),
+        "patched",
+    )
 }
 
 /// The object of CREATE and UPDATE; nothing to check for DELETE and CONNECT.
-fn changed_object(
-    request: &AdmissionRequest<DynamicObject>,
-) -> Result<Option<serde_json::Value>, serde_json::Error> {
+fn changed_object(request: &AdmissionRequest) -> Option<&serde_json::Value> {
     match request.operation {
-        Operation::Create | Operation::Update => object_json(request),
-        Operation::Delete | Operation::Connect => Ok(None),
+        Operation::Create | Operation::Update => request.object.as_ref(),
+        Operation::Delete | Operation::Connect => None,
     }
 }
 
-fn display_name(request: &AdmissionRequest<DynamicObject>) -> String {
+fn display_name(request: &AdmissionRequest) -> String {
     let namespace = request.namespace.as_deref().unwrap_or_default();
     if namespace.is_empty() {
         request.name.clone()

@@ -7,17 +7,14 @@ pub mod pods;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::admission::{AdmissionAnswer, AdmissionRequest, parse_request};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
-
-use crate::admission::{parse_request, review_body};
-use crate::state::AppState;
 
 /// One admission route: how it is named in metrics, and its decision function.
-pub type Decide = fn(&AppState, &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str);
+pub type Decide = fn(&AppState, &AdmissionRequest) -> (AdmissionAnswer, &'static str);
 
 /// Shared body of every admission route: parse (400 on garbage), decide, record, answer.
 pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, decide: Decide) -> Response {
@@ -33,9 +30,9 @@ pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, d
         }
     };
     let namespace = request.namespace.clone().unwrap_or_default();
-    let (response, outcome) = decide(state, &request);
-    let allowed = response.allowed;
-    let body = review_body(response);
+    let (answer, outcome) = decide(state, &request);
+    let allowed = answer.allowed();
+    let body = answer.to_body();
     state
         .metrics
         .record_review(route, outcome, &namespace, started.elapsed().as_secs_f64());

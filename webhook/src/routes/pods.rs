@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::Operation;
+use serde_json::Value;
 
 use super::handle_review;
-use crate::admission::object_json;
+use crate::admission::{AdmissionAnswer, AdmissionRequest};
 use crate::inject::{Outcome, inject_pod_cached};
 use crate::state::AppState;
 
@@ -24,42 +24,26 @@ pub async fn mutate_pods(State(state): State<Arc<AppState>>, body: Bytes) -> Res
 /// The decision for one pod review. Only CREATE is mutated: a pod's containers and volumes cannot
 /// change afterwards, so any other operation is admitted untouched. `dryRun` needs no special case:
 /// the decision has no side effects.
-pub fn decide(
-    state: &AppState,
-    request: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, &'static str) {
-    let response = AdmissionResponse::from(request);
+pub fn decide(state: &AppState, request: &AdmissionRequest) -> (AdmissionAnswer, &'static str) {
+    let response = AdmissionAnswer::allow(request);
     if request.operation != Operation::Create {
         return (response, "allowed");
     }
-    let pod = match object_json(request) {
-        Ok(Some(pod)) => pod,
-        Ok(None) => return (response, "allowed"),
-        Err(error) => return (response.deny(format!("cannot read the pod: {error}")), "denied"),
+    let Some(pod) = &request.object else {
+        return (response, "allowed");
     };
     let namespace = request
         .namespace
         .as_deref()
         .filter(|ns| !ns.is_empty())
-        .or_else(|| pod.pointer("/metadata/namespace").and_then(|v| v.as_str()))
+        .or_else(|| pod.pointer("/metadata/namespace").and_then(Value::as_str))
         .unwrap_or("default");
-    match inject_pod_cached(
-        &pod,
-        namespace,
-        &state.settings,
-        state.catalog.as_ref(),
-        Some(&state.render_cache),
-    ) {
-        Ok(Outcome::Inject(patch)) => match response.clone().with_patch(patch) {
-            Ok(patched) => {
-                state.metrics.injections.inc();
-                (patched, "patched")
-            }
-            Err(error) => (
-                response.deny(format!("cannot encode the injection patch: {error}")),
-                "denied",
-            ),
-        },
+    let cache = Some(&state.render_cache);
+    match inject_pod_cached(pod, namespace, &state.settings, state.catalog.as_ref(), cache) {
+        Ok(Outcome::Inject(patch)) => {
+            state.metrics.injections.inc();
+            (response.with_patch(patch), "patched")
+        }
         Ok(_) => (response, "allowed"),
         Err(refusal) => {
             state.metrics.record_refusal(refusal.reason());

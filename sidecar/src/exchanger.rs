@@ -23,7 +23,13 @@ pub struct ClusterRuntime {
     /// The `scope` form value.
     pub scope: String,
     client: ExchangeClient,
+    /// Bounds concurrent exchanges: distinct subject tokens do not share a flight, so a burst of new
+    /// (or forged) tokens would otherwise open one Dex request each.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Most exchanges one cluster runs at the same time; further ones wait for a slot.
+pub const MAX_CONCURRENT_EXCHANGES: usize = 16;
 
 /// Why a cluster could not be set up at start.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,7 @@ impl ClusterRuntime {
             scope: config.scope_parameter(),
             config,
             client,
+            in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_EXCHANGES),
         })
     }
 
@@ -97,6 +104,9 @@ impl ClusterRuntime {
                 return Err(Arc::new(ExchangeFailure::BackingOff { last, retry_after }));
             }
         }
+        let Ok(_slot) = self.in_flight.acquire().await else {
+            return Err(Arc::new(ExchangeFailure::Aborted));
+        };
         let started = Instant::now();
         let result = self.exchange_once(mode, subject_token).await;
         let labels = crate::metrics::ClusterLabels {

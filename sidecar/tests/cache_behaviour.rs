@@ -156,3 +156,32 @@ async fn app_401_drops_the_entry_and_retries_once_with_a_fresh_exchange() {
     assert_eq!(response.status(), 401);
     assert_eq!(h.dex().exchanges(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_distinct_tokens_never_runs_more_than_sixteen_exchanges_at_once() {
+    let h = Harness::start().await;
+    h.dex().update(|b| b.delay = Duration::from_millis(100));
+    let requests = (0..40).map(|i| {
+        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject_token(&format!("user-{i}")));
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(subject)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s.as_ref().unwrap() == 200),
+        "{statuses:?}"
+    );
+    assert_eq!(h.dex().exchanges(), 40, "one exchange per distinct token");
+    let peak = h.dex().max_concurrent_requests();
+    assert!(
+        peak <= muster_exchange_sidecar::exchanger::MAX_CONCURRENT_EXCHANGES && peak > 1,
+        "peak {peak}"
+    );
+}

@@ -46,6 +46,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         content_type: header_text(&headers, header::CONTENT_TYPE),
     };
     shared.token_requests.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&shared);
     shared
         .requests
         .lock()
@@ -69,6 +70,23 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
 
 /// Dex's answer to a refused request: status, `error`, `error_description`.
 type Rejection = (StatusCode, &'static str, &'static str);
+
+/// Tracks concurrent token requests (a hanging request stays counted until its connection drops).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 fn check_and_issue(shared: &Shared, b: &Behaviour, req: &RecordedRequest) -> Result<Response, Rejection> {
     let client_id = authenticate_client(b, req)?;

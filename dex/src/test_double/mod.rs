@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     pub(crate) requests: Mutex<Vec<RecordedRequest>>,
     pub(crate) token_requests: AtomicUsize,
     pub(crate) issued: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) max_in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -164,6 +166,8 @@ impl DexDouble {
             requests: Mutex::new(Vec::new()),
             token_requests: AtomicUsize::new(0),
             issued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp_rustls(
@@ -213,6 +217,11 @@ impl DexDouble {
     /// `POST /token` requests received (whatever their outcome).
     pub fn token_requests(&self) -> usize {
         self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The most `POST /token` requests that were being handled at the same time.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Tokens successfully issued.

@@ -95,3 +95,38 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SidecarArgs,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let w = Wrapper::try_parse_from(["x", "--config", "/etc/sidecar.yaml", "--listen", "127.0.0.1:9"])
+            .unwrap();
+        assert_eq!(w.args.config, Some(PathBuf::from("/etc/sidecar.yaml")));
+        assert_eq!(w.args.listen.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(
+            (w.args.exchange_timeout_seconds, w.args.shutdown_grace_seconds),
+            (10, 10)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_config_file_exits_with_1() {
+        let args = SidecarArgs {
+            config: Some(PathBuf::from("/nonexistent/sidecar.yaml")),
+            listen: None,
+            exchange_timeout_seconds: 1,
+            shutdown_grace_seconds: 1,
+        };
+        assert_eq!(run_sidecar(args).await, ExitCode::from(1));
+    }
+}

@@ -190,3 +190,75 @@ async fn a_swapped_file_pair_is_served_without_restart_while_requests_keep_succe
     let only_first = client(&first.ca_pem, SERVICE, addr, false);
     assert!(healthz(&only_first, SERVICE, addr).await.is_err());
 }
+
+#[tokio::test]
+async fn graceful_shutdown_drains_a_review_in_flight_and_refuses_new_connections() {
+    common::install_crypto_provider();
+    let names = service_dns_names("muster-exchange-webhook", "muster-exchange");
+    let certificate = issue(&names, Duration::from_secs(3600)).unwrap();
+    let tls = RustlsConfig::from_pem(
+        certificate.cert_pem.clone().into_bytes(),
+        certificate.key_pem.clone().into_bytes(),
+    )
+    .await
+    .unwrap();
+    // Signals when a request's headers are in, i.e. the connection has a review in flight.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let signal = arrived.clone();
+    let app = router(common::state()).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            signal.notify_one();
+            next.run(request)
+        },
+    ));
+    let handle = Handle::new();
+    let server = tokio::spawn(serve("127.0.0.1:0".parse().unwrap(), app, tls, handle.clone()));
+    let addr = handle.listening().await.unwrap();
+    let reviewer = client(&certificate.ca_pem, SERVICE, addr, true);
+
+    // A review whose body arrives in two parts, with the shutdown in between.
+    let review = common::fixture("pod-create-generate-name.json").into_bytes();
+    let (first, second) = review.split_at(review.len() / 2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    tx.send(Ok(first.to_vec())).await.unwrap();
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let url = format!("https://{SERVICE}:{}/mutate-pods", addr.port());
+    let in_flight = tokio::spawn(
+        reviewer
+            .post(url)
+            .header("content-length", review.len())
+            .body(body)
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(5), arrived.notified())
+        .await
+        .expect("the review reached the server");
+
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    let fresh = client(&certificate.ca_pem, SERVICE, addr, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while healthz(&fresh, SERVICE, addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "new connections are still accepted after shutdown"
+        );
+        tokio::task::yield_now().await;
+    }
+    tx.send(Ok(second.to_vec())).await.unwrap();
+    drop(tx);
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(
+        answer["response"]["patch"].is_string(),
+        "the drained review was fully answered"
+    );
+    server.await.unwrap().unwrap();
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

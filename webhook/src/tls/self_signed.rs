@@ -14,6 +14,9 @@ use super::TlsError;
 use super::authority::{IssuedCertificate, issue, rotation_due};
 use super::ca_bundle::CaBundleSink;
 
+/// Retry interval while the CA bundle has not been published yet.
+const PUBLISH_RETRY: Duration = Duration::from_secs(5);
+
 /// How the self-signed authority behaves.
 #[derive(Debug, Clone)]
 pub struct SelfSignedSettings {
@@ -114,13 +117,18 @@ impl SelfSigned {
         Ok(())
     }
 
-    /// Checks on an interval until `stop`: retries publication, rotates when due.
+    /// Checks on an interval until `stop`: retries publication (every few seconds until it succeeds,
+    /// e.g. while the webhook configurations are not applied yet), rotates when due.
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.settings.check_interval);
         loop {
+            let wait = if self.published {
+                self.settings.check_interval
+            } else {
+                PUBLISH_RETRY.min(self.settings.check_interval)
+            };
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
             if !self.published {
                 self.publish_current().await;

@@ -32,8 +32,7 @@ pub struct WebhookArgs {
     /// Image of the injected token-exchange sidecar.
     #[arg(long, default_value = DEFAULT_SIDECAR_IMAGE, env = "MUSTER_EXCHANGE_SIDECAR_IMAGE")]
     pub sidecar_image: String,
-    /// Namespace holding the MCPServers when a pod does not say (default: the pod's namespace); also the
-    /// only namespace watched.
+    /// Namespace holding the MCPServers when a pod does not say (default: the pod's namespace).
     #[arg(long, env = "MUSTER_EXCHANGE_MCPSERVER_NAMESPACE")]
     pub mcpserver_namespace: Option<String>,
     /// Read MCPServers from this YAML/JSON file instead of watching the cluster.

@@ -157,3 +157,49 @@ impl AdmissionAnswer {
         serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "response": response}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> AdmissionRequest {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
+            "operation":"CREATE","object":null,"kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
+        parse_request(body).unwrap()
+    }
+
+    #[test]
+    fn a_null_object_is_no_object() {
+        assert_eq!(request().object, None);
+    }
+
+    #[test]
+    fn a_denial_carries_403_and_the_message() {
+        let body = AdmissionAnswer::allow(&request()).deny("no").to_body().unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            answer,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                "uid": "u1", "allowed": false, "status": {"code": 403, "reason": "Forbidden", "message": "no"}}})
+        );
+    }
+
+    #[test]
+    fn a_patch_is_base64_json_patch_and_warnings_are_listed() {
+        let patch: Patch = serde_json::from_value(json!([{"op": "add", "path": "/a", "value": 1}])).unwrap();
+        let answer = AdmissionAnswer::allow(&request())
+            .with_patch(patch)
+            .with_warnings(vec!["w".into()]);
+        let answer: Value = serde_json::from_slice(&answer.to_body().unwrap()).unwrap();
+        let response = &answer["response"];
+        assert_eq!(response["patchType"], "JSONPatch");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            r#"[{"op":"add","path":"/a","value":1}]"#
+        );
+        assert_eq!(response["warnings"], json!(["w"]));
+    }
+}

@@ -130,20 +130,10 @@ async fn drive(duration: Duration) -> Result<(), BoxError> {
     );
     check_pod_review_is_patched(&clients[0], port, body.clone()).await?;
 
-    run("/allow-all", &clients, port, body.clone(), Duration::from_secs(1)).await?; // warm-up
-    let floor = run("/allow-all", &clients, port, body.clone(), duration).await?;
-    run(
-        "/mutate-pods",
-        &clients,
-        port,
-        body.clone(),
-        Duration::from_secs(1),
-    )
-    .await?; // warm-up
-    let pods = run("/mutate-pods", &clients, port, body.clone(), duration).await?;
+    compare(&clients, port, &body, Duration::from_secs(2)).await?; // warm-up
+    let (floor, pods) = compare(&clients, port, &body, duration).await?;
     // Unloaded latency: one client, what a single API server request sees on an idle webhook.
-    let floor_single = run("/allow-all", &clients[..1], port, body.clone(), duration).await?;
-    let pods_single = run("/mutate-pods", &clients[..1], port, body, duration).await?;
+    let (floor_single, pods_single) = compare(&clients[..1], port, &body, duration).await?;
     let peak_rss_kib = vm_hwm_kib(child.id())?;
     drop(child.stdin.take());
     child.wait()?;
@@ -222,7 +212,7 @@ async fn run(
     port: u16,
     body: Bytes,
     duration: Duration,
-) -> Result<Figures, BoxError> {
+) -> Result<Samples, BoxError> {
     let url = format!("https://{HOST}:{port}{path}");
     let started = Instant::now();
     let deadline = started + duration;
@@ -255,25 +245,65 @@ async fn run(
             })
         })
         .collect();
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (l, e) = task.await?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
+    let mut samples = Samples {
+        latencies: Vec::new(),
+        errors: 0,
+        seconds: 0.0,
     };
-    Ok(Figures {
-        reviews_per_second: latencies.len() as f64 / elapsed,
-        p50: at(0.50).unwrap_or_default(),
-        p99: at(0.99).unwrap_or_default(),
-        errors,
-    })
+    for task in tasks {
+        let (latencies, errors) = task.await?;
+        samples.latencies.extend(latencies);
+        samples.errors += errors;
+    }
+    samples.seconds = started.elapsed().as_secs_f64();
+    Ok(samples)
+}
+
+/// Measures both routes in alternating slices, so background load on a shared machine hits both alike.
+async fn compare(
+    clients: &[reqwest::Client],
+    port: u16,
+    body: &Bytes,
+    duration: Duration,
+) -> Result<(Figures, Figures), BoxError> {
+    const ROUNDS: u32 = 4;
+    let (mut floor, mut pods) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        floor.merge(run("/allow-all", clients, port, body.clone(), duration / ROUNDS).await?);
+        pods.merge(run("/mutate-pods", clients, port, body.clone(), duration / ROUNDS).await?);
+    }
+    Ok((floor.figures(), pods.figures()))
+}
+
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    errors: usize,
+    seconds: f64,
+}
+
+impl Samples {
+    fn merge(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+    }
+
+    fn figures(mut self) -> Figures {
+        self.latencies.sort_unstable();
+        let count = self.latencies.len();
+        let at = |q: f64| {
+            self.latencies
+                .get(((count as f64 * q) as usize).min(count.saturating_sub(1)))
+                .copied()
+        };
+        Figures {
+            reviews_per_second: count as f64 / self.seconds.max(f64::EPSILON),
+            p50: at(0.50).unwrap_or_default(),
+            p99: at(0.99).unwrap_or_default(),
+            errors: self.errors,
+        }
+    }
 }
 
 fn print_ratio(review: &Figures, floor: &Figures) {

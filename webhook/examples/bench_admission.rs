@@ -24,7 +24,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use muster_exchange_api::documents::parse_documents;
 use muster_exchange_webhook::inject::InjectorSettings;
 use muster_exchange_webhook::mcpserver_store::StaticMcpServers;
-use muster_exchange_webhook::server::router;
+use muster_exchange_webhook::server::{ADMISSION_BODY_LIMIT, router};
 use muster_exchange_webhook::state::AppState;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use serde_json::{Value, json};
@@ -58,7 +58,12 @@ async fn serve_until_stdin_closes() -> Result<(), BoxError> {
         default_mcpserver_namespace: None,
     };
     let state = Arc::new(AppState::new(settings, Arc::new(catalog)));
-    let app = router(state).route("/allow-all", post(allow_all));
+    // The floor gets the same layers as the admission routes, so the comparison is the work alone.
+    let floor = axum::Router::new()
+        .route("/allow-all", post(allow_all))
+        .layer(axum::extract::DefaultBodyLimit::max(ADMISSION_BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = router(state).merge(floor);
     let certificate = issue(
         &service_dns_names("muster-exchange-webhook", "muster-exchange"),
         Duration::from_secs(3600),

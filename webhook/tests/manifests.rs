@@ -63,7 +63,7 @@ fn assert_service(config: &WebhookClientConfig, path: &str, args: &WebhookArgs, 
 }
 
 #[test]
-fn webhook_configurations_point_at_the_routes_of_the_code() {
+fn the_pod_webhook_uses_the_contract_selectors_and_the_mutate_pods_route() {
     let args = defaults();
     let service: Service = one("Service");
     assert_eq!(service.metadata.name.as_deref(), Some(args.service_name.as_str()));
@@ -71,7 +71,6 @@ fn webhook_configurations_point_at_the_routes_of_the_code() {
         service.metadata.namespace.as_deref(),
         Some(args.service_namespace.as_str())
     );
-
     let mutating: MutatingWebhookConfiguration = one("MutatingWebhookConfiguration");
     assert_eq!(
         mutating.metadata.name.as_deref(),
@@ -113,8 +112,24 @@ fn webhook_configurations_point_at_the_routes_of_the_code() {
         ),
         (INJECTION_LABEL, "NotIn", vec![INJECTION_DISABLED.to_string()])
     );
-    assert_service(&hooks[1].client_config, MUTATE_MCPSERVERS_PATH, &args, &service);
+    for hook in &hooks {
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!(hook.admission_review_versions, ["v1"]);
+        assert!(hook.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
+    }
+}
 
+#[test]
+fn the_mcpserver_webhooks_use_the_defaulting_and_validation_routes() {
+    let args = defaults();
+    let service: Service = one("Service");
+    let mutating: MutatingWebhookConfiguration = one("MutatingWebhookConfiguration");
+    assert_service(
+        &mutating.webhooks.unwrap()[1].client_config,
+        MUTATE_MCPSERVERS_PATH,
+        &args,
+        &service,
+    );
     let validating: ValidatingWebhookConfiguration = one("ValidatingWebhookConfiguration");
     assert_eq!(
         validating.metadata.name.as_deref(),
@@ -122,14 +137,9 @@ fn webhook_configurations_point_at_the_routes_of_the_code() {
     );
     let validate = &validating.webhooks.unwrap()[0];
     assert_service(&validate.client_config, VALIDATE_MCPSERVERS_PATH, &args, &service);
-
-    for hook in &hooks {
-        assert_eq!(hook.side_effects, "None");
-        assert_eq!(hook.admission_review_versions, ["v1"]);
-        assert!(hook.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
-    }
     assert_eq!(validate.side_effects, "None");
     assert_eq!(validate.admission_review_versions, ["v1"]);
+    assert!(validate.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
 }
 
 #[test]

@@ -120,6 +120,48 @@ fn publish_pair(dir: &Path, version: &str, cert: &str, key: &str) {
     std::fs::rename(&staging, dir.join("..data")).unwrap();
 }
 
+/// Requests sent in a loop until stopped, counting successes and failures.
+struct Traffic {
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(client: reqwest::Client, addr: SocketAddr) -> Self {
+        let (ok, failed, done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (ok2, failed2, done2) = (ok.clone(), failed.clone(), done.clone());
+        let task = tokio::spawn(async move {
+            while !done2.load(Ordering::Relaxed) {
+                match healthz(&client, SERVICE, addr).await {
+                    Ok(200) => ok2.fetch_add(1, Ordering::Relaxed),
+                    _ => failed2.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        });
+        Self {
+            ok,
+            failed,
+            done,
+            task,
+        }
+    }
+
+    async fn stop(self) -> (usize, usize) {
+        self.done.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[tokio::test]
 async fn a_swapped_file_pair_is_served_without_restart_while_requests_keep_succeeding() {
     common::install_crypto_provider();
@@ -141,28 +183,15 @@ async fn a_swapped_file_pair_is_served_without_restart_while_requests_keep_succe
     let (addr, _handle) = start_server(config).await;
 
     // Traffic throughout the swap, a new handshake per request, trusting both CAs.
-    let both = format!("{}{}", first.ca_pem, second.ca_pem);
-    let (ok, failed, done) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
+    let traffic = Traffic::start(
+        client(
+            &format!("{}{}", first.ca_pem, second.ca_pem),
+            SERVICE,
+            addr,
+            false,
+        ),
+        addr,
     );
-    let traffic = {
-        let (ok, failed, done, client) = (
-            ok.clone(),
-            failed.clone(),
-            done.clone(),
-            client(&both, SERVICE, addr, false),
-        );
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                match healthz(&client, SERVICE, addr).await {
-                    Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
 
     let only_second = client(&second.ca_pem, SERVICE, addr, false);
     assert!(
@@ -178,15 +207,10 @@ async fn a_swapped_file_pair_is_served_without_restart_while_requests_keep_succe
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    done.store(true, Ordering::Relaxed);
-    traffic.await.unwrap();
+    let (ok, failed) = traffic.stop().await;
     stop.cancel();
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "no request failed during the swap"
-    );
-    assert!(ok.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed, 0, "no request failed during the swap");
+    assert!(ok > 0);
     let only_first = client(&first.ca_pem, SERVICE, addr, false);
     assert!(healthz(&only_first, SERVICE, addr).await.is_err());
 }

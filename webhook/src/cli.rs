@@ -190,3 +190,79 @@ fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<WebhookArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("muster-exchange").chain(args.iter().copied())).map(|c| c.webhook)
+    }
+
+    #[test]
+    fn a_certificate_source_is_required_and_exclusive() {
+        let error = server_config(parse(&[]).unwrap()).unwrap_err();
+        assert_eq!(
+            error,
+            "choose a certificate: --tls-cert-file FILE --tls-key-file FILE, or --self-signed"
+        );
+        assert!(parse(&["--tls-cert-file", "c", "--tls-key-file", "k", "--self-signed"]).is_err());
+        assert!(
+            parse(&["--tls-cert-file", "c"]).is_err(),
+            "the key is required with the certificate"
+        );
+    }
+
+    #[test]
+    fn self_signed_names_the_service_and_files_mode_polls() {
+        let config = server_config(parse(&["--self-signed", "--service-namespace", "mx"]).unwrap()).unwrap();
+        let TlsSource::SelfSigned {
+            settings, mutating, ..
+        } = config.tls
+        else {
+            panic!("self-signed expected")
+        };
+        assert_eq!(settings.dns_names[2], "muster-exchange-webhook.mx.svc");
+        assert_eq!(settings.validity, Duration::from_secs(720 * 3600));
+        assert_eq!(settings.check_interval, Duration::from_secs(600));
+        assert_eq!(mutating, "muster-exchange");
+        assert!(matches!(
+            config.catalog,
+            CatalogSource::Cluster { namespace: None }
+        ));
+
+        let files = parse(&[
+            "--tls-cert-file",
+            "c",
+            "--tls-key-file",
+            "k",
+            "--mcpservers",
+            "m.yaml",
+        ])
+        .unwrap();
+        let config = server_config(files).unwrap();
+        assert!(
+            matches!(config.tls, TlsSource::Files { reload_interval, .. } if reload_interval == Duration::from_secs(10))
+        );
+        assert!(matches!(config.catalog, CatalogSource::File(ref f) if f == "m.yaml"));
+        assert_eq!(config.listen.to_string(), "0.0.0.0:8443");
+    }
+
+    #[test]
+    fn a_bad_mcpserver_namespace_is_explained() {
+        let error =
+            server_config(parse(&["--self-signed", "--mcpserver-namespace", "Bad_NS"]).unwrap()).unwrap_err();
+        assert_eq!(
+            error,
+            "--mcpserver-namespace \"Bad_NS\" is not a namespace name; use e.g. \"muster\""
+        );
+    }
+}

@@ -2,8 +2,15 @@
 //! token-exchange native sidecar into annotated pods, and offers the same injection offline
 //! (`muster-exchange inject`).
 //!
-//! Layout: [`inject`] is the pure pod mutation; [`layout`] fixes names and paths; [`mcpserver_store`]
-//! finds MCPServers without touching the API on the hot path.
+//! Where things are:
+//! - [`inject`]: the pure pod mutation (annotations → MCPServers → sidecar, volumes, JSON Patch);
+//! - [`layout`]: mount paths and injected volume names;
+//! - [`mcpserver_store`] / [`mcpserver_watch`]: MCPServers from a file or a reflector cache;
+//! - [`admission`]: reading AdmissionReviews and writing answers;
+//! - [`routes`] and [`server`]: the axum router; [`state`]: what handlers share; [`metrics`];
+//! - [`tls`]: PEM files reloaded on change, or a self-signed CA with rotation and caBundle publication;
+//! - [`serve`]: running the server with graceful shutdown; [`cli`]: the `webhook` and `inject` commands;
+//! - [`inject_manifests`]: offline injection across workload kinds.
 
 pub mod admission;
 pub mod cli;

@@ -8,6 +8,7 @@
 //! - `test_double` (feature `test-double`) is an HTTPS Dex double for tests.
 
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod jwt;
 pub mod request;
@@ -16,6 +17,7 @@ pub mod response;
 pub mod test_double;
 
 pub use client::{BuildError, ClientOptions, ExchangeClient};
+pub use credentials::ClientCredentials;
 pub use error::{ExchangeError, FailureClass, InvalidResponse};
 pub use request::ExchangeRequest;
 pub use response::ExchangedToken;

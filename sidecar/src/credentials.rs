@@ -6,23 +6,7 @@ use std::path::{Path, PathBuf};
 
 use muster_exchange_api::sidecar_config::ClusterConfig;
 
-/// Client credentials. `Debug` hides the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientCredentials {
-    /// Client ID.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
-    }
-}
+pub use muster_exchange_dex::ClientCredentials;
 
 /// Why credentials could not be read.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Parsing `--grant-subject serviceaccount:NAMESPACE/NAME` into RBAC subjects.
 
 use k8s_openapi::api::rbac::v1::Subject;
+use muster_exchange_api::validation::syntax::{is_dns1123_label, is_dns1123_subdomain};
 
 /// Why a `--grant-subject` or `--credentials-reader` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,10 +31,10 @@ pub fn parse_service_account(value: &str) -> Result<Subject, SubjectError> {
     let (namespace, name) = rest
         .split_once('/')
         .ok_or_else(|| err("missing the / between namespace and name"))?;
-    if !is_dns_label(namespace) {
+    if !is_dns1123_label(namespace) {
         return Err(err("the namespace is not a valid DNS label"));
     }
-    if !is_dns_subdomain(name) {
+    if !is_dns1123_subdomain(name) {
         return Err(err("the name is not a valid DNS subdomain"));
     }
     Ok(Subject {
@@ -42,19 +43,6 @@ pub fn parse_service_account(value: &str) -> Result<Subject, SubjectError> {
         namespace: Some(namespace.to_string()),
         api_group: None,
     })
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]

@@ -5,20 +5,7 @@ use muster_exchange_api::ClientCredentialsSecretRef;
 
 use super::outcome::Check;
 
-/// The client ID and secret read from the Secret. Never logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientCredentials {
-    /// OAuth client ID.
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientCredentials(<redacted>)")
-    }
-}
+pub use muster_exchange_dex::ClientCredentials;
 
 fn value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {

@@ -206,7 +206,15 @@ fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, 
         ));
     }
     if let Some(ns) = secret.namespace.as_deref().filter(|s| !s.is_empty()) {
-        if !syntax::is_dns1123_label(ns) {
+        if crate::names::is_system_namespace(ns) {
+            report.error(FieldError::forbidden(
+                format!("{SECRET}.namespace"),
+                format!(
+                    "{ns:?} is a system namespace: exchange credentials never come from there (muster-exchange will \
+                     neither read nor grant access to it); keep the Secret next to the MCPServer"
+                ),
+            ));
+        } else if !syntax::is_dns1123_label(ns) {
             report.error(FieldError::invalid(
                 format!("{SECRET}.namespace"),
                 ns,

@@ -3,6 +3,7 @@
 //!
 //! The same function serves `POST /mutate-pods` and the offline `muster-exchange inject`.
 
+mod merge;
 mod options;
 mod patch;
 mod quantity;
@@ -121,5 +122,7 @@ fn string_map(pod: &Value, pointer: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod reinjection_tests;
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,10 @@
 //! "Ours" is decided by content, not by the status annotation alone: the `token-exchange` init container
 //! is ours when it carries the sidecar configuration env var, and our volumes are the `mx-*` volumes it
 //! mounts. A first injection is a handful of `add` operations (robust against other webhooks appending
-//! to the same lists); a re-injection replaces our items in place and removes stale ones, so reinvocation
-//! never duplicates anything and an unchanged pod yields no patch at all.
+//! to the same lists). An injected pod is up to date when every field we render is present with an equal
+//! value (the API server adds defaults to what we inject, see [`super::merge`]); otherwise a re-injection
+//! merges our fields into our items in place and removes stale ones, so reinvocation never duplicates
+//! anything and an unchanged pod yields no patch at all.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +15,7 @@ use json_patch::{AddOperation, Patch, PatchOperation};
 use muster_exchange_api::names::{ANNOTATION_STATUS, SIDECAR_CONFIG_ENV, SIDECAR_CONTAINER_NAME};
 use serde_json::{Value, json};
 
+use super::merge::{is_rendered_in, merge_rendered};
 use super::refusal::Refusal;
 use super::render::Injection;
 use crate::layout::is_injected_volume_name;
@@ -34,8 +37,9 @@ pub fn plan(pod: &Value, injection: &Injection) -> Result<Option<Patch>, Refusal
     }
     let patch = match existing {
         None => first_injection(pod, injection),
-        Some((index, _)) => {
-            let desired = reinjected(pod, injection, index, &our_volumes);
+        Some((_, sidecar)) if up_to_date(pod, injection, sidecar, &our_volumes) => return Ok(None),
+        Some((index, sidecar)) => {
+            let desired = reinjected(pod, injection, (index, sidecar), &our_volumes);
             json_patch::diff(pod, &desired)
         }
     };
@@ -120,14 +124,33 @@ fn first_injection(pod: &Value, injection: &Injection) -> Patch {
     Patch(ops)
 }
 
+/// Status annotation equal, every rendered field in the sidecar and our volumes, no stale volume of ours.
+fn up_to_date(pod: &Value, injection: &Injection, sidecar: &Value, our_volumes: &BTreeSet<String>) -> bool {
+    let status = pod
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_STATUS))
+        .and_then(Value::as_str);
+    let volumes = list(pod, "/spec/volumes");
+    status == Some(injection.status.as_str())
+        && is_rendered_in(&injection.sidecar, sidecar)
+        && our_volumes
+            .iter()
+            .all(|ours| injection.volumes.iter().any(|v| volume_name(v) == ours))
+        && injection.volumes.iter().all(|wanted| {
+            volumes
+                .iter()
+                .any(|v| volume_name(v) == volume_name(wanted) && is_rendered_in(wanted, v))
+        })
+}
+
 fn reinjected(
     pod: &Value,
     injection: &Injection,
-    sidecar_index: usize,
+    (sidecar_index, sidecar): (usize, &Value),
     our_volumes: &BTreeSet<String>,
 ) -> Value {
     let mut desired = pod.clone();
-    desired["spec"]["initContainers"][sidecar_index] = injection.sidecar.clone();
+    desired["spec"]["initContainers"][sidecar_index] = merge_rendered(sidecar, &injection.sidecar);
     let wanted: BTreeSet<&str> = injection.volumes.iter().map(volume_name).collect();
     let mut volumes: Vec<Value> = list(pod, "/spec/volumes")
         .iter()
@@ -136,7 +159,7 @@ fn reinjected(
         .collect();
     for volume in &injection.volumes {
         match volumes.iter_mut().find(|v| volume_name(v) == volume_name(volume)) {
-            Some(slot) => *slot = volume.clone(),
+            Some(slot) => *slot = merge_rendered(slot, volume),
             None => volumes.push(volume.clone()),
         }
     }

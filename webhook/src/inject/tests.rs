@@ -7,18 +7,18 @@ use muster_exchange_api::redact::short_hash;
 
 const MCPSERVERS: &str = include_str!("../../tests/fixtures/mcpservers.yaml");
 
-fn catalog() -> StaticMcpServers {
+pub(super) fn catalog() -> StaticMcpServers {
     StaticMcpServers::from_documents(parse_documents(MCPSERVERS, "mcpservers.yaml").unwrap()).unwrap()
 }
 
-fn settings() -> InjectorSettings {
+pub(super) fn settings() -> InjectorSettings {
     InjectorSettings {
         sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
         default_mcpserver_namespace: None,
     }
 }
 
-fn pod(annotations: Value) -> Value {
+pub(super) fn pod(annotations: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"generateName": "mcp-kubernetes-7d9f-", "annotations": annotations},
@@ -26,11 +26,11 @@ fn pod(annotations: Value) -> Value {
     })
 }
 
-fn run(pod: &Value) -> Result<Outcome, Refusal> {
+pub(super) fn run(pod: &Value) -> Result<Outcome, Refusal> {
     inject_pod(pod, "apps", &settings(), &catalog())
 }
 
-fn patched(pod: &Value) -> Value {
+pub(super) fn patched(pod: &Value) -> Value {
     let Outcome::Inject(patch) = run(pod).unwrap() else {
         panic!("expected a patch")
     };
@@ -148,21 +148,14 @@ fn existing_init_containers_and_volumes_are_kept_and_the_sidecar_goes_first() {
         ]
     );
     let once = patched(&pod);
-    let names = |list: &Value| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    // The whole sidecar (mounts, security context, probes, resources) and every volume, exactly.
     assert_eq!(
-        names(&once["spec"]["initContainers"]),
-        ["token-exchange", "migrate"]
+        once["spec"]["initContainers"],
+        json!([cluster_a_sidecar(), {"name": "migrate", "image": "migrate:1"}])
     );
-    assert_eq!(
-        names(&once["spec"]["volumes"]),
-        ["cache", "mx-cred-cluster-a", "mx-kcfg-cluster-a"]
-    );
+    let mut volumes = vec![json!({"name": "cache", "emptyDir": {}})];
+    volumes.extend(cluster_a_volumes().as_array().unwrap().iter().cloned());
+    assert_eq!(once["spec"]["volumes"], Value::Array(volumes));
     assert_eq!(once["metadata"]["annotations"]["team"], "x");
     assert_eq!(run(&once).unwrap(), Outcome::UpToDate);
 }

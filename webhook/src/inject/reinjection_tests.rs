@@ -1,0 +1,104 @@
+//! Re-admission of pods that already carry the injection: API-server defaults, reinvocation after other
+//! webhooks, and merge patches that keep the defaults.
+
+use serde_json::{Value, json};
+
+use super::tests::{catalog, cluster_a_sidecar, patched, pod, run, settings};
+use super::*;
+
+fn injected_pod() -> Value {
+    patched(&pod(
+        json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}),
+    ))
+}
+
+/// What the API server adds to the pod between admissions (defaulting and the ServiceAccount plugin).
+fn with_api_server_defaults(mut pod: Value) -> Value {
+    let sidecar = &mut pod["spec"]["initContainers"][0];
+    sidecar["terminationMessagePath"] = json!("/dev/termination-log");
+    sidecar["terminationMessagePolicy"] = json!("File");
+    sidecar["imagePullPolicy"] = json!("IfNotPresent");
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        sidecar[probe]["timeoutSeconds"] = json!(1);
+        sidecar[probe]["successThreshold"] = json!(1);
+        sidecar[probe]["httpGet"]["scheme"] = json!("HTTP");
+    }
+    sidecar["volumeMounts"].as_array_mut().unwrap().push(json!({
+        "name": "kube-api-access-5x2k9", "readOnly": true,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"
+    }));
+    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({
+        "name": "kube-api-access-5x2k9", "projected": {"defaultMode": 420, "sources": []}
+    }));
+    pod["spec"]["containers"][0]["terminationMessagePolicy"] = json!("File");
+    pod["spec"]["restartPolicy"] = json!("Always");
+    pod
+}
+
+#[test]
+fn a_pod_carrying_api_server_defaults_gets_no_patch() {
+    let defaulted = with_api_server_defaults(injected_pod());
+    assert_eq!(run(&defaulted).unwrap(), Outcome::UpToDate);
+}
+
+#[test]
+fn canonical_quantities_written_by_the_api_server_count_as_equal() {
+    let mut annotated = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a",
+        "exchange.muster.giantswarm.io/cpu-request": "0.01"}));
+    annotated = patched(&annotated);
+    annotated["spec"]["initContainers"][0]["resources"]["requests"]["cpu"] = json!("10m");
+    assert_eq!(run(&annotated).unwrap(), Outcome::UpToDate);
+}
+
+#[test]
+fn a_changed_image_is_merged_into_the_defaulted_sidecar() {
+    let defaulted = with_api_server_defaults(injected_pod());
+    let newer = InjectorSettings {
+        sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.2.0".into(),
+        ..settings()
+    };
+    let Outcome::Inject(patch) = inject_pod(&defaulted, "apps", &newer, &catalog()).unwrap() else {
+        panic!("expected a patch")
+    };
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap(),
+        json!([{"op": "replace", "path": "/spec/initContainers/0/image",
+            "value": "ghcr.io/giantswarm/muster-exchange:0.2.0"}])
+    );
+}
+
+#[test]
+fn reinvocation_after_another_webhook_added_an_init_container_and_a_volume_is_clean() {
+    let mut pod = injected_pod();
+    pod["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"name": "istio-init", "image": "proxyv2:1"}));
+    pod["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "vault-agent", "image": "vault:1", "restartPolicy": "Always"}));
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "vault-secrets", "emptyDir": {"medium": "Memory"}}));
+    assert_eq!(run(&pod).unwrap(), Outcome::UpToDate);
+    assert_eq!(pod["spec"]["initContainers"][1], cluster_a_sidecar());
+}
+
+#[test]
+fn a_sidecar_missing_a_rendered_field_is_repaired_in_place() {
+    let mut pod = with_api_server_defaults(injected_pod());
+    pod["spec"]["initContainers"][0]["securityContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("readOnlyRootFilesystem");
+    let Outcome::Inject(patch) = run(&pod).unwrap() else {
+        panic!("expected a patch")
+    };
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap(),
+        json!([{"op": "add", "path": "/spec/initContainers/0/securityContext/readOnlyRootFilesystem",
+            "value": true}])
+    );
+}

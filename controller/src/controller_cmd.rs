@@ -19,8 +19,13 @@ pub struct ControllerArgs {
     #[arg(long = "grant-subject", value_name = "serviceaccount:NAMESPACE/NAME", value_parser = parse_service_account)]
     pub grant_subjects: Vec<Subject>,
     /// Suffix of kubeconfig Secret names (`<cluster>-kubeconfig`, the Cluster API convention).
-    #[arg(long, default_value = "-kubeconfig")]
+    #[arg(long, default_value = muster_exchange_api::names::KUBECONFIG_SECRET_SUFFIX)]
     pub kubeconfig_secret_suffix: String,
+    /// Let an MCPServer use a credentials Secret in another namespace (probe reads it, the credentials reader
+    /// is granted it). Risk: every MCPServer author can then have any such Secret read and sent to a token
+    /// endpoint of their choosing; system namespaces and the controller's own stay refused regardless.
+    #[arg(long)]
+    pub allow_cross_namespace_credentials: bool,
     /// ServiceAccount that reads token-exchange credential Secrets (e.g. Muster's); unset: no credential grants.
     #[arg(long, value_name = "serviceaccount:NAMESPACE/NAME", value_parser = parse_service_account)]
     pub credentials_reader: Option<Subject>,
@@ -84,8 +89,8 @@ pub enum StartError {
     #[error(transparent)]
     Dex(#[from] muster_exchange_dex::BuildError),
     /// No cluster access.
-    #[error("cannot connect to the Kubernetes API: {0}; run in-cluster or set a kubeconfig context")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Kube(#[from] crate::kube_client::ClientError),
     /// The metrics address is taken.
     #[error("cannot listen on --metrics-addr {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
@@ -191,6 +196,8 @@ mod send_check {
             ca_file: None,
             probe_timeout: std::time::Duration::from_secs(1),
             probe_exchange: true,
+            controller_namespace: "mx".into(),
+            allow_cross_namespace_credentials: false,
         };
         assert_send(&crate::diagnose_cmd::run_diagnose(diagnose));
     }

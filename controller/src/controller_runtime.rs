@@ -19,6 +19,7 @@ use crate::context::{Context, ProbeLoopConfig};
 use crate::controller_cmd::{ControllerArgs, StartError};
 use crate::grants::credential_grants::CredentialGrantConfig;
 use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
+use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::grants::rbac_objects::sort_subjects;
 use crate::leader_election::{ElectionConfig, run_elector};
 use crate::metrics::Metrics;
@@ -29,7 +30,29 @@ const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// Lease renewal (and follower retry) period.
 const RENEW_PERIOD: Duration = Duration::from_secs(5);
 
+/// Shortest `--grants-resync-interval` (the retry backoff starts at 2 s and is capped by it).
+const MIN_RESYNC: Duration = Duration::from_secs(2);
+/// Longest value of any duration flag: a week. Longer values add nothing and risk overflowing deadlines.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn check_range(flag: &str, value: Duration, min: Duration) -> Result<(), StartError> {
+    if value < min || value > MAX_DURATION {
+        return Err(StartError::Flags(format!(
+            "{flag} ({value:?}) must be between {min:?} and {MAX_DURATION:?} (one week)"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate(args: &ControllerArgs) -> Result<(), StartError> {
+    check_range(
+        "--grants-resync-interval",
+        args.grants_resync_interval,
+        MIN_RESYNC,
+    )?;
+    check_range("--probe-interval", args.probe_interval, Duration::from_secs(1))?;
+    check_range("--probe-timeout", args.probe_timeout, Duration::from_millis(100))?;
+    check_range("--probe-max-backoff", args.probe_max_backoff, Duration::ZERO)?;
     if args.probe_timeout >= args.probe_interval {
         return Err(StartError::Flags(format!(
             "--probe-timeout ({:?}) must be shorter than --probe-interval ({:?})",
@@ -48,7 +71,7 @@ fn exchange_client(args: &ControllerArgs) -> Result<ExchangeClient, StartError> 
         None => None,
     };
     Ok(ExchangeClient::new(ClientOptions {
-        timeout: args.probe_timeout,
+        timeout: crate::probe::http_client_timeout(args.probe_timeout),
         extra_ca_pem,
     })?)
 }
@@ -77,7 +100,7 @@ fn election_config(args: &ControllerArgs, identity: String) -> ElectionConfig {
 pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     validate(&args)?;
     let exchange = exchange_client(&args)?;
-    let client = Client::try_default().await?;
+    let client = crate::kube_client::client().await?;
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|e| StartError::Listen(args.metrics_addr, e))?;
@@ -186,7 +209,10 @@ fn context(
         },
         credentials: CredentialGrantConfig {
             reader: args.credentials_reader.clone(),
-            controller_namespace: args.controller_namespace.clone(),
+            policy: CredentialsPolicy {
+                controller_namespace: args.controller_namespace.clone(),
+                allow_cross_namespace: args.allow_cross_namespace_credentials,
+            },
             concurrency: args.grants_concurrency,
         },
         probe: ProbeLoopConfig {

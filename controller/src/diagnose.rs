@@ -10,6 +10,7 @@ use muster_exchange_dex::ExchangeClient;
 
 use crate::conditions::build::conditions_for;
 use crate::error::Error;
+use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::probe::ProbeSettings;
 use crate::probe::fleet::probe_fleet;
 use crate::probe::outcome::ProbeOutcome;
@@ -34,6 +35,7 @@ pub struct DiagnoseInput {
 
 fn split(
     servers: &ServerList,
+    policy: &CredentialsPolicy,
     mut secret_of: impl FnMut(&str, &str) -> Option<k8s_openapi::api::core::v1::Secret>,
 ) -> DiagnoseInput {
     let mut input = DiagnoseInput {
@@ -41,8 +43,9 @@ fn split(
         ..DiagnoseInput::default()
     };
     for server in &servers.servers {
-        let secret = credentials_secret_of(server).and_then(|(ns, name)| secret_of(&ns, &name));
-        match ProbeTarget::from_server(server, secret.as_ref()) {
+        let secret = credentials_secret_of(server, policy)
+            .and_then(|l| l.readable().and_then(|(ns, name)| secret_of(ns, name)));
+        match ProbeTarget::from_server(server, secret.as_ref(), policy) {
             Some(target) => input.targets.push(target),
             None => input.skipped.push(format!(
                 "{}/{}",
@@ -54,26 +57,39 @@ fn split(
     input
 }
 
-/// Targets from manifest files; Secrets come from the same files.
-pub fn input_from_files(files: &FileInputs) -> DiagnoseInput {
-    let mut input = split(&files.servers, |ns, name| {
+/// Targets from manifest files; Secrets come from the same files (judged by the controller's rule, so
+/// diagnose predicts what the controller reports).
+pub fn input_from_files(files: &FileInputs, policy: &CredentialsPolicy) -> DiagnoseInput {
+    let mut input = split(&files.servers, policy, |ns, name| {
         files.secrets.get(&(ns.to_string(), name.to_string())).cloned()
     });
     input.ignored = files.ignored.clone();
     input
 }
 
-/// Targets from the cluster of the current kubeconfig context.
-pub async fn input_from_cluster(client: &Client, namespace: Option<&str>) -> Result<DiagnoseInput, Error> {
+/// Targets from the cluster of the current kubeconfig context. Secrets `policy` refuses are never read.
+pub async fn input_from_cluster(
+    client: &Client,
+    namespace: Option<&str>,
+    policy: &CredentialsPolicy,
+) -> Result<DiagnoseInput, Error> {
     let servers = list_mcpservers(client, namespace).await?;
     let mut secrets = std::collections::BTreeMap::new();
-    for (ns, name) in servers.servers.iter().filter_map(credentials_secret_of) {
-        if !secrets.contains_key(&(ns.clone(), name.clone())) {
-            let secret = get_secret(client, &ns, &name).await?;
-            secrets.insert((ns, name), secret);
+    let locations = servers
+        .servers
+        .iter()
+        .filter_map(|s| credentials_secret_of(s, policy));
+    for location in locations {
+        let Some((ns, name)) = location.readable() else {
+            continue;
+        };
+        if let std::collections::btree_map::Entry::Vacant(entry) =
+            secrets.entry((ns.to_string(), name.to_string()))
+        {
+            entry.insert(get_secret(client, ns, name).await?);
         }
     }
-    Ok(split(&servers, |ns, name| {
+    Ok(split(&servers, policy, |ns, name| {
         secrets
             .get(&(ns.to_string(), name.to_string()))
             .cloned()

@@ -7,6 +7,7 @@ use muster_exchange_dex::{ClientOptions, ExchangeClient};
 
 use crate::diagnose::{DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render};
 use crate::duration_arg::parse_duration;
+use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::probe::ProbeSettings;
 use crate::sources::read_inputs;
 
@@ -30,6 +31,22 @@ pub struct DiagnoseArgs {
     /// Send the probe exchange with an invalid subject token (TokenExchangeReady); false skips it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub probe_exchange: bool,
+    /// The controller's namespace: credentials Secrets there are refused (as the controller does).
+    #[arg(long, default_value = "muster-exchange")]
+    pub controller_namespace: String,
+    /// Accept credentials Secrets outside their MCPServer's namespace (as the controller flag of that name).
+    #[arg(long)]
+    pub allow_cross_namespace_credentials: bool,
+}
+
+impl DiagnoseArgs {
+    /// The controller's rule for where credentials Secrets may live.
+    pub fn credentials_policy(&self) -> CredentialsPolicy {
+        CredentialsPolicy {
+            controller_namespace: self.controller_namespace.clone(),
+            allow_cross_namespace: self.allow_cross_namespace_credentials,
+        }
+    }
 }
 
 /// Why diagnose could not check anything (exit code 2).
@@ -78,14 +95,14 @@ pub async fn diagnose(args: &DiagnoseArgs) -> Result<DiagnoseReport, DiagnoseErr
         None => None,
     };
     let client = ExchangeClient::new(ClientOptions {
-        timeout: args.probe_timeout,
+        timeout: crate::probe::http_client_timeout(args.probe_timeout),
         extra_ca_pem,
     })?;
     let input: DiagnoseInput = if args.files.is_empty() {
-        let kube = kube::Client::try_default()
+        let kube = crate::kube_client::client()
             .await
             .map_err(|e| DiagnoseError::Cluster(e.to_string()))?;
-        input_from_cluster(&kube, args.namespace.as_deref())
+        input_from_cluster(&kube, args.namespace.as_deref(), &args.credentials_policy())
             .await
             .map_err(|e| DiagnoseError::Cluster(e.to_string()))?
     } else {
@@ -93,7 +110,7 @@ pub async fn diagnose(args: &DiagnoseArgs) -> Result<DiagnoseReport, DiagnoseErr
         if !files.servers.malformed.is_empty() {
             return Err(DiagnoseError::Malformed(files.servers.malformed));
         }
-        input_from_files(&files)
+        input_from_files(&files, &args.credentials_policy())
     };
     let settings = ProbeSettings {
         timeout: args.probe_timeout,

@@ -39,6 +39,8 @@ fn args(files: &[&tempfile::NamedTempFile], ca: &tempfile::NamedTempFile, timeou
         ca_file: Some(ca.path().to_path_buf()),
         probe_timeout: timeout,
         probe_exchange: true,
+        controller_namespace: "muster-exchange".into(),
+        allow_cross_namespace_credentials: false,
     }
 }
 
@@ -273,7 +275,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
             .responding(not_found),
     ];
     let input = run_scenario(expected, |client| async move {
-        input_from_cluster(&client, None).await
+        input_from_cluster(&client, None, &policy(true)).await
     })
     .await
     .unwrap();
@@ -289,5 +291,68 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
         input.malformed[0].starts_with("muster/c: not a valid MCPServer:"),
         "{}",
         input.malformed[0]
+    );
+}
+
+fn policy(allow_cross_namespace: bool) -> crate::grants::namespace_policy::CredentialsPolicy {
+    crate::grants::namespace_policy::CredentialsPolicy {
+        controller_namespace: "mx".into(),
+        allow_cross_namespace,
+    }
+}
+
+/// Finding: diagnose read any Secret an MCPServer named. Refused Secrets are not even requested.
+#[tokio::test]
+async fn cluster_mode_never_reads_a_refused_secret() {
+    use serde_json::json;
+
+    use crate::diagnose::input_from_cluster;
+    use crate::fixtures::{Expect, list, run_scenario};
+
+    let server = |name: &str, secret_ns: &str| {
+        json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
+        "metadata": {"name": name, "namespace": "org-a"},
+        "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp", "auth": {"type": "oauth",
+            "tokenExchange": {"enabled": true, "dexTokenEndpoint": "https://dex.a.example/token", "connectorId": "c",
+                "clientCredentialsSecretRef": {"name": "creds", "namespace": secret_ns}}}}})
+    };
+    let servers = vec![
+        server("cross", "org-b"),
+        server("own", "mx"),
+        server("sys", "kube-system"),
+    ];
+    let expected = vec![Expect::get(
+        "/apis/muster.giantswarm.io/v1alpha1/mcpservers?",
+        list("MCPServerList", "muster.giantswarm.io/v1alpha1", servers),
+    )];
+    let input = run_scenario(expected, |client| async move {
+        input_from_cluster(&client, None, &policy(false)).await
+    })
+    .await
+    .unwrap();
+    let checks: Vec<_> = input
+        .targets
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.credentials_check.reason,
+                t.credentials.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("cross", "SecretNamespaceRefused", false),
+            ("own", "SecretNamespaceRefused", false),
+            ("sys", "SecretNamespaceRefused", false)
+        ]
+    );
+    assert_eq!(
+        input.targets[0].credentials_check.message,
+        "Secret org-b/creds is not in the MCPServer's namespace; create the Secret in the MCPServer's namespace \
+         \"org-a\" and point clientCredentialsSecretRef at it (or, if every MCPServer author may use Secrets in \
+         \"org-b\", start the controller with --allow-cross-namespace-credentials)"
     );
 }

@@ -192,7 +192,10 @@ pub fn test_context(
         },
         credentials: crate::grants::credential_grants::CredentialGrantConfig {
             reader: None,
-            controller_namespace: "mx".into(),
+            policy: crate::grants::namespace_policy::CredentialsPolicy {
+                controller_namespace: "mx".into(),
+                allow_cross_namespace: false,
+            },
             concurrency: 1,
         },
         probe,

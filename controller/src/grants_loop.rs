@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
-use muster_exchange_api::MCPServer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -16,31 +15,13 @@ use crate::grants::credential_grants::sync_credential_grants;
 use crate::grants::grant_sync::SyncReport;
 use crate::grants::kubeconfig_grants::sync_kubeconfig_grants;
 use crate::grants::rbac_objects::GrantKind;
+use crate::mcpserver_parse::parsed_servers;
 use crate::metrics::{ErrorLabels, GrantLabels, LoopLabels, WriteLabels};
 
 /// Bursts of watch events within this window cause one sync.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 /// First retry delay after a failed sync; doubles up to the resync interval.
 const RETRY_START: Duration = Duration::from_secs(2);
-
-/// MCPServers from the store; objects that do not parse are logged when `report` is set (they get no
-/// grant and no probe until fixed; the grant loop reports them, the probe loop's frequent ticks do not).
-pub fn parsed_servers(store: &Store<DynamicObject>, report: bool) -> Vec<MCPServer> {
-    store
-        .state()
-        .iter()
-        .filter_map(|o| match o.as_ref().clone().try_parse::<MCPServer>() {
-            Ok(server) => Some(server),
-            Err(e) => {
-                if report {
-                    tracing::warn!(name = ?o.metadata.name, namespace = ?o.metadata.namespace, error = %e,
-                        "skipping a malformed MCPServer until it is fixed");
-                }
-                None
-            }
-        })
-        .collect()
-}
 
 /// Runs until `shutdown`.
 pub async fn run_grants_loop(
@@ -49,16 +30,19 @@ pub async fn run_grants_loop(
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    // Credential grants are computed from the MCPServer cache: an empty, unsynced cache would delete them all.
+    // Credential grants are computed from the MCPServer cache: an empty, unsynced cache would delete them
+    // all. So shutdown wins every tie, and a cache that will never be ready (its writer gone) ends the loop.
     tokio::select! {
-        _ = servers.wait_until_ready() => {}
+        biased;
         () = shutdown.cancelled() => return,
+        ready = servers.wait_until_ready() => if ready.is_err() { return },
     }
     let mut leader = ctx.leader.clone();
     let mut wait = Duration::ZERO;
     let mut retry = Duration::ZERO;
     loop {
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => return,
             () = trigger.notified() => tokio::time::sleep(DEBOUNCE).await,
             () = tokio::time::sleep(wait) => {}
@@ -70,10 +54,18 @@ pub async fn run_grants_loop(
         }
         retry = match sync_all(&ctx, &servers).await {
             Ok(()) => Duration::ZERO,
-            Err(()) => (retry * 2).clamp(RETRY_START, ctx.grants_resync),
+            Err(()) => next_retry(retry, ctx.grants_resync),
         };
         wait = if retry.is_zero() { ctx.grants_resync } else { retry };
     }
+}
+
+/// Doubles the retry delay from [`RETRY_START`] up to `resync`; never panics, whatever the durations.
+fn next_retry(previous: Duration, resync: Duration) -> Duration {
+    previous
+        .saturating_mul(2)
+        .max(RETRY_START)
+        .min(resync.max(RETRY_START))
 }
 
 fn record(ctx: &Context, kind: GrantKind, report: &SyncReport, refused: usize) {
@@ -143,7 +135,9 @@ pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(
             r#loop: "credential_grants",
         })
         .inc();
-    match sync_credential_grants(&ctx.client, &parsed_servers(servers, true), &ctx.credentials).await {
+    let parsed = parsed_servers(servers, true);
+    let incomplete = parsed.malformed > 0;
+    match sync_credential_grants(&ctx.client, &parsed.servers, &ctx.credentials, incomplete).await {
         Ok(report) => {
             record(ctx, GrantKind::Credentials, &report.sync, report.refused.len());
             ok &= report.sync.errors.is_empty();

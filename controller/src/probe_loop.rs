@@ -1,8 +1,9 @@
 //! The probe loop: every MCPServer with token exchange enabled is probed on its own schedule (interval
 //! with jitter, exponential backoff after failures), at most `concurrency` at once, each under its own
-//! timeout; results are written as they arrive, so a black-holed cluster delays no other cluster.
+//! timeout; results are written as they arrive, in their own tasks, so neither a black-holed cluster nor
+//! a slow API server delays any other cluster.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,21 +12,23 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use muster_exchange_api::MCPServer;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{initial_delay, next_probe_delay};
+use crate::backoff::initial_delay;
 use crate::conditions::{CONNECTED, CREDENTIALS_READY, TOKEN_EXCHANGE_READY};
 use crate::context::Context;
-use crate::events::publish_transitions;
-use crate::grants_loop::parsed_servers;
-use crate::metrics::{ErrorLabels, LoopLabels, ProbeLabels};
+use crate::mcpserver_parse::ParseCache;
+use crate::metrics::{LoopLabels, ProbeLabels};
 use crate::probe::outcome::{Check, ProbeOutcome};
 use crate::probe::probe_one;
 use crate::probe::target::{ProbeTarget, credentials_secret_of};
+use crate::probe_schedule::{ProbeResult, Schedule, after_probe};
+use crate::probe_writes::{StatusWrites, has_our_conditions};
 use crate::sources::get_secret;
-use crate::status_writer::{plan_status, write_conditions};
+use crate::status_writer::plan_status;
 
 /// How often due probes are looked for.
 const TICK: Duration = Duration::from_millis(500);
@@ -34,65 +37,78 @@ const TICK: Duration = Duration::from_millis(500);
 #[path = "probe_loop_tests.rs"]
 mod tests;
 
-#[derive(Debug)]
-struct Schedule {
-    next_due: Instant,
-    /// Generation last scheduled: a spec change is probed right away, not one interval later.
-    generation: Option<i64>,
-    failures: u32,
-    last_answered: Option<Timestamp>,
-    in_flight: bool,
-}
-
 struct Done {
     key: String,
     server: MCPServer,
     outcome: ProbeOutcome,
 }
 
-/// Runs until `shutdown`. Followers do not probe (only the leader writes the results).
+/// Everything the loop keeps between ticks.
+struct ProbeLoop {
+    schedules: HashMap<String, Schedule>,
+    probes: JoinSet<Done>,
+    permits: Arc<Semaphore>,
+    writes: StatusWrites,
+    parsed: ParseCache,
+    /// Clears of our conditions sent, by key: `(resourceVersion, when)`, so each is sent once.
+    clears: HashMap<String, (Option<String>, Instant)>,
+}
+
+/// Runs until `shutdown`. Followers do not probe (only the leader writes the results). Returns only
+/// after every status write stopped, so leadership may be released safely afterwards.
 pub async fn run_probe_loop(ctx: Arc<Context>, servers: Store<DynamicObject>, shutdown: CancellationToken) {
     tokio::select! {
-        _ = servers.wait_until_ready() => {}
+        biased;
         () = shutdown.cancelled() => return,
+        ready = servers.wait_until_ready() => if ready.is_err() { return },
     }
-    let mut schedules: HashMap<String, Schedule> = HashMap::new();
-    let mut tasks: JoinSet<Done> = JoinSet::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(ctx.probe.concurrency.max(1)));
+    let mut state = ProbeLoop {
+        schedules: HashMap::new(),
+        probes: JoinSet::new(),
+        permits: Arc::new(Semaphore::new(ctx.probe.concurrency.max(1))),
+        writes: StatusWrites::default(),
+        parsed: ParseCache::default(),
+        clears: HashMap::new(),
+    };
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => break,
-            _ = tick.tick() => start_due(&ctx, &servers, &mut schedules, &mut tasks, &permits),
-            Some(joined) = tasks.join_next() => match joined {
-                Ok(done) => finish(&ctx, &mut schedules, done).await,
+            Some(joined) = state.probes.join_next() => match joined {
+                Ok(done) => state.finish(&ctx, done),
                 Err(e) => tracing::error!(error = %e, "a probe task failed; it is rescheduled"),
             },
+            () = state.writes.join_next() => {}
+            _ = tick.tick() => state.start_due(&ctx, &servers),
         }
     }
-    tasks.shutdown().await;
+    state.probes.shutdown().await;
+    state.writes.shutdown().await;
 }
 
-fn start_due(
-    ctx: &Arc<Context>,
-    store: &Store<DynamicObject>,
-    schedules: &mut HashMap<String, Schedule>,
-    tasks: &mut JoinSet<Done>,
-    permits: &Arc<tokio::sync::Semaphore>,
-) {
-    let servers: Vec<MCPServer> = parsed_servers(store, false)
-        .into_iter()
-        .filter(|s| s.enabled_token_exchange().is_some())
-        .collect();
-    let live: std::collections::HashSet<String> = servers.iter().map(key_of).collect();
-    schedules.retain(|k, s| live.contains(k) || s.in_flight);
-    if !ctx.is_leader() {
-        return;
+impl ProbeLoop {
+    fn start_due(&mut self, ctx: &Arc<Context>, store: &Store<DynamicObject>) {
+        let (enabled, disabled): (Vec<MCPServer>, Vec<MCPServer>) = self
+            .parsed
+            .servers(store)
+            .into_iter()
+            .partition(|s| s.enabled_token_exchange().is_some());
+        let live: HashSet<String> = enabled.iter().map(key_of).collect();
+        self.schedules.retain(|k, s| live.contains(k) || s.in_flight);
+        if !ctx.is_leader() {
+            return;
+        }
+        let now = Instant::now();
+        self.clear_conditions(ctx, disabled, now);
+        for server in enabled {
+            self.start_if_due(ctx, server, now);
+        }
     }
-    let now = Instant::now();
-    for server in servers {
+
+    fn start_if_due(&mut self, ctx: &Arc<Context>, server: MCPServer, now: Instant) {
         let key = key_of(&server);
-        let schedule = schedules.entry(key.clone()).or_insert_with(|| Schedule {
+        let schedule = self.schedules.entry(key.clone()).or_insert_with(|| Schedule {
             next_due: now + initial_delay(ctx.probe.interval, rand::random()),
             generation: server.metadata.generation,
             failures: 0,
@@ -105,47 +121,56 @@ fn start_due(
             schedule.failures = 0;
         }
         if schedule.in_flight || schedule.next_due > now {
-            continue;
+            return;
         }
         schedule.in_flight = true;
-        let (ctx, permits, last_answered) = (ctx.clone(), permits.clone(), schedule.last_answered);
-        tasks.spawn(async move {
+        let (ctx, permits, last_answered) = (ctx.clone(), self.permits.clone(), schedule.last_answered);
+        self.probes.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let outcome = probe_server(&ctx, &server, last_answered).await;
             Done { key, server, outcome }
         });
     }
-}
 
-fn key_of(server: &MCPServer) -> String {
-    format!(
-        "{}/{}",
-        server.metadata.namespace.as_deref().unwrap_or_default(),
-        server.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
-async fn probe_server(ctx: &Context, server: &MCPServer, last_answered: Option<Timestamp>) -> ProbeOutcome {
-    let secret = match credentials_secret_of(server) {
-        Some((ns, name)) => get_secret(&ctx.client, &ns, &name).await,
-        None => Ok(None),
-    };
-    let unreadable = secret.as_ref().err().map(ToString::to_string);
-    let Some(mut target) = ProbeTarget::from_server(server, secret.ok().flatten().as_ref()) else {
-        return ProbeOutcome {
-            credentials: Check::unknown("NotProbed", "token exchange is not enabled"),
-            connected: Check::unknown("NotProbed", "token exchange is not enabled"),
-            token_exchange: Check::unknown("NotProbed", "token exchange is not enabled"),
-        };
-    };
-    if let Some(error) = unreadable {
-        target.credentials_check = Check::unknown("SecretUnreadable", error);
+    /// Token exchange switched off: our conditions are removed once (again after an interval if the
+    /// removal did not show up, e.g. because the write failed).
+    fn clear_conditions(&mut self, ctx: &Arc<Context>, disabled: Vec<MCPServer>, now: Instant) {
+        let stale: Vec<MCPServer> = disabled.into_iter().filter(has_our_conditions).collect();
+        let keys: HashSet<String> = stale.iter().map(key_of).collect();
+        self.clears.retain(|k, _| keys.contains(k));
+        for server in stale {
+            let (key, version) = (key_of(&server), server.metadata.resource_version.clone());
+            let recent = self.clears.get(&key).is_some_and(|(sent_version, at)| {
+                *sent_version == version && now.duration_since(*at) < ctx.probe.interval
+            });
+            if !recent {
+                self.clears.insert(key, (version, now));
+                self.writes.spawn_clear(ctx, server);
+            }
+        }
     }
-    target.last_answered = last_answered;
-    probe_one(&ctx.exchange, &target, &ctx.probe.settings).await
+
+    fn finish(&mut self, ctx: &Arc<Context>, done: Done) {
+        record_outcome(ctx, &done);
+        if let Some(schedule) = self.schedules.get_mut(&done.key) {
+            let result = ProbeResult {
+                generation: done.server.metadata.generation,
+                ready: done.outcome.is_ready(),
+                answered: !matches!(done.outcome.connected.reason, "Disconnected" | "InvalidSpec"),
+            };
+            let times = (ctx.probe.interval, ctx.probe.max_backoff);
+            after_probe(schedule, result, times, Instant::now(), rand::random());
+        }
+        if !ctx.is_leader() {
+            return;
+        }
+        if let Some(plan) = plan_status(&done.server, &done.outcome, &Time(Timestamp::now())) {
+            self.writes.spawn_plan(ctx, done.server, plan);
+        }
+    }
 }
 
-async fn finish(ctx: &Context, schedules: &mut HashMap<String, Schedule>, done: Done) {
+fn record_outcome(ctx: &Context, done: &Done) {
     ctx.metrics
         .reconciles
         .get_or_create(&LoopLabels { r#loop: "probe" })
@@ -162,45 +187,43 @@ async fn finish(ctx: &Context, schedules: &mut HashMap<String, Schedule>, done: 
         };
         ctx.metrics.probe_results.get_or_create(&labels).inc();
     }
-    if let Some(schedule) = schedules.get_mut(&done.key) {
-        schedule.in_flight = false;
-        schedule.failures = if done.outcome.is_ready() {
-            0
-        } else {
-            schedule.failures.saturating_add(1)
-        };
-        if !matches!(done.outcome.connected.reason, "Disconnected" | "InvalidSpec") {
-            schedule.last_answered = Some(Timestamp::now());
-        }
-        let delay = next_probe_delay(
-            ctx.probe.interval,
-            ctx.probe.max_backoff,
-            schedule.failures,
-            rand::random(),
-        );
-        schedule.next_due = Instant::now() + delay;
-    }
-    if !ctx.is_leader() {
-        return;
-    }
-    let Some(plan) = plan_status(&done.server, &done.outcome, &Time(Timestamp::now())) else {
-        return;
+}
+
+fn key_of(server: &MCPServer) -> String {
+    format!(
+        "{}/{}",
+        server.metadata.namespace.as_deref().unwrap_or_default(),
+        server.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Reads the credentials Secret (only where the policy allows, bounded by the probe timeout) and probes.
+async fn probe_server(ctx: &Context, server: &MCPServer, last_answered: Option<Timestamp>) -> ProbeOutcome {
+    let policy = &ctx.credentials.policy;
+    let timeout = ctx.probe.settings.timeout;
+    let readable = credentials_secret_of(server, policy)
+        .and_then(|l| l.readable().map(|(ns, name)| (ns.to_string(), name.to_string())));
+    let secret = match readable {
+        Some((ns, name)) => match tokio::time::timeout(timeout, get_secret(&ctx.client, &ns, &name)).await {
+            Ok(read) => read.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the Kubernetes API did not return Secret {ns}/{name} within the probe timeout of {timeout:?}; \
+                 the next probe retries"
+            )),
+        },
+        None => Ok(None),
     };
-    let (ns, name) = done.key.split_once('/').unwrap_or_default();
-    match write_conditions(&ctx.client, ns, name, &plan.conditions).await {
-        Ok(()) => {
-            ctx.metrics.status_writes.inc();
-            publish_transitions(&ctx.recorder, &done.server, &plan.transitions).await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, mcpserver = %done.key, "status write failed; the next probe retries");
-            ctx.metrics
-                .errors
-                .get_or_create(&ErrorLabels {
-                    r#loop: "probe",
-                    error: e.category(),
-                })
-                .inc();
-        }
+    let unreadable = secret.as_ref().err().cloned();
+    let Some(mut target) = ProbeTarget::from_server(server, secret.ok().flatten().as_ref(), policy) else {
+        return ProbeOutcome {
+            credentials: Check::unknown("NotProbed", "token exchange is not enabled"),
+            connected: Check::unknown("NotProbed", "token exchange is not enabled"),
+            token_exchange: Check::unknown("NotProbed", "token exchange is not enabled"),
+        };
+    };
+    if let Some(error) = unreadable {
+        target.credentials_check = Check::unknown("SecretUnreadable", error);
     }
+    target.last_answered = last_answered;
+    probe_one(&ctx.exchange, &target, &ctx.probe.settings).await
 }

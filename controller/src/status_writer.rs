@@ -3,8 +3,8 @@
 //! changed, `lastTransitionTime` kept when a status did not flip.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource};
 use muster_exchange_api::MCPServer;
 use serde_json::json;
 
@@ -52,8 +52,8 @@ pub fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Op
 /// The apply body: apiVersion, kind and our conditions only.
 pub fn status_body(conditions: &[Condition]) -> serde_json::Value {
     json!({
-        "apiVersion": "muster.giantswarm.io/v1alpha1",
-        "kind": "MCPServer",
+        "apiVersion": MCPServer::api_version(&()),
+        "kind": MCPServer::kind(&()),
         "status": {"conditions": conditions},
     })
 }

@@ -5,21 +5,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::rbac::v1::Subject;
-use kube::{Client, ResourceExt};
+use kube::Client;
 use muster_exchange_api::MCPServer;
 
-use super::grant_sync::{SyncReport, sync_grants};
-use super::namespace_policy::{Refusal, refusal};
+use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
+use super::namespace_policy::{CredentialsPolicy, Refusal};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
+use crate::probe::target::credentials_secret_of;
 
 /// What the credential-grant reconciler needs to know.
 #[derive(Debug, Clone)]
 pub struct CredentialGrantConfig {
     /// The ServiceAccount that reads credential Secrets; `None` manages no credential grants.
     pub reader: Option<Subject>,
-    /// The controller's own namespace: never granted in.
-    pub controller_namespace: String,
+    /// Where credentials Secrets may live (the probe reads by the same rule).
+    pub policy: CredentialsPolicy,
     /// Namespaces processed at once.
     pub concurrency: usize,
 }
@@ -44,22 +45,17 @@ pub fn desired_credential_grants(
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut refused = Vec::new();
     for server in servers {
-        let Some(secret_ref) = server
-            .enabled_token_exchange()
-            .and_then(|te| te.client_credentials_secret_ref.as_ref())
-        else {
+        let Some(location) = credentials_secret_of(server, &config.policy) else {
             continue;
         };
-        let server_ns = server.namespace().unwrap_or_default();
-        let namespace = secret_ref.namespace_or(&server_ns).to_string();
-        if let Some(why) = refusal(&namespace, &config.controller_namespace) {
-            refused.push((format!("{namespace}/{}", secret_ref.name), why));
+        if let Some(why) = location.refusal {
+            refused.push((format!("{}/{}", location.namespace, location.name), why));
             continue;
         }
         secrets
-            .entry(namespace)
+            .entry(location.namespace)
             .or_default()
-            .insert(secret_ref.name.clone());
+            .insert(location.name);
     }
     let grants = secrets
         .into_iter()
@@ -76,16 +72,30 @@ pub fn desired_credential_grants(
     (grants, refused)
 }
 
-/// One full sync of credential grants for the MCPServers given (already listed and parsed).
+/// One full sync of credential grants for the MCPServers given (already listed and parsed). With
+/// `incomplete` (some MCPServer did not parse) grants are added and updated but none is deleted: the
+/// unparsed MCPServer's grant would look unneeded.
 pub async fn sync_credential_grants(
     client: &Client,
     servers: &[MCPServer],
     config: &CredentialGrantConfig,
+    incomplete: bool,
 ) -> Result<CredentialSyncReport, Error> {
     let (desired, refused) = desired_credential_grants(servers, config);
     for (secret, why) in &refused {
         tracing::warn!(secret = %secret, reason = why.reason(), "refusing to grant credential Secret access here");
     }
-    let sync = sync_grants(client, GrantKind::Credentials, &desired, config.concurrency).await?;
+    let limits = SyncLimits {
+        no_deletes: incomplete,
+        ..SyncLimits::default()
+    };
+    let sync = sync_grants(
+        client,
+        GrantKind::Credentials,
+        &desired,
+        config.concurrency,
+        &limits,
+    )
+    .await?;
     Ok(CredentialSyncReport { sync, refused })
 }

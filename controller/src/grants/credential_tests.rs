@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::credential_grants::{CredentialGrantConfig, sync_credential_grants};
+use super::namespace_policy::{CredentialsPolicy, Refusal};
 use super::subjects::parse_service_account;
 use super::tests::{APPLY, binding, binding_list, guarded_delete, role, role_list, stored};
 use crate::fixtures::{Expect, run_scenario};
@@ -16,6 +17,72 @@ fn mcpserver(ns: &str, name: &str, enabled: bool, secret: Value) -> muster_excha
                 "connectorId": "local", "clientCredentialsSecretRef": secret}}}
     }))
     .unwrap()
+}
+
+fn policy(controller_namespace: &str, allow_cross_namespace: bool) -> CredentialsPolicy {
+    CredentialsPolicy {
+        controller_namespace: controller_namespace.into(),
+        allow_cross_namespace,
+    }
+}
+
+/// Finding: an MCPServer author could make the controller grant Muster `get` on any Secret anywhere.
+/// Only Secrets next to their MCPServer are granted; an old cross-namespace grant is removed.
+#[tokio::test]
+async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default() {
+    let name = "muster-exchange-credentials-reader";
+    let uri =
+        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}?");
+    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
+    let servers = vec![
+        mcpserver(
+            "org-a",
+            "steal",
+            true,
+            json!({"name": "db-password", "namespace": "org-b"}),
+        ),
+        mcpserver("org-a", "own", true, json!({"name": "token", "namespace": "mx"})),
+        mcpserver(
+            "org-a",
+            "sys",
+            true,
+            json!({"name": "token", "namespace": "kube-system"}),
+        ),
+    ];
+    let expected = vec![
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
+            role_list(vec![stored(
+                role("org-b", name, "credentials", &["db-password"]),
+                "r1",
+            )]),
+        ),
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
+            binding_list(vec![stored(binding("org-b", name, "credentials", reader), "b1")]),
+        ),
+        Expect::delete(uri("roles", "org-b"), guarded_delete("r1")),
+        Expect::delete(uri("rolebindings", "org-b"), guarded_delete("b1")),
+    ];
+    let config = CredentialGrantConfig {
+        reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
+        policy: policy("mx", false),
+        concurrency: 1,
+    };
+    let report = run_scenario(expected, |client| async move {
+        sync_credential_grants(&client, &servers, &config, false).await
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.sync.applied, report.sync.deleted), (0, 2));
+    assert_eq!(
+        report.refused,
+        [
+            ("org-b/db-password".to_string(), Refusal::CrossNamespace),
+            ("mx/token".to_string(), Refusal::ControllerNamespace),
+            ("kube-system/token".to_string(), Refusal::SystemNamespace),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -70,11 +137,11 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
     ];
     let config = CredentialGrantConfig {
         reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
-        controller_namespace: "muster-exchange".into(),
+        policy: policy("muster-exchange", true),
         concurrency: 1,
     };
     let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config).await
+        sync_credential_grants(&client, &servers, &config, false).await
     })
     .await;
     let report = report.unwrap();
@@ -107,11 +174,11 @@ async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
     let servers = vec![mcpserver("muster", "a", true, json!({"name": "dex-a"}))];
     let config = CredentialGrantConfig {
         reader: None,
-        controller_namespace: "mx".into(),
+        policy: policy("mx", false),
         concurrency: 1,
     };
     let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config).await
+        sync_credential_grants(&client, &servers, &config, false).await
     })
     .await;
     assert_eq!(report.unwrap().sync.deleted, 2);

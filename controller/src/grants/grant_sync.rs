@@ -5,7 +5,7 @@
 //! for managed grants no longer wanted. Objects without the managed-by label are never touched, even when
 //! they carry our name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -50,6 +50,21 @@ impl SyncReport {
     }
 }
 
+/// What one sync may not touch, when the view it was computed from is incomplete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncLimits {
+    /// Delete nothing this pass (e.g. an MCPServer did not parse: its grant would look unneeded).
+    pub no_deletes: bool,
+    /// Namespaces whose inputs could not be read: neither applied to nor deleted from this pass.
+    pub frozen_namespaces: BTreeSet<String>,
+}
+
+impl SyncLimits {
+    fn may_delete_in(&self, namespace: &str) -> bool {
+        !self.no_deletes && !self.frozen_namespaces.contains(namespace)
+    }
+}
+
 /// Applies `desired` (keyed by namespace) for `kind` and deletes managed grants of `kind` elsewhere.
 /// `concurrency` bounds the namespaces written at once. Lists failing abort the sync (nothing is
 /// deleted on a partial view); single writes failing are reported and retried next sync.
@@ -58,6 +73,7 @@ pub async fn sync_grants(
     kind: GrantKind,
     desired: &BTreeMap<String, DesiredGrant>,
     concurrency: usize,
+    limits: &SyncLimits,
 ) -> Result<SyncReport, Error> {
     let by_name = ListParams::default().fields(&format!("metadata.name={}", kind.object_name()));
     let roles = list_by_namespace::<Role>(client, &by_name, "roles").await?;
@@ -71,6 +87,7 @@ pub async fn sync_grants(
     // (rustc's higher-ranked lifetime limitation), and the CLI may spawn it.
     let pending: Vec<_> = desired
         .values()
+        .filter(|grant| !limits.frozen_namespaces.contains(&grant.namespace))
         .map(|grant| {
             apply_one(
                 client,
@@ -89,12 +106,14 @@ pub async fn sync_grants(
     for role in roles
         .values()
         .filter(|r| is_managed(&r.metadata) && !desired.contains_key(&ns_of(*r)))
+        .filter(|r| limits.may_delete_in(&ns_of(*r)))
     {
         delete_guarded(client, role, &mut report).await;
     }
     for binding in bindings
         .values()
         .filter(|b| is_managed(&b.metadata) && !desired.contains_key(&ns_of(*b)))
+        .filter(|b| limits.may_delete_in(&ns_of(*b)))
     {
         delete_guarded(client, binding, &mut report).await;
     }
@@ -141,6 +160,14 @@ async fn apply_one(
         tracing::warn!(namespace = %grant.namespace, name = grant.kind.object_name(),
             "an unmanaged Role or RoleBinding carries our name; leaving it alone and granting nothing here");
         report.unmanaged_conflicts.push(grant.namespace.clone());
+        // Our half must go too: a managed binding would bind our subjects to someone else's Role, and a
+        // managed Role would wait for whoever binds it.
+        if let Some(binding) = observed_binding.filter(|b| is_managed(&b.metadata)) {
+            delete_guarded(client, binding, &mut report).await;
+        }
+        if let Some(role) = observed_role.filter(|r| is_managed(&r.metadata)) {
+            delete_guarded(client, role, &mut report).await;
+        }
         return report;
     }
     let role = desired_role(grant);

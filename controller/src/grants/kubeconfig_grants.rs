@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::Subject;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::grant_sync::{SyncReport, sync_grants};
+use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
 use super::namespace_policy::{Refusal, refusal};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
@@ -62,33 +62,56 @@ pub async fn sync_kubeconfig_grants(
             None => candidates.push(ns),
         }
     }
-    let desired = if config.subjects.is_empty() {
-        BTreeMap::new()
+    let (desired, unreadable) = if config.subjects.is_empty() {
+        (BTreeMap::new(), Vec::new())
     } else {
-        desired_grants(client, config, candidates).await?
+        desired_grants(client, config, candidates).await
     };
-    let sync = sync_grants(client, GrantKind::Kubeconfig, &desired, config.concurrency).await?;
+    // A namespace whose Secrets could not be listed is left as it is this pass (no apply, no delete);
+    // the others sync, and the failure is reported so the loop retries.
+    let limits = SyncLimits {
+        no_deletes: false,
+        frozen_namespaces: unreadable.iter().map(|(ns, _)| ns.clone()).collect(),
+    };
+    let mut sync = sync_grants(
+        client,
+        GrantKind::Kubeconfig,
+        &desired,
+        config.concurrency,
+        &limits,
+    )
+    .await?;
+    sync.errors.extend(unreadable.into_iter().map(|(_, e)| e));
     Ok(KubeconfigSyncReport { sync, refused })
 }
 
+/// The desired grants, and the namespaces whose Secrets could not be listed (with why).
 async fn desired_grants(
     client: &Client,
     config: &KubeconfigGrantConfig,
     namespaces: Vec<String>,
-) -> Result<BTreeMap<String, DesiredGrant>, Error> {
+) -> (BTreeMap<String, DesiredGrant>, Vec<(String, Error)>) {
     // Futures are built up front so the sync future stays Send (see grant_sync).
     let pending: Vec<_> = namespaces
         .into_iter()
         .map(|ns| async move {
-            let names = kubeconfig_secret_names(client, &ns, &config.secret_suffix).await?;
-            Ok::<_, Error>((ns, names))
+            let names = kubeconfig_secret_names(client, &ns, &config.secret_suffix).await;
+            (ns, names)
         })
         .collect();
-    let found: Vec<(String, BTreeSet<String>)> = stream::iter(pending)
+    let listed: Vec<(String, Result<BTreeSet<String>, Error>)> = stream::iter(pending)
         .buffered(config.concurrency.max(1))
-        .try_collect()
-        .await?;
-    Ok(found
+        .collect()
+        .await;
+    let mut found = Vec::with_capacity(listed.len());
+    let mut unreadable = Vec::new();
+    for (ns, names) in listed {
+        match names {
+            Ok(names) => found.push((ns, names)),
+            Err(e) => unreadable.push((ns, e)),
+        }
+    }
+    let desired = found
         .into_iter()
         // No kubeconfig Secret, no grant: an empty resourceNames list would mean every Secret.
         .filter(|(_, names)| !names.is_empty())
@@ -101,7 +124,8 @@ async fn desired_grants(
             };
             (namespace, grant)
         })
-        .collect())
+        .collect();
+    (desired, unreadable)
 }
 
 /// Names of the Secrets in `namespace` ending in `suffix` (with something before it), by metadata only.

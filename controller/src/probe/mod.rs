@@ -28,6 +28,12 @@ pub struct ProbeSettings {
     pub exchange_probe: bool,
 }
 
+/// The HTTPS client's own timeout for a probe timeout: strictly longer, so a black hole always ends in
+/// the probe timeout's message (one stable message means no status write per probe).
+pub fn http_client_timeout(probe_timeout: Duration) -> Duration {
+    probe_timeout.saturating_add(Duration::from_secs(1))
+}
+
 /// Probes one MCPServer. Never takes longer than `settings.timeout` (plus scheduling).
 pub async fn probe_one(
     client: &ExchangeClient,

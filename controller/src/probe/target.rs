@@ -7,6 +7,36 @@ use muster_exchange_api::{MCPServer, issuer};
 
 use super::credentials::{ClientCredentials, check_credentials};
 use super::outcome::Check;
+use crate::grants::namespace_policy::{CredentialsPolicy, Refusal, refused_secret_message};
+
+/// Where an MCPServer's credentials Secret is, and whether the policy lets it be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretLocation {
+    /// Secret namespace (the MCPServer's when the reference names none).
+    pub namespace: String,
+    /// Secret name.
+    pub name: String,
+    /// The MCPServer's namespace.
+    pub server_namespace: String,
+    /// `Some` when the Secret must be neither read nor granted.
+    pub refusal: Option<Refusal>,
+}
+
+impl SecretLocation {
+    /// `(namespace, name)` when the Secret may be read.
+    pub fn readable(&self) -> Option<(&str, &str)> {
+        self.refusal
+            .is_none()
+            .then_some((self.namespace.as_str(), self.name.as_str()))
+    }
+
+    /// The `CredentialsReady=False` check of a refused Secret.
+    pub fn refused_check(&self) -> Option<Check> {
+        let why = self.refusal?;
+        let message = refused_secret_message(why, &self.namespace, &self.name, &self.server_namespace);
+        Some(Check::fail("SecretNamespaceRefused", message))
+    }
+}
 
 /// One MCPServer ready to be probed.
 #[derive(Debug, Clone)]
@@ -39,15 +69,23 @@ impl ProbeTarget {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The target for `server`, with `secret` the credentials Secret as found (`None`: not found).
-    /// `None` when token exchange is not enabled on it.
-    pub fn from_server(server: &MCPServer, secret: Option<&Secret>) -> Option<Self> {
+    /// The target for `server`, with `secret` the credentials Secret as found (`None`: not found; ignored
+    /// when `policy` refuses the Secret's namespace). `None` when token exchange is not enabled on it.
+    pub fn from_server(
+        server: &MCPServer,
+        secret: Option<&Secret>,
+        policy: &CredentialsPolicy,
+    ) -> Option<Self> {
         let te = server.enabled_token_exchange()?;
         let namespace = server.namespace().unwrap_or_default();
         let endpoint = te.dex_token_endpoint.clone().unwrap_or_default();
-        let (credentials_check, credentials) = match &te.client_credentials_secret_ref {
-            Some(secret_ref) => check_credentials(secret_ref, secret_ref.namespace_or(&namespace), secret),
-            None => (
+        let refused = credentials_secret_of(server, policy).and_then(|l| l.refused_check());
+        let (credentials_check, credentials) = match (&te.client_credentials_secret_ref, refused) {
+            (_, Some(refused)) => (refused, None),
+            (Some(secret_ref), None) => {
+                check_credentials(secret_ref, secret_ref.namespace_or(&namespace), secret)
+            }
+            (None, None) => (
                 Check::fail(
                     "SecretNotFound",
                     "tokenExchange.clientCredentialsSecretRef is not set; Dex requires client authentication \
@@ -71,15 +109,18 @@ impl ProbeTarget {
     }
 }
 
-/// `(namespace, name)` of the credentials Secret `server` references, when exchange is enabled.
-pub fn credentials_secret_of(server: &MCPServer) -> Option<(String, String)> {
+/// The credentials Secret `server` references, when exchange is enabled, judged by `policy`.
+pub fn credentials_secret_of(server: &MCPServer, policy: &CredentialsPolicy) -> Option<SecretLocation> {
     let secret_ref = server
         .enabled_token_exchange()?
         .client_credentials_secret_ref
         .as_ref()?;
-    let server_ns = server.namespace().unwrap_or_default();
-    Some((
-        secret_ref.namespace_or(&server_ns).to_string(),
-        secret_ref.name.clone(),
-    ))
+    let server_namespace = server.namespace().unwrap_or_default();
+    let namespace = secret_ref.namespace_or(&server_namespace).to_string();
+    Some(SecretLocation {
+        refusal: policy.refusal(&namespace, &server_namespace),
+        namespace,
+        name: secret_ref.name.clone(),
+        server_namespace,
+    })
 }

@@ -1,0 +1,116 @@
+//! Status writes of the probe loop, each in its own task with a bounded number in flight, so a slow or
+//! hung API server never stalls the scheduling of probes.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use muster_exchange_api::MCPServer;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::conditions::{CONNECTED, CREDENTIALS_READY, TOKEN_EXCHANGE_READY};
+use crate::context::Context;
+use crate::events::publish_transitions;
+use crate::metrics::ErrorLabels;
+use crate::status_writer::{StatusPlan, write_conditions};
+
+/// Status writes in flight at most.
+pub const WRITE_CONCURRENCY: usize = 8;
+
+/// Spawns and tracks status writes.
+pub struct StatusWrites {
+    tasks: JoinSet<()>,
+    permits: Arc<Semaphore>,
+}
+
+impl Default for StatusWrites {
+    fn default() -> Self {
+        StatusWrites {
+            tasks: JoinSet::new(),
+            permits: Arc::new(Semaphore::new(WRITE_CONCURRENCY)),
+        }
+    }
+}
+
+impl StatusWrites {
+    /// Writes `plan` to `server`'s status (leader only), then publishes the transitions as Events.
+    pub fn spawn_plan(&mut self, ctx: &Arc<Context>, server: MCPServer, plan: StatusPlan) {
+        let (ctx, permits) = (ctx.clone(), self.permits.clone());
+        self.tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            if write(&ctx, &server, &plan.conditions).await {
+                publish_transitions(&ctx.recorder, &server, &plan.transitions).await;
+            }
+        });
+    }
+
+    /// Removes our conditions from `server` (token exchange switched off): an apply of an empty list with
+    /// our field manager drops exactly the entries we own and leaves Muster's.
+    pub fn spawn_clear(&mut self, ctx: &Arc<Context>, server: MCPServer) {
+        let (ctx, permits) = (ctx.clone(), self.permits.clone());
+        self.tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            write(&ctx, &server, &[]).await;
+        });
+    }
+
+    /// Waits for one finished write (pending forever when none runs, for `select!`).
+    pub async fn join_next(&mut self) {
+        match self.tasks.join_next().await {
+            Some(Err(e)) => tracing::error!(error = %e, "a status write task failed"),
+            Some(Ok(())) => {}
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops every write (on shutdown, before the Lease is released).
+    pub async fn shutdown(&mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+/// True when `server` carries conditions only this controller writes.
+pub fn has_our_conditions(server: &MCPServer) -> bool {
+    server
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| [CREDENTIALS_READY, CONNECTED, TOKEN_EXCHANGE_READY].contains(&c.type_.as_str()))
+        })
+}
+
+async fn write(
+    ctx: &Context,
+    server: &MCPServer,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> bool {
+    // Leadership may have been lost while this write waited for a permit.
+    if !ctx.is_leader() {
+        return false;
+    }
+    let (ns, name) = (server.namespace().unwrap_or_default(), server.name_any());
+    match write_conditions(&ctx.client, &ns, &name, conditions).await {
+        Ok(()) => {
+            ctx.metrics.status_writes.inc();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, mcpserver = %format!("{ns}/{name}"), "status write failed; the next probe retries");
+            ctx.metrics
+                .errors
+                .get_or_create(&ErrorLabels {
+                    r#loop: "probe",
+                    error: e.category(),
+                })
+                .inc();
+            false
+        }
+    }
+}

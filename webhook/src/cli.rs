@@ -68,7 +68,8 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "muster-exchange")]
     pub validating_webhook_configuration: String,
     /// Lifetime of each self-signed CA and certificate; rotated with a third of it left.
-    #[arg(long, default_value_t = 720, value_name = "HOURS")]
+    #[arg(long, default_value_t = 720, value_name = "HOURS",
+        value_parser = clap::value_parser!(u64).range(1..=87600))]
     pub self_signed_validity_hours: u64,
     /// Longest wait for in-flight reviews on SIGTERM.
     #[arg(long, default_value_t = 20, value_name = "SECONDS")]
@@ -115,7 +116,8 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
             reload_interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
         },
         (None, None, true) => {
-            let validity = Duration::from_secs(args.self_signed_validity_hours.max(1) * 3600);
+            // Clap bounds the hours to 1..=87600 (ten years), so this cannot overflow; saturate anyway.
+            let validity = Duration::from_secs(args.self_signed_validity_hours.saturating_mul(3600));
             TlsSource::SelfSigned {
                 settings: SelfSignedSettings {
                     dns_names: service_dns_names(&args.service_name, &args.service_namespace),
@@ -135,9 +137,7 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
     };
     let catalog = match args.mcpservers {
         Some(file) => CatalogSource::File(file),
-        None => CatalogSource::Cluster {
-            namespace: args.mcpserver_namespace.clone(),
-        },
+        None => CatalogSource::Cluster,
     };
     Ok(WebhookServerConfig {
         listen: args.listen,
@@ -234,10 +234,7 @@ mod tests {
         assert_eq!(settings.validity, Duration::from_secs(720 * 3600));
         assert_eq!(settings.check_interval, Duration::from_secs(600));
         assert_eq!(mutating, "muster-exchange");
-        assert!(matches!(
-            config.catalog,
-            CatalogSource::Cluster { namespace: None }
-        ));
+        assert!(matches!(config.catalog, CatalogSource::Cluster));
 
         let files = parse(&[
             "--tls-cert-file",
@@ -254,6 +251,32 @@ mod tests {
         );
         assert!(matches!(config.catalog, CatalogSource::File(ref f) if f == "m.yaml"));
         assert_eq!(config.listen.to_string(), "0.0.0.0:8443");
+    }
+
+    #[test]
+    fn mcpserver_namespace_is_the_default_lookup_namespace_and_the_watch_covers_all() {
+        let config =
+            server_config(parse(&["--self-signed", "--mcpserver-namespace", "muster"]).unwrap()).unwrap();
+        assert!(
+            matches!(config.catalog, CatalogSource::Cluster),
+            "never a one-namespace watch"
+        );
+        assert_eq!(
+            config.settings.default_mcpserver_namespace.as_deref(),
+            Some("muster")
+        );
+    }
+
+    #[test]
+    fn self_signed_validity_is_bounded_by_clap() {
+        for hours in ["0", "87601", "18446744073709551615"] {
+            assert!(
+                parse(&["--self-signed", "--self-signed-validity-hours", hours]).is_err(),
+                "{hours}"
+            );
+        }
+        let args = parse(&["--self-signed", "--self-signed-validity-hours", "87600"]).unwrap();
+        assert_eq!(args.self_signed_validity_hours, 87600);
     }
 
     #[test]

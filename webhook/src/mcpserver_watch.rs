@@ -8,18 +8,14 @@ use kube::{Api, Client};
 use muster_exchange_api::MCPServer;
 use tokio_util::sync::CancellationToken;
 
-/// Starts watching MCPServers (in `namespace`, or all namespaces) and returns the cache. `on_synced`
-/// runs once the first full list is in, which is when `/readyz` may turn ready.
+/// Starts watching MCPServers in all namespaces (a pod's annotation may name any namespace) and returns
+/// the cache. `on_synced` runs once the first full list is in, which is when `/readyz` may turn ready.
 pub fn watch_mcpservers(
     client: Client,
-    namespace: Option<&str>,
     on_synced: impl FnOnce() + Send + 'static,
     stop: CancellationToken,
 ) -> Store<MCPServer> {
-    let api: Api<MCPServer> = match namespace {
-        Some(namespace) => Api::namespaced(client, namespace),
-        None => Api::all(client),
-    };
+    let api: Api<MCPServer> = Api::all(client);
     let (reader, writer) = reflector::store();
     // managedFields are dropped before caching: they are large and the webhook never reads them.
     let events = watcher(api, watcher::Config::default())

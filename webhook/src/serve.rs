@@ -24,11 +24,9 @@ use crate::tls::self_signed::{SelfSigned, SelfSignedSettings};
 pub enum CatalogSource {
     /// A YAML/JSON file, read once.
     File(String),
-    /// A watch on the cluster, optionally limited to one namespace.
-    Cluster {
-        /// Namespace to watch; all when `None`.
-        namespace: Option<String>,
-    },
+    /// A watch on MCPServers in all namespaces: a pod's `mcpserver-namespace` annotation may point
+    /// anywhere, so `--mcpserver-namespace` is only the default lookup namespace, never a watch limit.
+    Cluster,
 }
 
 /// Where the serving certificate comes from.
@@ -102,8 +100,12 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         catalog_synced.cancelled().await;
         on_synced.readiness.mark_catalog_synced();
     });
-    let tls = start_tls(config.tls.clone(), &mut client, stop.clone()).await?;
-    state.readiness.mark_certificate_loaded();
+    let (tls, certificate_ready) = start_tls(config.tls.clone(), &mut client, stop.clone()).await?;
+    let on_certificate = state.clone();
+    tokio::spawn(async move {
+        certificate_ready.cancelled().await;
+        on_certificate.readiness.mark_certificate_loaded();
+    });
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), stop, config.shutdown_grace));
     tracing::info!(listen = %config.listen, "serving admission reviews");
@@ -142,15 +144,10 @@ async fn build_catalog(
             synced.cancel();
             Ok((Arc::new(catalog), synced))
         }
-        CatalogSource::Cluster { namespace } => {
+        CatalogSource::Cluster => {
             let done = synced.clone();
             let client = kube_client(client).await?;
-            let store = crate::mcpserver_watch::watch_mcpservers(
-                client,
-                namespace.as_deref(),
-                move || done.cancel(),
-                stop,
-            );
+            let store = crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop);
             Ok((Arc::new(store), synced))
         }
     }
@@ -166,11 +163,13 @@ async fn kube_client(cache: &mut Option<kube::Client>) -> Result<kube::Client, R
     Ok(client)
 }
 
+/// The serving configuration, and a token cancelled once the API server can trust it: at once for
+/// files, after the CA bundle is published (plus a propagation delay) for `--self-signed`.
 async fn start_tls(
     source: TlsSource,
     client: &mut Option<kube::Client>,
     stop: CancellationToken,
-) -> Result<RustlsConfig, RunError> {
+) -> Result<(RustlsConfig, CancellationToken), RunError> {
     match source {
         TlsSource::Files {
             files,
@@ -178,7 +177,9 @@ async fn start_tls(
         } => {
             let (config, loaded) = files.load().await?;
             tokio::spawn(files.watch(config.clone(), loaded, reload_interval, stop));
-            Ok(config)
+            let ready = CancellationToken::new();
+            ready.cancel();
+            Ok((config, ready))
         }
         TlsSource::SelfSigned {
             settings,
@@ -189,8 +190,9 @@ async fn start_tls(
             let patcher = WebhookConfigurationPatcher::new(client, mutating, validating);
             let authority = SelfSigned::start(settings, Arc::new(patcher)).await?;
             let config = authority.rustls_config();
+            let ready = authority.ready();
             tokio::spawn(authority.run(stop));
-            Ok(config)
+            Ok((config, ready))
         }
     }
 }

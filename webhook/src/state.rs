@@ -47,7 +47,8 @@ impl Readiness {
         self.catalog_synced.store(true, Ordering::Release);
     }
 
-    /// A serving certificate is in place.
+    /// A serving certificate is in place that the API server trusts (for `--self-signed`: its CA is
+    /// published).
     pub fn mark_certificate_loaded(&self) {
         self.certificate_loaded.store(true, Ordering::Release);
     }
@@ -57,7 +58,7 @@ impl Readiness {
         if !self.catalog_synced.load(Ordering::Acquire) {
             Some("the MCPServer cache has not finished its first list yet")
         } else if !self.certificate_loaded.load(Ordering::Acquire) {
-            Some("no serving certificate is loaded yet")
+            Some("no serving certificate is loaded yet, or its CA is not published yet")
         } else {
             None
         }

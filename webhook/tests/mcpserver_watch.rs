@@ -1,4 +1,4 @@
-//! The in-cluster MCPServer cache against a mock API server: one namespaced list fills the cache and
+//! The in-cluster MCPServer cache against a mock API server: one list across all namespaces fills the cache and
 //! marks it synced; lookups then come from memory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
@@ -19,7 +19,6 @@ async fn the_first_list_fills_the_cache_and_marks_it_synced() {
     let stop = CancellationToken::new();
     let store = watch_mcpservers(
         client,
-        Some("apps"),
         move || {
             let _ = synced_tx.send(());
         },
@@ -30,7 +29,7 @@ async fn the_first_list_fills_the_cache_and_marks_it_synced() {
     assert_eq!(request.method(), Method::GET);
     assert_eq!(
         request.uri().to_string(),
-        "/apis/muster.giantswarm.io/v1alpha1/namespaces/apps/mcpservers?&limit=500"
+        "/apis/muster.giantswarm.io/v1alpha1/mcpservers?&limit=500"
     );
     let list = json!({
         "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServerList",
@@ -60,7 +59,7 @@ async fn the_first_list_fills_the_cache_and_marks_it_synced() {
     let (request, _send) = handle.next_request().await.expect("a watch request");
     assert_eq!(
         request.uri().to_string(),
-        "/apis/muster.giantswarm.io/v1alpha1/namespaces/apps/mcpservers\
+        "/apis/muster.giantswarm.io/v1alpha1/mcpservers\
          ?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=7"
     );
     stop.cancel();

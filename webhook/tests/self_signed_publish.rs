@@ -1,4 +1,5 @@
-//! `--self-signed` keeps retrying the caBundle publication until the webhook configurations exist.
+//! `--self-signed` publication: retried until the webhook configurations exist, keeping the CAs earlier
+//! pods published, reporting ready only once published, and re-applied when a configuration lost it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 mod common;
@@ -8,64 +9,151 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use muster_exchange_webhook::tls::authority::service_dns_names;
+use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use muster_exchange_webhook::tls::ca_bundle::{CaBundleSink, PublishError};
+use muster_exchange_webhook::tls::ca_certs::certificates;
 use muster_exchange_webhook::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use tokio_util::sync::CancellationToken;
 
-/// Fails like a missing MutatingWebhookConfiguration for the first `failures` attempts.
-struct NotYetApplied {
+/// Two webhooks' `caBundle`s; fails like a missing configuration for the first `failures` publications.
+struct FakeConfigurations {
     failures: usize,
     attempts: AtomicUsize,
+    reads: AtomicUsize,
+    webhooks: Mutex<Vec<String>>,
     published: Mutex<Vec<String>>,
 }
 
-impl CaBundleSink for NotYetApplied {
-    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(async move {
-            if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
-                let source = kube::Error::Api(
-                    kube::core::Status::failure("not found", "NotFound")
-                        .with_code(404)
-                        .boxed(),
-                );
-                return Err(PublishError {
-                    kind: "MutatingWebhookConfiguration",
-                    name: "muster-exchange".into(),
-                    source,
-                });
-            }
-            self.published.lock().unwrap().push(bundle_pem.to_string());
-            Ok(())
+impl FakeConfigurations {
+    fn new(failures: usize, webhooks: [&str; 2]) -> Arc<Self> {
+        Arc::new(Self {
+            failures,
+            attempts: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
+            webhooks: Mutex::new(webhooks.map(str::to_string).to_vec()),
+            published: Mutex::default(),
         })
     }
 }
 
-#[tokio::test]
-async fn publication_is_retried_until_it_succeeds() {
-    common::install_crypto_provider();
-    let sink = Arc::new(NotYetApplied {
-        failures: 3,
-        attempts: AtomicUsize::new(0),
-        published: Mutex::default(),
-    });
-    let settings = SelfSignedSettings {
+fn not_found() -> PublishError {
+    let source = kube::Error::Api(
+        kube::core::Status::failure("not found", "NotFound")
+            .with_code(404)
+            .boxed(),
+    );
+    PublishError {
+        kind: "MutatingWebhookConfiguration",
+        name: "muster-exchange".into(),
+        source,
+    }
+}
+
+impl CaBundleSink for FakeConfigurations {
+    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
+                return Err(not_found());
+            }
+            self.published.lock().unwrap().push(bundle_pem.to_string());
+            for webhook in self.webhooks.lock().unwrap().iter_mut() {
+                *webhook = bundle_pem.to_string();
+            }
+            Ok(())
+        })
+    }
+
+    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let webhooks = self.webhooks.lock().unwrap().clone();
+        Box::pin(async move { Ok(webhooks) })
+    }
+}
+
+fn settings() -> SelfSignedSettings {
+    SelfSignedSettings {
         dns_names: service_dns_names("muster-exchange-webhook", "muster-exchange"),
         validity: Duration::from_secs(3600),
         check_interval: Duration::from_millis(20),
         propagation_delay: Duration::ZERO,
-    };
-    let authority = SelfSigned::start(settings, sink.clone()).await.unwrap();
+    }
+}
+
+async fn poll(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn publication_is_retried_until_it_succeeds_and_ready_waits_for_it() {
+    common::install_crypto_provider();
+    let sink = FakeConfigurations::new(3, ["", ""]);
+    let authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
     let ca = authority.current().ca_pem.clone();
+    let ready = authority.ready();
     let stop = CancellationToken::new();
     let running = tokio::spawn(authority.run(stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sink.published.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the CA bundle was never published");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll("ready", || ready.is_cancelled()).await;
+    assert_eq!(
+        *sink.published.lock().unwrap(),
+        [ca],
+        "ready only after publication"
+    );
     stop.cancel();
     running.await.unwrap();
     assert_eq!(sink.attempts.load(Ordering::SeqCst), 4);
-    assert_eq!(*sink.published.lock().unwrap(), [ca]);
+}
+
+#[tokio::test]
+async fn start_keeps_the_still_valid_cas_already_published_and_drops_expired_ones() {
+    common::install_crypto_provider();
+    let names = settings().dns_names;
+    let old_pod = issue(&names, Duration::from_secs(3600)).unwrap();
+    let expired = issue(&names, Duration::ZERO).unwrap();
+    let existing = format!("{}{}", old_pod.ca_pem, expired.ca_pem);
+    let sink = FakeConfigurations::new(0, [&existing, &old_pod.ca_pem]);
+    let authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
+    assert!(
+        !authority.ready().is_cancelled(),
+        "not ready before run waited the propagation delay"
+    );
+    let published = sink.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    let ders: Vec<Vec<u8>> = certificates(&published[0]).into_iter().map(|c| c.der).collect();
+    let der = |pem: &str| certificates(pem).remove(0).der;
+    assert_eq!(ders, [der(&authority.current().ca_pem), der(&old_pod.ca_pem)]);
+    assert_eq!(authority.bundle(), published[0]);
+}
+
+#[tokio::test]
+async fn a_configuration_that_lost_the_bundle_gets_it_again() {
+    common::install_crypto_provider();
+    let sink = FakeConfigurations::new(0, ["", ""]);
+    let authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
+    let bundle = authority.bundle();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(authority.run(stop.clone()));
+    let reads = sink.reads.load(Ordering::SeqCst);
+    poll("several checks", || {
+        sink.reads.load(Ordering::SeqCst) >= reads + 3
+    })
+    .await;
+    assert_eq!(
+        sink.published.lock().unwrap().len(),
+        1,
+        "an intact bundle is not re-applied"
+    );
+
+    // Helm re-created the ValidatingWebhookConfiguration: its caBundle is empty again.
+    sink.webhooks.lock().unwrap()[1] = String::new();
+    poll("the bundle is re-applied", || {
+        sink.published.lock().unwrap().len() == 2
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(*sink.webhooks.lock().unwrap(), [bundle.clone(), bundle]);
 }

@@ -32,6 +32,12 @@ impl CaBundleSink for RecordedBundles {
         self.0.lock().unwrap().push(bundle_pem.to_string());
         Box::pin(async { Ok(()) })
     }
+
+    /// One webhook, carrying the last bundle published.
+    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+        let last = self.0.lock().unwrap().last().cloned().unwrap_or_default();
+        Box::pin(async move { Ok(vec![last]) })
+    }
 }
 
 async fn start_server(tls: RustlsConfig) -> (SocketAddr, Handle<SocketAddr>) {

@@ -50,7 +50,13 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
 /// Mints a fresh CA and a serving certificate for `dns_names`, both valid for `validity`.
 pub fn issue(dns_names: &[String], validity: Duration) -> Result<IssuedCertificate, TlsError> {
     let issued_at = SystemTime::now();
-    let not_after = issued_at + validity;
+    let too_long = || {
+        TlsError::Generate(format!(
+            "a validity of {} hours is beyond what certificates can express; use at most 87600 hours",
+            validity.as_secs() / 3600
+        ))
+    };
+    let not_after = issued_at.checked_add(validity).ok_or_else(too_long)?;
     let ca_key = KeyPair::generate().map_err(TlsError::generate)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(TlsError::generate)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -62,7 +68,7 @@ pub fn issue(dns_names: &[String], validity: Duration) -> Result<IssuedCertifica
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    set_validity(&mut ca_params, issued_at, not_after);
+    set_validity(&mut ca_params, issued_at, not_after).ok_or_else(too_long)?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(TlsError::generate)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -74,7 +80,7 @@ pub fn issue(dns_names: &[String], validity: Duration) -> Result<IssuedCertifica
         .push(DnType::CommonName, common_name);
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    set_validity(&mut leaf_params, issued_at, not_after);
+    set_validity(&mut leaf_params, issued_at, not_after).ok_or_else(too_long)?;
     let leaf_cert = leaf_params
         .signed_by(&leaf_key, &issuer)
         .map_err(TlsError::generate)?;
@@ -88,12 +94,13 @@ pub fn issue(dns_names: &[String], validity: Duration) -> Result<IssuedCertifica
 }
 
 /// rcgen wants `time::OffsetDateTime`; we derive it from the Unix epoch rcgen can build for us, which
-/// avoids another direct dependency just to say "now".
-fn set_validity(params: &mut CertificateParams, from: SystemTime, until: SystemTime) {
+/// avoids another direct dependency just to say "now". `None` when a date is beyond what it can hold.
+fn set_validity(params: &mut CertificateParams, from: SystemTime, until: SystemTime) -> Option<()> {
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     let since_epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    params.not_before = epoch + since_epoch(from).saturating_sub(BACKDATE);
-    params.not_after = epoch + since_epoch(until);
+    params.not_before = epoch.checked_add(since_epoch(from).saturating_sub(BACKDATE).try_into().ok()?)?;
+    params.not_after = epoch.checked_add(since_epoch(until).try_into().ok()?)?;
+    Some(())
 }
 
 /// True when less than a third of the lifetime is left: time to rotate, leaving the old CA a third of
@@ -122,6 +129,15 @@ mod tests {
                 "webhook.muster.svc.cluster.local"
             ]
         );
+    }
+
+    #[test]
+    fn an_absurd_validity_is_an_error_not_a_panic() {
+        let names = service_dns_names("webhook", "muster");
+        let error = issue(&names, Duration::from_secs(u64::MAX)).unwrap_err();
+        assert!(error.to_string().contains("use at most 87600 hours"), "{error}");
+        let error = issue(&names, Duration::from_secs(1 << 50)).unwrap_err();
+        assert!(error.to_string().contains("use at most 87600 hours"), "{error}");
     }
 
     #[test]

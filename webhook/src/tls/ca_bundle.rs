@@ -36,6 +36,9 @@ pub struct PublishError {
 pub trait CaBundleSink: Send + Sync {
     /// Publishes `bundle_pem` (one or more concatenated PEM certificates).
     fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>>;
+
+    /// The `caBundle` (PEM, empty when unset) of every webhook of every configuration, as published now.
+    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>>;
 }
 
 /// Applies the bundle to one MutatingWebhookConfiguration and one ValidatingWebhookConfiguration.
@@ -96,6 +99,41 @@ impl WebhookConfigurationPatcher {
     }
 }
 
+impl WebhookConfigurationPatcher {
+    async fn read_both(&self) -> Result<Vec<String>, PublishError> {
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        let decode = |bundle: Option<k8s_openapi::ByteString>| {
+            bundle
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                .unwrap_or_default()
+        };
+        let kind = "MutatingWebhookConfiguration";
+        let mut bundles: Vec<String> = mutating
+            .get(&self.mutating)
+            .await
+            .map_err(error(kind, &self.mutating))?
+            .webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| decode(w.client_config.ca_bundle))
+            .collect();
+        let kind = "ValidatingWebhookConfiguration";
+        let validating = validating
+            .get(&self.validating)
+            .await
+            .map_err(error(kind, &self.validating))?;
+        bundles.extend(
+            validating
+                .webhooks
+                .unwrap_or_default()
+                .into_iter()
+                .map(|w| decode(w.client_config.ca_bundle)),
+        );
+        Ok(bundles)
+    }
+}
+
 fn error(kind: &'static str, name: &str) -> impl FnOnce(kube::Error) -> PublishError {
     let name = name.to_string();
     move |source| PublishError { kind, name, source }
@@ -104,6 +142,10 @@ fn error(kind: &'static str, name: &str) -> impl FnOnce(kube::Error) -> PublishE
 impl CaBundleSink for WebhookConfigurationPatcher {
     fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(self.publish_both(bundle_pem))
+    }
+
+    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+        Box::pin(self.read_both())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod authority;
 pub mod ca_bundle;
+pub mod ca_certs;
 pub mod pem_files;
 pub mod self_signed;
 

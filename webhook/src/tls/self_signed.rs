@@ -1,8 +1,14 @@
 //! `--self-signed`: mint a CA and serving certificate, publish the CA, rotate before expiry.
 //!
-//! Rotation order matters: the new CA is published (next to the old one) first, the new serving
-//! certificate is switched in only after that succeeded and a propagation delay passed. The old CA stays in
-//! the bundle until it expires, so an API server with a stale view of the bundle still trusts us.
+//! - Start: the CAs already in the configurations' `caBundle` that are still valid (published by the pod
+//!   this one replaces) are kept next to the new CA, so the old pod keeps being trusted during a rollout
+//!   with `failurePolicy: Fail`. Ready is reported only once the bundle is published and a propagation
+//!   delay passed.
+//! - Every check interval: both configurations are read back and re-applied when any webhook's
+//!   `caBundle` lacks what we trust (a configuration re-created by Helm or Argo CD starts empty).
+//! - Rotation: the new CA is published next to the old one first; the new serving certificate is
+//!   switched in only after that succeeded and a propagation delay passed. The old CA stays in the bundle
+//!   until it expires, so an API server with a stale view of the bundle still trusts us.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,9 +19,12 @@ use tokio_util::sync::CancellationToken;
 use super::TlsError;
 use super::authority::{IssuedCertificate, issue, rotation_due};
 use super::ca_bundle::CaBundleSink;
+use super::ca_certs::{BundledCa, certificates};
 
 /// Retry interval while the CA bundle has not been published yet.
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
+/// CAs kept from earlier pods at most (newest first): bounds the bundle across many restarts.
+const MAX_INHERITED: usize = 6;
 
 /// How the self-signed authority behaves.
 #[derive(Debug, Clone)]
@@ -24,9 +33,9 @@ pub struct SelfSignedSettings {
     pub dns_names: Vec<String>,
     /// Lifetime of each CA and serving certificate.
     pub validity: Duration,
-    /// How often to check for rotation and retry a failed publication.
+    /// How often to re-check the published bundle and rotation, and retry a failed publication.
     pub check_interval: Duration,
-    /// Wait between publishing a new CA and serving the certificate it signed.
+    /// Wait between publishing a new CA and relying on it (serving its certificate, reporting ready).
     pub propagation_delay: Duration,
 }
 
@@ -37,12 +46,14 @@ pub struct SelfSigned {
     config: RustlsConfig,
     current: IssuedCertificate,
     previous: Option<IssuedCertificate>,
+    inherited: Vec<BundledCa>,
     published: bool,
+    ready: CancellationToken,
 }
 
 impl SelfSigned {
-    /// Mints the first generation and tries to publish it; serving starts even if publishing failed
-    /// (it is retried), because the API server may already trust an earlier bundle.
+    /// Mints the first generation and tries to publish it with the still-valid CAs already published;
+    /// serving starts even if publishing failed (it is retried), but [`Self::ready`] waits for it.
     pub async fn start(settings: SelfSignedSettings, sink: Arc<dyn CaBundleSink>) -> Result<Self, TlsError> {
         let current = issue(&settings.dns_names, settings.validity)?;
         let config = RustlsConfig::from_pem(
@@ -60,9 +71,11 @@ impl SelfSigned {
             config,
             current,
             previous: None,
+            inherited: Vec::new(),
             published: false,
+            ready: CancellationToken::new(),
         };
-        authority.publish_current().await;
+        authority.sync_bundle().await;
         Ok(authority)
     }
 
@@ -71,11 +84,21 @@ impl SelfSigned {
         self.config.clone()
     }
 
-    /// The CA certificates to trust now (PEM): the current one, and the previous one until it expires.
+    /// Cancelled once the CA bundle is published and the propagation delay passed (by [`Self::run`]).
+    pub fn ready(&self) -> CancellationToken {
+        self.ready.clone()
+    }
+
+    /// The CA certificates to trust now (PEM): the current one, the previous one and those kept from
+    /// earlier pods, each until it expires.
     pub fn bundle(&self) -> String {
+        let now = SystemTime::now();
         let mut bundle = self.current.ca_pem.clone();
-        if let Some(previous) = self.previous.as_ref().filter(|p| p.not_after > SystemTime::now()) {
+        if let Some(previous) = self.previous.as_ref().filter(|p| p.not_after > now) {
             bundle.push_str(&previous.ca_pem);
+        }
+        for ca in self.inherited.iter().filter(|ca| ca.not_after > now) {
+            bundle.push_str(&ca.pem());
         }
         bundle
     }
@@ -85,20 +108,55 @@ impl SelfSigned {
         &self.current
     }
 
-    async fn publish_current(&mut self) {
-        match self.sink.publish(&self.bundle()).await {
+    /// Reads the published bundles, keeps their still-valid CAs, and publishes when any webhook lacks
+    /// (or has more than) what we trust. Failures are logged and retried on the next check.
+    async fn sync_bundle(&mut self) {
+        let published = match self.sink.current().await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the webhook CA bundles; will retry");
+                return;
+            }
+        };
+        self.inherit(&published);
+        let wanted = self.bundle();
+        let wanted_set = sorted_ders(&wanted);
+        if published.iter().all(|bundle| sorted_ders(bundle) == wanted_set) {
+            self.published = true;
+            return;
+        }
+        match self.sink.publish(&wanted).await {
             Ok(()) => {
-                tracing::info!("published the webhook CA bundle");
+                tracing::info!(certificates = wanted_set.len(), "published the webhook CA bundle");
                 self.published = true;
             }
             Err(error) => tracing::warn!(%error, "cannot publish the webhook CA bundle; will retry"),
         }
     }
 
-    /// Mints a new generation, publishes it next to the current CA, then serves it.
+    /// Remembers the still-valid CAs of `bundles` that are not ours, newest first, at most
+    /// [`MAX_INHERITED`].
+    fn inherit(&mut self, bundles: &[String]) {
+        let now = SystemTime::now();
+        let ours: Vec<Vec<u8>> = std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .flat_map(|generation| certificates(&generation.ca_pem))
+            .map(|ca| ca.der)
+            .collect();
+        for ca in bundles.iter().flat_map(|bundle| certificates(bundle)) {
+            if !ours.contains(&ca.der) && !self.inherited.iter().any(|kept| kept.der == ca.der) {
+                self.inherited.push(ca);
+            }
+        }
+        self.inherited.retain(|ca| ca.not_after > now);
+        self.inherited.sort_by(|a, b| b.not_after.cmp(&a.not_after));
+        self.inherited.truncate(MAX_INHERITED);
+    }
+
+    /// Mints a new generation, publishes it next to what we trust, then serves it.
     pub async fn rotate(&mut self) -> Result<(), TlsError> {
         let next = issue(&self.settings.dns_names, self.settings.validity)?;
-        let bundle = format!("{}{}", next.ca_pem, self.current.ca_pem);
+        let bundle = format!("{}{}", next.ca_pem, self.bundle());
         self.sink.publish(&bundle).await.map_err(TlsError::Publish)?;
         tokio::time::sleep(self.settings.propagation_delay).await;
         self.config
@@ -117,10 +175,19 @@ impl SelfSigned {
         Ok(())
     }
 
-    /// Checks on an interval until `stop`: retries publication (every few seconds until it succeeds,
-    /// e.g. while the webhook configurations are not applied yet), rotates when due.
+    /// Checks on an interval until `stop`: reports ready after the first publication, re-applies the
+    /// bundle when a configuration lost it (every few seconds until the first publication succeeds, e.g.
+    /// while the configurations are not applied yet), rotates when due.
     pub async fn run(mut self, stop: CancellationToken) {
         loop {
+            if self.published && !self.ready.is_cancelled() {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(self.settings.propagation_delay) => {}
+                }
+                tracing::info!("the CA bundle is published; reporting ready");
+                self.ready.cancel();
+            }
             let wait = if self.published {
                 self.settings.check_interval
             } else {
@@ -130,9 +197,7 @@ impl SelfSigned {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            if !self.published {
-                self.publish_current().await;
-            }
+            self.sync_bundle().await;
             // Wall-clock time, so a suspended node notices expiry on wake-up.
             if rotation_due(&self.current, SystemTime::now())
                 && let Err(error) = self.rotate().await
@@ -141,4 +206,12 @@ impl SelfSigned {
             }
         }
     }
+}
+
+/// The certificates of a bundle as a sorted list of DER, to compare bundles regardless of order.
+fn sorted_ders(bundle_pem: &str) -> Vec<Vec<u8>> {
+    let mut ders: Vec<Vec<u8>> = certificates(bundle_pem).into_iter().map(|ca| ca.der).collect();
+    ders.sort();
+    ders.dedup();
+    ders
 }

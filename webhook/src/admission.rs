@@ -63,6 +63,9 @@ pub struct AdmissionRequest {
     /// The object, `None` for DELETE.
     #[serde(default)]
     pub object: Option<Value>,
+    /// The object before an UPDATE (and the deleted one on DELETE).
+    #[serde(default)]
+    pub old_object: Option<Value>,
     /// No persistence; the webhook has no side effects, so it changes nothing here.
     #[serde(default)]
     pub dry_run: bool,

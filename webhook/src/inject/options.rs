@@ -10,7 +10,7 @@ use muster_exchange_api::names::{
 use muster_exchange_api::sidecar_config::{DEFAULT_SIDECAR_PORT, DEFAULT_UPSTREAM_PORT, HeaderMode};
 use muster_exchange_api::validation::syntax::{is_dns1123_label, is_dns1123_subdomain};
 
-use super::quantity::is_quantity;
+use super::quantity::{is_quantity, quantity_value};
 use super::refusal::Refusal;
 
 /// Sidecar resources when no annotation overrides them: small, with a memory limit so a leak in the
@@ -137,7 +137,50 @@ fn parse_resources(
             resources.insert(slot, value.trim().to_string());
         }
     }
+    for (resource, request_annotation, limit_annotation) in [
+        ("cpu", ANNOTATION_CPU_REQUEST, ANNOTATION_CPU_LIMIT),
+        ("memory", ANNOTATION_MEMORY_REQUEST, ANNOTATION_MEMORY_LIMIT),
+    ] {
+        let user_request = annotations.contains_key(request_annotation);
+        cap_request_at_limit(
+            &mut resources,
+            resource,
+            user_request,
+            limit_annotation,
+            request_annotation,
+        )?;
+    }
     Ok(resources)
+}
+
+/// The API server rejects a request above its limit with a message about the pod, not the annotations:
+/// a default request above the user's limit is lowered to it, a user's request above it is refused.
+fn cap_request_at_limit(
+    resources: &mut BTreeMap<(&'static str, &'static str), String>,
+    resource: &'static str,
+    user_request: bool,
+    limit_annotation: &'static str,
+    request_annotation: &'static str,
+) -> Result<(), Refusal> {
+    let (Some(request), Some(limit)) = (
+        resources.get(&("requests", resource)),
+        resources.get(&("limits", resource)),
+    ) else {
+        return Ok(());
+    };
+    if quantity_value(request) <= quantity_value(limit) {
+        return Ok(());
+    }
+    if user_request {
+        let problem = format!(
+            "the request {request} is above the limit {limit} of {limit_annotation}; the request must not \
+             exceed the limit: lower {request_annotation} or raise {limit_annotation}"
+        );
+        return Err(malformed(request_annotation, request, &problem));
+    }
+    let limit = limit.clone();
+    resources.insert(("requests", resource), limit);
+    Ok(())
 }
 
 fn malformed(annotation: &'static str, value: &str, problem: &str) -> Refusal {
@@ -184,6 +227,44 @@ mod tests {
         assert_eq!(options.resources[&("limits", "cpu")], "500m");
         assert_eq!(options.resources[&("limits", "memory")], "256Mi");
         assert_eq!(options.resources[&("requests", "cpu")], "10m");
+    }
+
+    #[test]
+    fn a_limit_below_the_default_request_lowers_the_request() {
+        let options = parse(&annotations(&[
+            (ANNOTATION_MCPSERVERS, "a"),
+            (ANNOTATION_MEMORY_LIMIT, "16Mi"),
+            (ANNOTATION_CPU_LIMIT, "5m"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(options.resources[&("requests", "memory")], "16Mi");
+        assert_eq!(options.resources[&("limits", "memory")], "16Mi");
+        assert_eq!(options.resources[&("requests", "cpu")], "5m");
+    }
+
+    #[test]
+    fn a_request_above_its_limit_is_refused_naming_both_annotations() {
+        let err = parse(&annotations(&[
+            (ANNOTATION_MCPSERVERS, "a"),
+            (ANNOTATION_MEMORY_REQUEST, "0.5Gi"),
+            (ANNOTATION_MEMORY_LIMIT, "256Mi"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "pod annotation {ANNOTATION_MEMORY_REQUEST}=\"0.5Gi\" is invalid: the request 0.5Gi is above the \
+                 limit 256Mi of {ANNOTATION_MEMORY_LIMIT}; the request must not exceed the limit: lower \
+                 {ANNOTATION_MEMORY_REQUEST} or raise {ANNOTATION_MEMORY_LIMIT}"
+            )
+        );
+        let equal = parse(&annotations(&[
+            (ANNOTATION_MCPSERVERS, "a"),
+            (ANNOTATION_CPU_REQUEST, "0.5"),
+            (ANNOTATION_CPU_LIMIT, "500m"),
+        ]));
+        assert!(equal.is_ok(), "equal quantities in different spellings are fine");
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::grants::credential_grants::CredentialGrantConfig;
 use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
 use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::grants::rbac_objects::sort_subjects;
-use crate::leader_election::{ElectionConfig, run_elector};
+use crate::leader_election::ElectionConfig;
+use crate::leader_election_loop::run_elector;
 use crate::metrics::Metrics;
 use crate::probe::ProbeSettings;
 
@@ -134,18 +135,34 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
         trigger.clone(),
         shutdown.clone(),
     );
+    // The Lease is released only once both writers have returned.
+    let writers_stopped = CancellationToken::new();
+    let writers = {
+        let (ctx, store, shutdown, stopped) = (
+            ctx.clone(),
+            store.clone(),
+            shutdown.clone(),
+            writers_stopped.clone(),
+        );
+        async move {
+            tokio::join!(
+                crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), trigger, shutdown.clone()),
+                crate::probe_loop::run_probe_loop(ctx, store, shutdown),
+            );
+            stopped.cancel();
+        }
+    };
     tokio::join!(
         wait_for_signal(shutdown.clone()),
         cache,
         inputs,
-        crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), trigger, shutdown.clone()),
-        crate::probe_loop::run_probe_loop(ctx, store.clone(), shutdown.clone()),
+        writers,
         elect(
             args.leader_election,
             client,
             election_config(&args, identity),
             leader_tx,
-            shutdown.clone()
+            (shutdown.clone(), writers_stopped),
         ),
         watch_leader_gauge(leader_rx, metrics, shutdown.clone()),
         mark_ready(store, ready),
@@ -160,10 +177,17 @@ async fn elect(
     client: Client,
     config: ElectionConfig,
     leader: watch::Sender<bool>,
-    shutdown: CancellationToken,
+    (shutdown, writers_stopped): (CancellationToken, CancellationToken),
 ) {
     if enabled {
-        run_elector(client, config, leader, shutdown).await;
+        run_elector(
+            client,
+            config,
+            leader,
+            shutdown,
+            writers_stopped.cancelled_owned(),
+        )
+        .await;
     }
 }
 

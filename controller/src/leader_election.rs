@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::Client;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 
 /// What to do with the Lease this round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,24 +23,55 @@ pub enum LeaseAction {
     Follow(String),
 }
 
-/// Decides the round from the observed Lease.
-pub fn decide(lease: Option<&Lease>, identity: &str, now: Timestamp) -> LeaseAction {
+/// What this replica last saw of another holder's Lease, and when (on its own monotonic clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// `holderIdentity`.
+    pub holder: String,
+    /// `renewTime` as written by the holder (compared for change only, never with our clock).
+    pub renew_time: Option<MicroTime>,
+    /// When this replica first saw this `(holder, renewTime)`.
+    pub seen_at: Instant,
+}
+
+/// Decides the round from the Lease read at `now`. Another holder's Lease counts as expired only when
+/// its `(holderIdentity, renewTime)` has not changed for a whole lease duration *as this replica
+/// observed it* (client-go's rule): comparing its `renewTime` with our wall clock would let clock skew
+/// between nodes elect two leaders. `observed` is updated with what was seen.
+pub fn decide(
+    lease: Option<&Lease>,
+    identity: &str,
+    observed: &mut Option<Observation>,
+    now: Instant,
+) -> LeaseAction {
     let Some(spec) = lease.map(|l| l.spec.clone().unwrap_or_default()) else {
+        *observed = None;
         return LeaseAction::Create;
     };
     let holder = spec.holder_identity.clone().unwrap_or_default();
     if holder == identity {
+        *observed = None;
         return LeaseAction::Renew;
     }
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    let expired = spec
-        .renew_time
+    if holder.is_empty() {
+        *observed = None;
+        return LeaseAction::Acquire;
+    }
+    let unchanged = observed
         .as_ref()
-        .is_none_or(|renewed| renewed.0 + duration < now);
-    if holder.is_empty() || expired {
-        LeaseAction::Acquire
-    } else {
-        LeaseAction::Follow(holder)
+        .is_some_and(|o| o.holder == holder && o.renew_time == spec.renew_time);
+    if !unchanged {
+        *observed = Some(Observation {
+            holder: holder.clone(),
+            renew_time: spec.renew_time.clone(),
+            seen_at: now,
+        });
+        return LeaseAction::Follow(holder);
+    }
+    let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
+    match observed {
+        Some(o) if now.saturating_duration_since(o.seen_at) > duration => LeaseAction::Acquire,
+        _ => LeaseAction::Follow(holder),
     }
 }
 
@@ -86,11 +115,16 @@ fn held_lease(config: &ElectionConfig, previous: Option<&Lease>, now: Timestamp,
     }
 }
 
-/// One election round: `Ok(true)` when we hold the Lease afterwards.
-pub async fn try_acquire_or_renew(api: &Api<Lease>, config: &ElectionConfig) -> Result<bool, kube::Error> {
+/// One election round: `Ok(true)` when we hold the Lease afterwards. `observed` carries what this
+/// replica saw of another holder between rounds.
+pub async fn try_acquire_or_renew(
+    api: &Api<Lease>,
+    config: &ElectionConfig,
+    observed: &mut Option<Observation>,
+) -> Result<bool, kube::Error> {
     let current = api.get_opt(&config.lease_name).await?;
     let now = Timestamp::now();
-    let result = match decide(current.as_ref(), &config.identity, now) {
+    let result = match decide(current.as_ref(), &config.identity, observed, Instant::now()) {
         LeaseAction::Follow(_) => return Ok(false),
         LeaseAction::Create => {
             api.create(&PostParams::default(), &held_lease(config, None, now, true))
@@ -121,41 +155,9 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, config: &ElectionConfig) -> 
     }
 }
 
-/// Runs rounds until `shutdown`, publishing leadership on `leader`. A holder that cannot renew for a
-/// whole Lease duration steps down before anyone else can take over.
-pub async fn run_elector(
-    client: Client,
-    config: ElectionConfig,
-    leader: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
-    let mut last_renewed: Option<tokio::time::Instant> = None;
-    loop {
-        match try_acquire_or_renew(&api, &config).await {
-            Ok(true) => last_renewed = Some(tokio::time::Instant::now()),
-            Ok(false) => last_renewed = None,
-            Err(e) => {
-                tracing::warn!(error = %e, lease = %config.lease_name, "leader election round failed; retrying")
-            }
-        }
-        // Step down a little before the Lease could be taken over, never after.
-        let margin = config.lease_duration.saturating_sub(config.renew_period);
-        let leading = last_renewed.is_some_and(|at| at.elapsed() < margin.max(config.renew_period));
-        leader.send_if_modified(|was| std::mem::replace(was, leading) != leading);
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(config.renew_period) => {}
-        }
-    }
-    if *leader.borrow() {
-        release(&api, &config).await;
-    }
-    leader.send_replace(false);
-}
-
-/// Gives the Lease up on shutdown so the next leader does not wait for it to expire.
-async fn release(api: &Api<Lease>, config: &ElectionConfig) {
+/// Gives the Lease up on shutdown so the next leader does not wait for it to expire (only when this
+/// identity holds it).
+pub async fn release(api: &Api<Lease>, config: &ElectionConfig) {
     let Ok(Some(mut lease)) = api.get_opt(&config.lease_name).await else {
         return;
     };
@@ -192,22 +194,54 @@ mod tests {
 
     #[test]
     fn decides_create_renew_acquire_and_follow() {
-        let now = Timestamp::from_second(1000).unwrap();
-        assert_eq!(decide(None, "me", now), LeaseAction::Create);
+        let (now, mut seen) = (Instant::now(), None);
+        assert_eq!(decide(None, "me", &mut seen, now), LeaseAction::Create);
         assert_eq!(
-            decide(Some(&lease(Some("me"), 990, 15)), "me", now),
+            decide(Some(&lease(Some("me"), 990, 15)), "me", &mut seen, now),
             LeaseAction::Renew
         );
         assert_eq!(
-            decide(Some(&lease(Some("other"), 990, 15)), "me", now),
+            decide(Some(&lease(Some("other"), 990, 15)), "me", &mut seen, now),
             LeaseAction::Follow("other".into())
         );
         assert_eq!(
-            decide(Some(&lease(Some("other"), 980, 15)), "me", now),
+            decide(Some(&lease(None, 999, 15)), "me", &mut None, now),
             LeaseAction::Acquire
         );
+    }
+
+    /// Finding: expiry was judged by comparing the holder's renewTime with our wall clock, so a follower
+    /// whose clock runs ahead took over a live Lease. Now only our own observation of change counts.
+    #[test]
+    fn another_holders_expiry_is_judged_by_when_we_saw_its_lease_change() {
+        let start = Instant::now();
+        let mut seen = None;
+        // A renewTime years in the past (skewed clocks) is not expired when first seen.
+        let old = lease(Some("other"), 0, 15);
         assert_eq!(
-            decide(Some(&lease(None, 999, 15)), "me", now),
+            decide(Some(&old), "me", &mut seen, start),
+            LeaseAction::Follow("other".into())
+        );
+        let later = start + Duration::from_secs(15);
+        assert_eq!(
+            decide(Some(&old), "me", &mut seen, later),
+            LeaseAction::Follow("other".into()),
+            "exactly one lease duration unchanged: still live"
+        );
+        // The holder renewed (whatever its clock says): the lease duration counts again from now.
+        let renewed = lease(Some("other"), 1, 15);
+        let much_later = start + Duration::from_secs(16);
+        assert_eq!(
+            decide(Some(&renewed), "me", &mut seen, much_later),
+            LeaseAction::Follow("other".into())
+        );
+        assert_eq!(
+            decide(
+                Some(&renewed),
+                "me",
+                &mut seen,
+                much_later + Duration::from_secs(16)
+            ),
             LeaseAction::Acquire
         );
     }
@@ -269,7 +303,7 @@ mod tests {
             ),
         ];
         let leading = run_scenario(expected, |client| async move {
-            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config(), &mut None).await
         })
         .await;
         assert!(leading.unwrap());
@@ -282,7 +316,7 @@ mod tests {
         let mut other = serde_json::to_value(lease(Some("pod-b"), now, 15)).unwrap();
         other["metadata"] = serde_json::json!({"name": "muster-exchange-controller", "namespace": "mx", "resourceVersion": "5"});
         let leading = run_scenario(vec![Expect::get(LEASE, other.clone())], |client| async move {
-            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config(), &mut None).await
         })
         .await;
         assert!(!leading.unwrap());
@@ -296,8 +330,14 @@ mod tests {
                 .failing(409)
                 .responding(conflict),
         ];
+        // This replica saw that very Lease, unchanged, more than a lease duration ago.
+        let mut seen = Some(Observation {
+            holder: "pod-b".into(),
+            renew_time: serde_json::from_value(serde_json::json!("2020-01-01T00:00:00.000000Z")).unwrap(),
+            seen_at: Instant::now().checked_sub(Duration::from_secs(16)).unwrap(),
+        });
         let leading = run_scenario(expected, |client| async move {
-            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config()).await
+            try_acquire_or_renew(&Api::namespaced(client, "mx"), &config(), &mut seen).await
         })
         .await;
         assert!(!leading.unwrap());

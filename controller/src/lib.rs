@@ -27,6 +27,7 @@ pub mod grants_loop;
 pub mod http;
 pub mod kube_client;
 pub mod leader_election;
+pub mod leader_election_loop;
 pub mod mcpserver_parse;
 pub mod metrics;
 pub mod probe;

@@ -8,6 +8,8 @@ pub mod rbac_objects;
 pub mod subjects;
 
 #[cfg(test)]
+mod conflict_tests;
+#[cfg(test)]
 mod credential_tests;
 #[cfg(test)]
 mod tests;

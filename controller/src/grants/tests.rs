@@ -6,12 +6,12 @@ use super::kubeconfig_grants::{KubeconfigGrantConfig, sync_kubeconfig_grants};
 use super::subjects::parse_service_account;
 use crate::fixtures::{Expect, list, metadata_list, run_scenario};
 
-const NS_LIST: &str = "/api/v1/namespaces?&labelSelector=giantswarm.io%2Forganization";
-const ROLES: &str = "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
-const BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
+pub(super) const NS_LIST: &str = "/api/v1/namespaces?&labelSelector=giantswarm.io%2Forganization";
+pub(super) const ROLES: &str = "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
+pub(super) const BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-kubeconfig-reader";
 pub(super) const APPLY: &str = "?&force=true&fieldManager=muster-exchange-controller";
 
-fn config() -> KubeconfigGrantConfig {
+pub(super) fn config() -> KubeconfigGrantConfig {
     KubeconfigGrantConfig {
         namespace_selector: "giantswarm.io/organization".into(),
         subjects: vec![parse_service_account("serviceaccount:muster/mcp-kubernetes").unwrap()],
@@ -21,7 +21,7 @@ fn config() -> KubeconfigGrantConfig {
     }
 }
 
-fn secrets_uri(ns: &str) -> String {
+pub(super) fn secrets_uri(ns: &str) -> String {
     format!("/api/v1/namespaces/{ns}/secrets?")
 }
 
@@ -44,11 +44,11 @@ pub(super) fn binding(ns: &str, name: &str, kind: &str, subjects: Value) -> Valu
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subjects})
 }
 
-fn kc_role(ns: &str, secrets: &[&str]) -> Value {
+pub(super) fn kc_role(ns: &str, secrets: &[&str]) -> Value {
     role(ns, "muster-exchange-kubeconfig-reader", "kubeconfig", secrets)
 }
 
-fn kc_binding(ns: &str) -> Value {
+pub(super) fn kc_binding(ns: &str) -> Value {
     binding(
         ns,
         "muster-exchange-kubeconfig-reader",
@@ -72,7 +72,7 @@ pub(super) fn binding_list(items: Vec<Value>) -> Value {
     list("RoleBindingList", "rbac.authorization.k8s.io/v1", items)
 }
 
-fn kc_uri(kind: &str, ns: &str) -> String {
+pub(super) fn kc_uri(kind: &str, ns: &str) -> String {
     format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/muster-exchange-kubeconfig-reader")
 }
 

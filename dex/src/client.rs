@@ -203,7 +203,8 @@ fn require_https(endpoint: &str) -> Result<(), ExchangeError> {
 }
 
 /// An error and its sources joined with ": ", so "connection refused" or the TLS reason is visible.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// A source whose text is already contained (wrappers that repeat their cause) is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

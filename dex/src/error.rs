@@ -115,6 +115,9 @@ pub enum InvalidResponse {
     /// The body could not be read completely.
     #[error("reading the response failed: {0}")]
     Read(String),
+    /// `expires_in` or `exp` lies beyond what the clock can represent (a broken or hostile answer).
+    #[error("the token lifetime ({0}) is out of range; check what answers at dexTokenEndpoint")]
+    LifetimeOutOfRange(String),
 }
 
 /// Coarse classes of failure: what a sidecar maps to a status and a controller to a condition reason.

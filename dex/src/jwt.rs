@@ -5,6 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use std::time::{Duration, SystemTime};
+
 use serde::Deserialize;
 
 /// base64url that accepts payloads with and without `=` padding.
@@ -25,6 +27,15 @@ pub struct PeekedClaims {
     /// Subject.
     #[serde(default)]
     pub sub: Option<String>,
+}
+
+impl PeekedClaims {
+    /// `exp` as a wall-clock time: `None` without `exp`, or when it lies beyond what `SystemTime` can
+    /// represent (never a panic on hostile input). A negative `exp` is the epoch (long expired).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        let seconds = u64::try_from(self.exp?).unwrap_or(0);
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+    }
 }
 
 /// True when `token` has the JWT shape: three non-empty dot-separated parts.
@@ -69,6 +80,22 @@ mod tests {
         assert_eq!(claims.iss.as_deref(), Some("https://dex.a"));
         assert_eq!(claims.exp, Some(1_700_000_000));
         assert_eq!(claims.sub.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn expires_at_converts_exp_without_overflowing() {
+        let claims = |exp| PeekedClaims {
+            exp,
+            ..Default::default()
+        };
+        assert_eq!(
+            claims(Some(1_700_000_000)).expires_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(claims(Some(-5)).expires_at(), Some(SystemTime::UNIX_EPOCH));
+        assert_eq!(claims(None).expires_at(), None);
+        // Representable or not depends on the platform; it must simply not panic.
+        let _ = claims(Some(i64::MAX)).expires_at();
     }
 
     #[test]

@@ -77,9 +77,16 @@ pub(crate) fn interpret(
     if let Some(expected) = expected_issuer {
         check_issuer(expected, issuer.as_deref(), looks_like_jwt(&access_token))?;
     }
+    let out_of_range = |what: String| invalid(InvalidResponse::LifetimeOutOfRange(what));
     let expires_at = match (parsed.expires_in, claims.as_ref().and_then(|c| c.exp)) {
-        (Some(seconds), _) => now + Duration::from_secs(seconds),
-        (None, Some(exp)) => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0)),
+        // Dex's answer is external input: an absurd lifetime is an invalid response, not a panic.
+        (Some(seconds), _) => now
+            .checked_add(Duration::from_secs(seconds))
+            .ok_or_else(|| out_of_range(format!("expires_in {seconds}")))?,
+        (None, Some(exp)) => claims
+            .as_ref()
+            .and_then(|c| c.expires_at())
+            .ok_or_else(|| out_of_range(format!("exp {exp}")))?,
         (None, None) => return Err(invalid(InvalidResponse::NoLifetime)),
     };
     Ok(ExchangedToken {
@@ -176,6 +183,27 @@ mod tests {
         assert_eq!(
             t.expires_at,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_500)
+        );
+    }
+
+    #[test]
+    fn absurd_expires_in_is_an_invalid_response_not_a_panic() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        let e = interpret(
+            EP,
+            200,
+            &ok_body(&token, Some(u64::MAX)),
+            Some("https://dex.b"),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid token exchange response from https://dex.b/token: the token lifetime (expires_in {}) \
+                 is out of range; check what answers at dexTokenEndpoint",
+                u64::MAX
+            )
         );
     }
 

@@ -2,7 +2,7 @@
 //! `Authorization: Bearer <exchanged>` always; in `auth-headers` mode also the auth-headers provider's
 //! `kubernetes-authorization`, `kubernetes-server` and `kubernetes-certificate-authority-data`.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 use muster_exchange_api::sidecar_config::HeaderMode;
@@ -27,6 +27,8 @@ pub struct ForwardAuth {
     pub token_fingerprint: String,
     /// When the exchanged token expires.
     pub expires_at: SystemTime,
+    /// When the exchange happened (a 401 for a token this young is not retried).
+    pub exchanged_at: Instant,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -84,6 +86,7 @@ pub fn build(
         extra,
         token_fingerprint,
         expires_at,
+        exchanged_at: Instant::now(),
     })
 }
 

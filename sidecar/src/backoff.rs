@@ -25,6 +25,9 @@ impl Default for BackoffOptions {
     }
 }
 
+/// Size from which lapsed scopes are pruned on insert (so pruning is rare while the map is small).
+const PRUNE_THRESHOLD: usize = 1024;
+
 struct Blocked<E> {
     failures: u32,
     until: Instant,
@@ -60,15 +63,31 @@ impl<E: Clone> Backoff<E> {
         let failures = scopes.get(scope).map_or(0, |b| b.failures).saturating_add(1);
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
         let delay = self.options.initial.saturating_mul(factor).min(self.options.max);
+        let now = Instant::now();
+        if scopes.len() >= PRUNE_THRESHOLD && !scopes.contains_key(scope) {
+            // Per-caller scopes come from arbitrary tokens Dex refused: drop the lapsed ones so the map
+            // stays bounded by the callers refused within the last `max` delay.
+            scopes.retain(|_, blocked| blocked.until > now);
+        }
         scopes.insert(
             scope.to_string(),
             Blocked {
                 failures,
-                until: Instant::now() + delay,
+                until: now + delay,
                 last: failure,
             },
         );
         delay
+    }
+
+    /// Number of remembered scopes (active or lapsed).
+    pub fn len(&self) -> usize {
+        self.scopes.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Clears `scope` after a success.
@@ -100,6 +119,23 @@ mod tests {
         assert!(b.blocked("b").is_none(), "other scopes are unaffected");
         b.record_success("a");
         assert!(b.blocked("a").is_none());
+    }
+
+    #[test]
+    fn lapsed_scopes_are_pruned_so_the_map_stays_bounded() {
+        let b = Backoff::new(BackoffOptions {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+        });
+        for i in 0..10 * PRUNE_THRESHOLD {
+            b.record_failure(&format!("alpha/caller-{i}"), ());
+        }
+        assert!(b.len() <= PRUNE_THRESHOLD, "{} scopes kept", b.len());
+        let long = Backoff::new(BackoffOptions::default());
+        for i in 0..PRUNE_THRESHOLD + 5 {
+            long.record_failure(&format!("alpha/caller-{i}"), ());
+        }
+        assert_eq!(long.len(), PRUNE_THRESHOLD + 5, "active blocks are kept");
     }
 
     #[test]

@@ -40,6 +40,20 @@ pub enum ExchangeFailure {
         /// Time left.
         retry_after: Duration,
     },
+    /// The subject token's `exp` has passed: refused without asking Dex (mapped to the caller's 401).
+    #[error("the subject token has expired; log in again")]
+    SubjectExpired,
+    /// All exchange slots of the cluster stayed busy for the whole exchange timeout.
+    #[error(
+        "waited {}s for one of the {slots} exchange slots of this cluster (Dex is slow or many new callers \
+         arrived at once); retry shortly", retry_after_seconds(*.waited)
+    )]
+    SlotTimeout {
+        /// How long the request waited.
+        waited: Duration,
+        /// The number of slots.
+        slots: usize,
+    },
     /// The exchange task ended without an answer (a bug).
     #[error("the token exchange task ended without an answer; retry")]
     Aborted,
@@ -75,6 +89,8 @@ impl ExchangeFailure {
             Self::Kubeconfig(_) => "kubeconfig_unavailable",
             Self::Headers(_) => "invalid_headers",
             Self::BackingOff { .. } => "backoff",
+            Self::SubjectExpired => "subject_expired",
+            Self::SlotTimeout { .. } => "queue_timeout",
             Self::Aborted => "aborted",
         }
     }
@@ -86,6 +102,8 @@ impl ExchangeFailure {
             Self::Kubeconfig(_) => (StatusCode::SERVICE_UNAVAILABLE, "kubeconfig_unavailable"),
             Self::Headers(_) => (StatusCode::BAD_GATEWAY, "invalid_exchanged_token"),
             Self::BackingOff { last, .. } => last.status_and_code(),
+            Self::SubjectExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            Self::SlotTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "exchange_queue_timeout"),
             Self::Aborted => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -130,6 +148,13 @@ pub enum ProxyError {
         /// Why.
         failure: Arc<ExchangeFailure>,
     },
+    /// The caller's request body could not be read (client hung up, broken chunking).
+    RequestBody {
+        /// Cluster name.
+        cluster: String,
+        /// The read error.
+        cause: String,
+    },
     /// The app did not answer.
     Upstream {
         /// Cluster name.
@@ -169,6 +194,16 @@ impl IntoResponse for ProxyError {
                 );
                 body.cluster = Some(cluster);
                 (StatusCode::BAD_GATEWAY, body, None)
+            }
+            Self::RequestBody { cluster, cause } => {
+                let mut body = plain(
+                    "request_body_unreadable",
+                    format!(
+                        "reading the request body failed: {cause}; resend the request with a complete body"
+                    ),
+                );
+                body.cluster = Some(cluster);
+                (StatusCode::BAD_REQUEST, body, None)
             }
             Self::Exchange { cluster, failure } => exchange_body(cluster, failure),
         };

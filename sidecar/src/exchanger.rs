@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
 use muster_exchange_dex::{BuildError, ClientOptions, ExchangeClient, ExchangeRequest};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::auth_headers::{self, ForwardAuth};
 use crate::backoff::Backoff;
 use crate::errors::ExchangeFailure;
-use crate::metrics::Metrics;
+use crate::metrics::ClusterMetrics;
 use crate::token_cache::Fetched;
 use crate::{credentials, kubeconfig};
 
@@ -25,7 +26,9 @@ pub struct ClusterRuntime {
     client: ExchangeClient,
     /// Bounds concurrent exchanges: distinct subject tokens do not share a flight, so a burst of new
     /// (or forged) tokens would otherwise open one Dex request each.
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Semaphore,
+    /// Longest wait for a slot (the exchange timeout).
+    slot_timeout: Duration,
 }
 
 /// Most exchanges one cluster runs at the same time; further ones wait for a slot.
@@ -78,7 +81,8 @@ impl ClusterRuntime {
             scope: config.scope_parameter(),
             config,
             client,
-            in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_EXCHANGES),
+            in_flight: Semaphore::new(MAX_CONCURRENT_EXCHANGES),
+            slot_timeout: timeout,
         })
     }
 
@@ -95,30 +99,23 @@ impl ClusterRuntime {
         subject_token: &str,
         subject_fingerprint: &str,
         backoff: &Backoff<Arc<ExchangeFailure>>,
-        metrics: &Metrics,
+        metrics: &ClusterMetrics,
     ) -> Result<Fetched<Arc<ForwardAuth>>, Arc<ExchangeFailure>> {
         let subject_scope = format!("{}/{subject_fingerprint}", self.name());
-        for scope in [self.name(), subject_scope.as_str()] {
-            if let Some((last, retry_after)) = backoff.blocked(scope) {
-                metrics.exchange(self.name(), "backoff");
-                return Err(Arc::new(ExchangeFailure::BackingOff { last, retry_after }));
-            }
-        }
-        let Ok(_slot) = self.in_flight.acquire().await else {
-            return Err(Arc::new(ExchangeFailure::Aborted));
-        };
+        self.check_backoff(&subject_scope, backoff, metrics)?;
+        let _slot = self
+            .acquire_slot()
+            .await
+            .inspect_err(|f| metrics.exchange(f.outcome()))?;
+        // Checked again: while this request queued for a slot, the exchanges ahead of it may have found
+        // Dex down, and it must not ask Dex once more.
+        self.check_backoff(&subject_scope, backoff, metrics)?;
         let started = Instant::now();
         let result = self.exchange_once(mode, subject_token).await;
-        let labels = crate::metrics::ClusterLabels {
-            cluster: self.name().to_string(),
-        };
-        metrics
-            .exchange_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+        metrics.exchange_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(fetched) => {
-                metrics.exchange(self.name(), "success");
+                metrics.exchange("success");
                 backoff.record_success(self.name());
                 backoff.record_success(&subject_scope);
                 tracing::info!(cluster = self.name(), subject = subject_fingerprint,
@@ -127,7 +124,7 @@ impl ClusterRuntime {
             }
             Err(failure) => {
                 let failure = Arc::new(failure);
-                metrics.exchange(self.name(), failure.outcome());
+                metrics.exchange(failure.outcome());
                 let scope = if failure.is_subject_specific() {
                     subject_scope.as_str()
                 } else {
@@ -139,6 +136,27 @@ impl ClusterRuntime {
                 Err(failure)
             }
         }
+    }
+
+    fn check_backoff(
+        &self,
+        subject_scope: &str,
+        backoff: &Backoff<Arc<ExchangeFailure>>,
+        metrics: &ClusterMetrics,
+    ) -> Result<(), Arc<ExchangeFailure>> {
+        for scope in [self.name(), subject_scope] {
+            if let Some((last, retry_after)) = backoff.blocked(scope) {
+                metrics.exchange("backoff");
+                return Err(Arc::new(ExchangeFailure::BackingOff { last, retry_after }));
+            }
+        }
+        Ok(())
+    }
+
+    /// One of the cluster's exchange slots, waiting at most the exchange timeout (a request must not
+    /// queue without bound behind a slow Dex).
+    async fn acquire_slot(&self) -> Result<SemaphorePermit<'_>, Arc<ExchangeFailure>> {
+        acquire_within(&self.in_flight, self.slot_timeout).await
     }
 
     async fn exchange_once(
@@ -165,6 +183,7 @@ impl ClusterRuntime {
         Ok(Fetched {
             value: Arc::new(auth),
             expires_at: token.expires_at,
+            subject_expires_at: None,
         })
     }
 
@@ -189,5 +208,44 @@ impl ClusterRuntime {
             }
         }
         problems
+    }
+}
+
+/// A permit of `slots`, or [`ExchangeFailure::SlotTimeout`] after `timeout`.
+async fn acquire_within(
+    slots: &Semaphore,
+    timeout: Duration,
+) -> Result<SemaphorePermit<'_>, Arc<ExchangeFailure>> {
+    match tokio::time::timeout(timeout, slots.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_closed)) => Err(Arc::new(ExchangeFailure::Aborted)),
+        Err(_elapsed) => Err(Arc::new(ExchangeFailure::SlotTimeout {
+            waited: timeout,
+            slots: MAX_CONCURRENT_EXCHANGES,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_a_slot_ends_after_the_timeout() {
+        let slots = Semaphore::new(1);
+        let _held = slots.acquire().await.unwrap();
+        let started = Instant::now();
+        let failure = acquire_within(&slots, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(
+            failure.to_string(),
+            "waited 1s for one of the 16 exchange slots of this cluster (Dex is slow or many new callers \
+             arrived at once); retry shortly"
+        );
+        assert_eq!(failure.outcome(), "queue_timeout");
+        drop(_held);
+        assert!(acquire_within(&slots, Duration::from_millis(50)).await.is_ok());
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -64,6 +64,19 @@ impl UpstreamTarget {
         })
     }
 
+    /// The URL for `upstream`, the routed form of the caller's `original` path: the caller's
+    /// `PathAndQuery` is reused (a reference-count bump) when nothing changes.
+    pub fn uri_for(&self, original: &PathAndQuery, upstream: &str) -> Result<Uri, http::Error> {
+        if !self.base_path.is_empty() || original.as_str() != upstream {
+            return self.uri(upstream);
+        }
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(original.clone())
+            .build()
+    }
+
     /// The URL for `path_and_query` (which starts with `/`).
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         let path = if self.base_path.is_empty() {
@@ -79,24 +92,41 @@ impl UpstreamTarget {
     }
 }
 
-/// The request to the app: the caller's end-to-end headers plus the exchanged identity.
+/// `x-forwarded-host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `x-forwarded-proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Moves the caller's `Host` to `X-Forwarded-Host` (unless a proxy in front already set one) so the
+/// client fills `Host` from the upstream URI: MCP SDKs with DNS-rebinding protection (go-sdk >= 1.4,
+/// mcp-go) answer 403 to a loopback connection that carries a non-loopback `Host`.
+pub fn mark_forwarded_host(headers: &mut HeaderMap) {
+    let Some(host) = headers.remove(http::header::HOST) else {
+        return;
+    };
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+}
+
+/// The request to the app: the caller's end-to-end `headers` (moved, not copied) plus the exchanged
+/// identity.
 pub fn upstream_request(
     method: &http::Method,
     uri: Uri,
-    headers: &HeaderMap,
+    mut headers: HeaderMap,
     auth: &ForwardAuth,
     body: Body,
 ) -> Result<Request<Body>, http::Error> {
-    let mut request = Request::builder().method(method.clone()).uri(uri).body(body)?;
-    let out = request.headers_mut();
-    out.reserve(headers.len() + auth.extra.len() + 1);
-    for (name, value) in headers {
-        out.append(name, value.clone());
-    }
-    out.insert(http::header::AUTHORIZATION, auth.authorization.clone());
+    headers.insert(http::header::AUTHORIZATION, auth.authorization.clone());
     for (name, value) in &auth.extra {
-        out.insert(name, value.clone());
+        headers.insert(name, value.clone());
     }
+    let mut request = Request::builder().method(method.clone()).uri(uri).body(body)?;
+    *request.headers_mut() = headers;
     Ok(request)
 }
 

@@ -83,7 +83,7 @@ pub fn load(path: &Path) -> Result<ClusterEndpoint, KubeconfigError> {
 
 /// The current context's cluster; relative CA file paths resolve against `base_dir`.
 fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterEndpoint, String> {
-    let config: Kubeconfig = serde_saphyr::from_str(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
+    let config: Kubeconfig = parse_without_echo(text)?;
     let cluster_name = match (&config.current_context, config.contexts.as_slice()) {
         (Some(current), contexts) => {
             let context = contexts.iter().find(|c| &c.name == current);
@@ -105,6 +105,25 @@ fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterEndpoint, St
     Ok(ClusterEndpoint {
         server: cluster.value.server.clone(),
         ca_data_base64,
+    })
+}
+
+/// Parses the YAML. The file also holds client keys and tokens, so the error names only the position: the
+/// parser's own text may quote the offending value (and by default a source snippet), and this error ends
+/// up in logs, JSON error bodies and `/readyz`.
+fn parse_without_echo(text: &str) -> Result<Kubeconfig, String> {
+    let mut options = muster_exchange_api::documents::yaml_options();
+    options.with_snippet = false;
+    options.crop_radius = 0;
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let position = e.location().map_or_else(
+            || "at an unknown position".to_string(),
+            |l| format!("at line {}, column {}", l.line(), l.column()),
+        );
+        format!(
+            "not a valid kubeconfig ({position}; details withheld because the file holds credentials); \
+             check it with kubectl --kubeconfig <file> config view"
+        )
     })
 }
 
@@ -168,6 +187,24 @@ mod tests {
         );
         let e = load(&dir.path().join("sub").join("value")).unwrap_err();
         assert!(e.reason.contains("mount the cluster's kubeconfig Secret"), "{e}");
+    }
+
+    #[test]
+    fn malformed_kubeconfig_errors_never_echo_its_content() {
+        let secret = "c2VjcmV0LWNsaWVudC1rZXktZGF0YQ-TOPSECRET";
+        let wrong_type = format!(
+            "current-context: wc\ncontexts:\n- name: wc\n  context:\n    cluster: wc\nclusters:\n- name: wc\n  \
+             cluster:\n    server: [{secret}]\nusers:\n- name: u\n  user:\n    client-key-data: {secret}\n"
+        );
+        let bad_yaml = format!("users:\n- name: u\n  user:\n    token: {secret}\n  : : [\n");
+        for (text, line) in [(wrong_type, 9), (bad_yaml, 5)] {
+            let e = endpoint_from_text(&text, Path::new("/")).unwrap_err();
+            assert!(!e.contains("TOPSECRET"), "{e}");
+            assert!(
+                e.starts_with(&format!("not a valid kubeconfig (at line {line}, column ")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

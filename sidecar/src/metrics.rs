@@ -138,16 +138,6 @@ impl Metrics {
         Ok(out)
     }
 
-    /// Counts one exchange outcome.
-    pub fn exchange(&self, cluster: &str, outcome: &'static str) {
-        self.exchanges
-            .get_or_create(&ExchangeLabels {
-                cluster: cluster.to_string(),
-                outcome,
-            })
-            .inc();
-    }
-
     /// Counts one proxied request.
     pub fn request(&self, cluster: &str, status: http::StatusCode) {
         let code = match status.as_u16() {
@@ -165,9 +155,38 @@ impl Metrics {
     }
 }
 
-/// One cluster's hot-path metric handles, resolved once at start so a cache hit allocates no labels.
+/// Every `outcome` label value of `exchanges_total`, resolved per cluster at start. An outcome missing
+/// here (a new failure class) still counts, through the family.
+const EXCHANGE_OUTCOMES: &[&str] = &[
+    "success",
+    "backoff",
+    "queue_timeout",
+    "credentials_rejected",
+    "connector_unknown",
+    "connector_not_allowed",
+    "access_denied",
+    "unreachable",
+    "timeout",
+    "server_error",
+    "issuer_mismatch",
+    "invalid_response",
+    "invalid_request",
+    "other",
+    "credentials_unavailable",
+    "kubeconfig_unavailable",
+    "invalid_headers",
+    "aborted",
+];
+
+/// One cluster's metric handles, resolved once at start so neither a cache hit nor an exchange builds
+/// label strings.
 #[derive(Clone)]
 pub struct ClusterMetrics {
+    /// `exchange_duration_seconds`.
+    pub exchange_duration: Histogram,
+    exchange_outcomes: Vec<(&'static str, Counter)>,
+    exchanges: Family<ExchangeLabels, Counter>,
+    cluster: String,
     /// `cache_lookups_total{result="hit"}`.
     pub cache_hit: Counter,
     /// `cache_lookups_total{result="miss"}`.
@@ -184,6 +203,22 @@ pub struct ClusterMetrics {
 }
 
 impl ClusterMetrics {
+    /// Counts one exchange `outcome` (`success`, `backoff` or a failure class).
+    pub fn exchange(&self, outcome: &'static str) {
+        match self.exchange_outcomes.iter().find(|(known, _)| *known == outcome) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let labels = ExchangeLabels {
+                    cluster: self.cluster.clone(),
+                    outcome,
+                };
+                self.exchanges.get_or_create(&labels).inc();
+            }
+        }
+    }
+
     /// Counts one request by status class.
     pub fn request(&self, status: http::StatusCode) {
         let index = match status.as_u16() {
@@ -214,7 +249,21 @@ impl Metrics {
                 code,
             })
         };
+        let exchange_outcomes = EXCHANGE_OUTCOMES
+            .iter()
+            .map(|&outcome| {
+                let labels = ExchangeLabels {
+                    cluster: cluster.to_string(),
+                    outcome,
+                };
+                (outcome, self.exchanges.get_or_create_owned(&labels))
+            })
+            .collect();
         ClusterMetrics {
+            exchange_duration: self.exchange_duration.get_or_create_owned(&labels),
+            exchange_outcomes,
+            exchanges: self.exchanges.clone(),
+            cluster: cluster.to_string(),
             cache_hit: lookup("hit"),
             cache_miss: lookup("miss"),
             cache_joined: lookup("joined"),

@@ -2,36 +2,45 @@
 //! forward with streaming bodies, and retry once with a fresh exchange when the app answers 401.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
-use http::{StatusCode, header};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, StatusCode, Uri, header};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
-use muster_exchange_dex::jwt::peek_claims;
+use muster_exchange_dex::client::error_chain;
 
 use crate::auth_headers::ForwardAuth;
-use crate::errors::ProxyError;
-use crate::forward::{downstream_response, upstream_request};
+use crate::errors::{ExchangeFailure, ProxyError};
+use crate::forward::{downstream_response, mark_forwarded_host, upstream_request};
 use crate::inbound_auth::{self, InboundError};
 use crate::routing;
 use crate::state::AppState;
-use crate::token_cache::{CacheKey, instant_of};
+use crate::token_cache::CacheKey;
 
 /// Axum fallback handler: everything that is not an operations endpoint.
 pub async fn proxy(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let started = Instant::now();
-    let (mut parts, body) = request.into_parts();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let route = match routing::route(&app.names, &path_and_query) {
+    let (parts, body) = request.into_parts();
+    let original = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let route = match routing::route(&app.names, original.as_str()) {
         Ok(route) => route,
         Err(e) => return ProxyError::Route(e).into_response(),
     };
     let cluster = route.cluster;
-    let response = match forward(&app, cluster, &route.upstream_path_and_query, &mut parts, body).await {
+    let uri = match app.upstream.uri_for(&original, &route.upstream_path_and_query) {
+        Ok(uri) => uri,
+        Err(e) => return upstream_error(&app, cluster, format!("invalid path: {e}")).into_response(),
+    };
+    let response = match forward(&app, cluster, uri, parts, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -44,58 +53,100 @@ pub async fn proxy(State(app): State<Arc<AppState>>, request: axum::extract::Req
 async fn forward(
     app: &Arc<AppState>,
     cluster: usize,
-    path_and_query: &str,
-    parts: &mut Parts,
+    uri: Uri,
+    mut parts: Parts,
     body: Body,
 ) -> Result<Response, ProxyError> {
     inbound_auth::check_header_budget(&parts.headers).map_err(ProxyError::Inbound)?;
     // Taken out of the headers: the caller's token never reaches the app.
     let authorization = parts.headers.remove(header::AUTHORIZATION);
     let subject = inbound_auth::bearer_token(authorization.as_ref()).map_err(ProxyError::Inbound)?;
-    let subject_expiry = subject_expiry(subject)?;
     inbound_auth::strip_caller_credentials(&mut parts.headers);
     inbound_auth::strip_hop_by_hop(&mut parts.headers);
+    mark_forwarded_host(&mut parts.headers);
     let key = CacheKey::new(cluster, subject);
-    let exchange_error = |failure| ProxyError::Exchange {
-        cluster: app.names[cluster].clone(),
-        failure,
-    };
     let auth = app
-        .authorize(cluster, &key, subject, subject_expiry)
+        .authorize(cluster, &key, subject)
         .await
-        .map_err(exchange_error)?;
+        .map_err(|f| exchange_error(app, cluster, f))?;
 
-    let (first_body, replay) = match replayable_body(body, app.replay_limit).await? {
-        Replay::Buffered(bytes) => (Body::from(bytes.clone()), Some(bytes)),
-        Replay::Streaming(body) => (body, None),
+    let bytes = match replayable_body(body, app.replay_limit).await {
+        Ok(Replay::Buffered(bytes)) => bytes,
+        Ok(Replay::Streaming(body)) => {
+            // Not replayable, so never retried: the headers move into the request, no copy.
+            return send(app, cluster, &parts.method, uri, parts.headers, &auth, body).await;
+        }
+        Err(cause) => {
+            return Err(ProxyError::RequestBody {
+                cluster: app.names[cluster].clone(),
+                cause,
+            });
+        }
     };
-    let response = send(app, cluster, path_and_query, parts, &auth, first_body).await?;
-    let Some(bytes) = replay.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
+    // A token exchanged moments ago that the app refuses will be refused again (missing audience scope,
+    // wrong RBAC): retrying would cost one Dex exchange per request and never trip the backoff.
+    if auth.exchanged_at.elapsed() < app.unauthorized_retry_cooldown {
+        return send(
+            app,
+            cluster,
+            &parts.method,
+            uri,
+            parts.headers,
+            &auth,
+            Body::from(bytes),
+        )
+        .await;
+    }
+    let headers = parts.headers.clone();
+    let response = send(
+        app,
+        cluster,
+        &parts.method,
+        uri.clone(),
+        headers,
+        &auth,
+        Body::from(bytes.clone()),
+    )
+    .await?;
+    if response.status() != StatusCode::UNAUTHORIZED {
         return Ok(response);
-    };
-    // The app refused the exchanged token (revoked, or the remote Dex rotated keys): drop exactly that
-    // entry and retry once with a fresh exchange.
+    }
+    // The app refused an older exchanged token (revoked, or the remote Dex rotated keys): drop exactly
+    // that entry and retry once with a fresh exchange.
     tracing::info!(cluster = app.names[cluster], token = %auth.token_fingerprint, "app answered 401; re-exchanging once");
     app.cluster_metrics[cluster].unauthorized_retries.inc();
     app.cache.invalidate(&key, |cached| Arc::ptr_eq(cached, &auth));
     let fresh = app
-        .authorize(cluster, &key, subject, subject_expiry)
+        .authorize(cluster, &key, subject)
         .await
-        .map_err(exchange_error)?;
-    send(app, cluster, path_and_query, parts, &fresh, Body::from(bytes)).await
+        .map_err(|f| exchange_error(app, cluster, f))?;
+    send(
+        app,
+        cluster,
+        &parts.method,
+        uri,
+        parts.headers,
+        &fresh,
+        Body::from(bytes),
+    )
+    .await
 }
 
-/// The subject token's expiry when it is a JWT; an expired one is refused without asking Dex.
-fn subject_expiry(subject: &str) -> Result<Option<Instant>, ProxyError> {
-    let Some(exp) = peek_claims(subject).and_then(|c| c.exp) else {
-        return Ok(None);
-    };
-    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(exp).unwrap_or(0));
-    let wall_now = SystemTime::now();
-    if at <= wall_now {
-        return Err(ProxyError::Inbound(InboundError::Expired));
+fn exchange_error(app: &AppState, cluster: usize, failure: Arc<ExchangeFailure>) -> ProxyError {
+    if matches!(*failure, ExchangeFailure::SubjectExpired) {
+        return ProxyError::Inbound(InboundError::Expired);
     }
-    Ok(Some(instant_of(at, Instant::now(), wall_now)))
+    ProxyError::Exchange {
+        cluster: app.names[cluster].clone(),
+        failure,
+    }
+}
+
+fn upstream_error(app: &AppState, cluster: usize, cause: String) -> ProxyError {
+    ProxyError::Upstream {
+        cluster: app.names[cluster].clone(),
+        cause,
+    }
 }
 
 enum Replay {
@@ -104,14 +155,12 @@ enum Replay {
 }
 
 /// Small bodies of known size are read so they can be sent twice; anything else streams through.
-async fn replayable_body(body: Body, limit: u64) -> Result<Replay, ProxyError> {
+/// The error is the caller's broken body (closed early, malformed chunking), not the app's fault.
+async fn replayable_body(body: Body, limit: u64) -> Result<Replay, String> {
     match body.size_hint().exact() {
         Some(0) => Ok(Replay::Buffered(Bytes::new())),
         Some(size) if size <= limit => {
-            let collected = body.collect().await.map_err(|e| ProxyError::Upstream {
-                cluster: String::new(),
-                cause: format!("reading the request body failed: {e}"),
-            })?;
+            let collected = body.collect().await.map_err(|e| error_chain(&e))?;
             Ok(Replay::Buffered(collected.to_bytes()))
         }
         _ => Ok(Replay::Streaming(body)),
@@ -121,36 +170,67 @@ async fn replayable_body(body: Body, limit: u64) -> Result<Replay, ProxyError> {
 async fn send(
     app: &AppState,
     cluster: usize,
-    path_and_query: &str,
-    parts: &Parts,
+    method: &http::Method,
+    uri: Uri,
+    headers: HeaderMap,
     auth: &ForwardAuth,
     body: Body,
 ) -> Result<Response, ProxyError> {
-    let upstream_error = |cause: String| ProxyError::Upstream {
-        cluster: app.names[cluster].clone(),
-        cause,
-    };
-    let uri = app
-        .upstream
-        .uri(path_and_query)
-        .map_err(|e| upstream_error(format!("invalid path: {e}")))?;
-    let request = upstream_request(&parts.method, uri, &parts.headers, auth, body)
-        .map_err(|e| upstream_error(format!("cannot build the request: {e}")))?;
+    let request = upstream_request(method, uri, headers, auth, body)
+        .map_err(|e| upstream_error(app, cluster, format!("cannot build the request: {e}")))?;
     let response = app
         .http
         .request(request)
         .await
-        .map_err(|e| upstream_error(error_chain(&e)))?;
+        .map_err(|e| upstream_error(app, cluster, error_chain(&e)))?;
     Ok(downstream_response(response))
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A body that announces 5 bytes and then fails, like a client that hangs up mid-body.
+    struct BrokenBody;
+
+    impl http_body::Body for BrokenBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(Some(Err(std::io::Error::other("client hung up"))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(5)
+        }
     }
-    text
+
+    #[tokio::test]
+    async fn a_broken_request_body_is_the_callers_400_naming_the_cluster() {
+        let Err(cause) = replayable_body(Body::new(BrokenBody), 1024).await else {
+            panic!("a failing body must fail");
+        };
+        assert_eq!(cause, "client hung up");
+        let error = ProxyError::RequestBody {
+            cluster: "alpha".into(),
+            cause,
+        };
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({
+                "error": "request_body_unreadable",
+                "message": "reading the request body failed: client hung up; resend the request with a complete body",
+                "cluster": "alpha",
+            })
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Everything a request needs, built once at start.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+
+use muster_exchange_dex::jwt::peek_claims;
 
 use muster_exchange_api::sidecar_config::{HeaderMode, SidecarConfig};
 
@@ -25,6 +27,10 @@ pub struct SidecarOptions {
     /// Request bodies up to this size are buffered so a 401 from the app can be retried; larger or
     /// unsized bodies stream and are not retried.
     pub replay_limit: u64,
+    /// A 401 from the app for an exchanged token younger than this is passed through, not retried with
+    /// a fresh exchange: an app that refuses every fresh token (missing audience scope) would otherwise
+    /// cost one exchange per request.
+    pub unauthorized_retry_cooldown: Duration,
 }
 
 impl Default for SidecarOptions {
@@ -34,6 +40,7 @@ impl Default for SidecarOptions {
             cache: CacheOptions::default(),
             backoff: BackoffOptions::default(),
             replay_limit: 64 * 1024,
+            unauthorized_retry_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -71,6 +78,8 @@ pub struct AppState {
     pub http: UpstreamClient,
     /// See [`SidecarOptions::replay_limit`].
     pub replay_limit: u64,
+    /// See [`SidecarOptions::unauthorized_retry_cooldown`].
+    pub unauthorized_retry_cooldown: Duration,
 }
 
 impl AppState {
@@ -95,36 +104,38 @@ impl AppState {
             upstream: UpstreamTarget::parse(&config.upstream)?,
             http: upstream_client(),
             replay_limit: options.replay_limit,
+            unauthorized_retry_cooldown: options.unauthorized_retry_cooldown,
         })
     }
 
     /// The forwarded identity for `subject_token` at cluster `index`: cached, or exchanged once for all
-    /// concurrent callers.
+    /// concurrent callers. The subject's `exp` is read only when exchanging (a hit is already bounded by
+    /// it); a subject past `exp` fails with [`ExchangeFailure::SubjectExpired`] without asking Dex.
     pub async fn authorize(
         self: &Arc<Self>,
         index: usize,
         key: &CacheKey,
         subject_token: &str,
-        subject_expiry: Option<Instant>,
     ) -> Result<Arc<ForwardAuth>, Arc<ExchangeFailure>> {
         let fetch = || {
             let app = self.clone();
             let subject = subject_token.to_string();
             let fingerprint = key.subject_fingerprint();
             async move {
+                let subject_expires_at = peek_claims(&subject).and_then(|c| c.expires_at());
+                if subject_expires_at.is_some_and(|at| at <= SystemTime::now()) {
+                    return Err(Arc::new(ExchangeFailure::SubjectExpired));
+                }
                 let cluster = &app.clusters[index];
-                cluster
-                    .exchange(
-                        app.header_mode,
-                        &subject,
-                        &fingerprint,
-                        &app.backoff,
-                        &app.metrics,
-                    )
-                    .await
+                let metrics = &app.cluster_metrics[index];
+                let mut fetched = cluster
+                    .exchange(app.header_mode, &subject, &fingerprint, &app.backoff, metrics)
+                    .await?;
+                fetched.subject_expires_at = subject_expires_at;
+                Ok(fetched)
             }
         };
-        let (result, lookup) = self.cache.get(key, subject_expiry, fetch).await;
+        let (result, lookup) = self.cache.get(key, fetch).await;
         let m = &self.cluster_metrics[index];
         match lookup {
             Lookup::Hit => m.cache_hit.inc(),

@@ -71,6 +71,9 @@ pub struct Fetched<V> {
     pub value: V,
     /// Its expiry.
     pub expires_at: SystemTime,
+    /// The subject token's expiry, when known. Worked out by the fetch (a miss or a refresh), never on a
+    /// hit: the entry itself ends by then, so a hit cannot serve an expired subject.
+    pub subject_expires_at: Option<SystemTime>,
 }
 
 /// How a lookup was served (for metrics).
@@ -154,18 +157,13 @@ where
 
     /// The cached value for `key`, or the result of `fetch` (run once however many callers ask at once).
     /// `fetch` is also used, at most once per window, for the background refresh of a hit.
-    pub async fn get<F, Fut>(
-        &self,
-        key: &CacheKey,
-        subject_expiry: Option<Instant>,
-        fetch: F,
-    ) -> (Result<V, E>, Lookup)
+    pub async fn get<F, Fut>(&self, key: &CacheKey, fetch: F) -> (Result<V, E>, Lookup)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
     {
         // All lock work happens in `plan`, so no guard lives across an await.
-        match self.plan(key, subject_expiry, fetch) {
+        match self.plan(key, fetch) {
             Plan::Hit(value) => (Ok(value), Lookup::Hit),
             Plan::HitRefreshing(value) => (Ok(value), Lookup::HitRefreshing),
             Plan::Join(flight) => (flight.await, Lookup::Joined),
@@ -173,7 +171,7 @@ where
         }
     }
 
-    fn plan<F, Fut>(&self, key: &CacheKey, subject_expiry: Option<Instant>, fetch: F) -> Plan<V, E>
+    fn plan<F, Fut>(&self, key: &CacheKey, fetch: F) -> Plan<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
@@ -192,13 +190,13 @@ where
                 }
                 entry.refreshing = true;
                 drop(state);
-                self.spawn_refresh(key.clone(), subject_expiry, fetch());
+                self.spawn_refresh(key.clone(), fetch());
                 return Plan::HitRefreshing(value);
             }
             Some(Slot::Pending(flight)) => return Plan::Join(flight.clone()),
             _ => {}
         }
-        let flight = self.start_flight(key.clone(), subject_expiry, fetch());
+        let flight = self.start_flight(key.clone(), fetch());
         state.slots.insert(key.clone(), Slot::Pending(flight.clone()));
         Plan::Lead(flight)
     }
@@ -229,7 +227,7 @@ where
     }
 
     /// Spawns the exchange; its task stores the result (or clears the pending slot on failure).
-    fn start_flight<Fut>(&self, key: CacheKey, subject_expiry: Option<Instant>, fetch: Fut) -> Flight<V, E>
+    fn start_flight<Fut>(&self, key: CacheKey, fetch: Fut) -> Flight<V, E>
     where
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
     {
@@ -238,7 +236,7 @@ where
             let result = fetch.await;
             let mut state = cache.lock();
             match &result {
-                Ok(fetched) => cache.store(&mut state, key, subject_expiry, fetched),
+                Ok(fetched) => cache.store(&mut state, key, fetched),
                 Err(_) => {
                     state.slots.remove(&key);
                 }
@@ -251,7 +249,7 @@ where
     }
 
     /// Re-exchanges while the old value keeps serving; a failure keeps the old value until it expires.
-    fn spawn_refresh<Fut>(&self, key: CacheKey, subject_expiry: Option<Instant>, fetch: Fut)
+    fn spawn_refresh<Fut>(&self, key: CacheKey, fetch: Fut)
     where
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
     {
@@ -260,7 +258,7 @@ where
             let result = fetch.await;
             let mut state = cache.lock();
             match result {
-                Ok(fetched) => cache.store(&mut state, key, subject_expiry, &fetched),
+                Ok(fetched) => cache.store(&mut state, key, &fetched),
                 Err(_) => {
                     // Try again a little later, not on the very next hit: while Dex is failing (or the
                     // backoff holds) a busy key would otherwise start a refresh task per request.
@@ -273,15 +271,11 @@ where
         });
     }
 
-    fn store(
-        &self,
-        state: &mut State<V, E>,
-        key: CacheKey,
-        subject_expiry: Option<Instant>,
-        fetched: &Fetched<V>,
-    ) {
+    fn store(&self, state: &mut State<V, E>, key: CacheKey, fetched: &Fetched<V>) {
         let now = Instant::now();
-        let expiry = instant_of(fetched.expires_at, now, SystemTime::now());
+        let wall_now = SystemTime::now();
+        let expiry = instant_of(fetched.expires_at, now, wall_now);
+        let subject_expiry = fetched.subject_expires_at.map(|at| instant_of(at, now, wall_now));
         let options = &self.inner.options;
         let Some(validity) = validity(
             now,
@@ -306,7 +300,8 @@ where
     }
 }
 
-/// Drops expired entries, then least recently used ones, until at most `max` remain. Linear, but it runs
+/// Drops expired entries, then the least recently used ones down to 90 % of `max`. Evicting a batch means
+/// the linear scan runs once per `max / 10` stores once the cache is full, not on every store; it runs
 /// only when an exchange completes, never on a cache hit.
 fn evict_over_capacity<V, E>(state: &mut State<V, E>, max: usize, now: Instant) {
     if state.slots.len() <= max {
@@ -315,20 +310,25 @@ fn evict_over_capacity<V, E>(state: &mut State<V, E>, max: usize, now: Instant) 
     state
         .slots
         .retain(|_, slot| !matches!(slot, Slot::Ready(e) if e.validity.valid_until <= now));
-    while state.slots.len() > max {
-        let oldest = state
-            .slots
-            .iter()
-            .filter_map(|(k, slot)| match slot {
-                Slot::Ready(e) => Some((e.last_used, k)),
-                Slot::Pending(_) => None,
-            })
-            .min_by_key(|(used, _)| *used)
-            .map(|(_, k)| k.clone());
-        match oldest {
-            Some(key) => state.slots.remove(&key),
-            None => break,
-        };
+    if state.slots.len() <= max {
+        return;
+    }
+    let target = max - max / 10;
+    let mut ready: Vec<(u64, CacheKey)> = state
+        .slots
+        .iter()
+        .filter_map(|(k, slot)| match slot {
+            Slot::Ready(e) => Some((e.last_used, k.clone())),
+            Slot::Pending(_) => None,
+        })
+        .collect();
+    let excess = state.slots.len().saturating_sub(target).min(ready.len());
+    if excess == 0 {
+        return;
+    }
+    ready.select_nth_unstable_by_key(excess - 1, |(used, _)| *used);
+    for (_, key) in &ready[..excess] {
+        state.slots.remove(key);
     }
 }
 

@@ -25,6 +25,7 @@ fn fetched(value: &str, lifetime: Duration) -> Fetched<String> {
     Fetched {
         value: value.to_string(),
         expires_at: SystemTime::now() + lifetime,
+        subject_expires_at: None,
     }
 }
 
@@ -48,7 +49,7 @@ async fn concurrent_misses_share_one_fetch() {
         let (cache, calls, gate, key) = (cache.clone(), calls.clone(), gate.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             cache
-                .get(&key, None, || {
+                .get(&key, || {
                     calls.fetch_add(1, Ordering::SeqCst);
                     async move {
                         let _permit = gate.acquire().await;
@@ -78,9 +79,7 @@ async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
     });
     let key = CacheKey::new(0, "subject");
     let (v, lookup) = cache
-        .get(&key, None, || async {
-            Ok(fetched("old", Duration::from_secs(600)))
-        })
+        .get(&key, || async { Ok(fetched("old", Duration::from_secs(600))) })
         .await;
     assert_eq!((v, lookup), (Ok("old".to_string()), Lookup::Miss));
     // Refresh window > lifetime: refresh is due at half the lifetime; move into it by re-storing.
@@ -95,7 +94,7 @@ async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
     for round in 0..3 {
         let (refreshes, gate) = (refreshes.clone(), gate.clone());
         let (v, lookup) = cache
-            .get(&key, None, move || {
+            .get(&key, move || {
                 refreshes.fetch_add(1, Ordering::SeqCst);
                 async move {
                     let _permit = gate.acquire().await;
@@ -129,30 +128,39 @@ async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
             .is_some_and(|s| matches!(s, Slot::Ready(e) if e.value == "new"))
     })
     .await;
-    assert_eq!(
-        cache.get(&key, None, never).await,
-        (Ok("new".to_string()), Lookup::Hit)
-    );
+    assert_eq!(cache.get(&key, never).await, (Ok("new".to_string()), Lookup::Hit));
 }
 
 #[tokio::test]
 async fn failures_are_not_cached_and_subject_expiry_bounds_entries() {
     let cache = Cache::new(options());
     let key = CacheKey::new(1, "s");
-    let (v, _) = cache.get(&key, None, || async { Err(Failed) }).await;
+    let (v, _) = cache.get(&key, || async { Err(Failed) }).await;
     assert_eq!(v, Err(Failed));
     assert!(cache.is_empty());
-    let soon = Some(Instant::now() + Duration::from_millis(500));
-    let (v, _) = cache
-        .get(&key, soon, || async {
-            Ok(fetched("short", Duration::from_secs(600)))
-        })
-        .await;
-    assert_eq!(v, Ok("short".to_string()));
-    assert!(
-        cache.is_empty(),
-        "the subject expires within the margin: not cached"
+    let with_subject_left = |left: Duration| {
+        move || async move {
+            Ok(Fetched {
+                subject_expires_at: Some(SystemTime::now() + left),
+                ..fetched("bounded", Duration::from_secs(600))
+            })
+        }
+    };
+    let (v, _) = cache.get(&key, with_subject_left(Duration::ZERO)).await;
+    assert_eq!(v, Ok("bounded".to_string()));
+    assert!(cache.is_empty(), "the subject has expired: not cached");
+    // Inside the margin (1 s) of the subject's life the entry is still stored, and ends with the subject.
+    cache
+        .get(&key, with_subject_left(Duration::from_millis(600)))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(
+        cache.get(&key, || async { Err(Failed) }).await,
+        (Ok("bounded".to_string()), Lookup::Hit)
     );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(cache.get(&key, || async { Err(Failed) }).await.1, Lookup::Miss);
 }
 
 #[tokio::test]
@@ -163,29 +171,29 @@ async fn evicts_least_recently_used_and_invalidates_only_the_stale_value() {
     });
     let keys: Vec<CacheKey> = (0..3).map(|i| CacheKey::new(i, "s")).collect();
     let fill = |v: &'static str| move || async move { Ok(fetched(v, Duration::from_secs(600))) };
-    cache.get(&keys[0], None, fill("a")).await.0.unwrap();
-    cache.get(&keys[1], None, fill("b")).await.0.unwrap();
-    assert_eq!(cache.get(&keys[0], None, fill("x")).await.1, Lookup::Hit);
-    cache.get(&keys[2], None, fill("c")).await.0.unwrap();
+    cache.get(&keys[0], fill("a")).await.0.unwrap();
+    cache.get(&keys[1], fill("b")).await.0.unwrap();
+    assert_eq!(cache.get(&keys[0], fill("x")).await.1, Lookup::Hit);
+    cache.get(&keys[2], fill("c")).await.0.unwrap();
     assert_eq!(cache.len(), 2);
     assert_eq!(
-        cache.get(&keys[0], None, fill("x")).await,
+        cache.get(&keys[0], fill("x")).await,
         (Ok("a".into()), Lookup::Hit)
     );
     assert_eq!(
-        cache.get(&keys[1], None, fill("b2")).await.1,
+        cache.get(&keys[1], fill("b2")).await.1,
         Lookup::Miss,
         "b was least recently used"
     );
     cache.invalidate(&keys[1], |v| v == "b");
     assert_eq!(
-        cache.get(&keys[1], None, fill("y")).await.1,
+        cache.get(&keys[1], fill("y")).await.1,
         Lookup::Hit,
         "b2 is not the stale value"
     );
     cache.invalidate(&keys[1], |v| v == "b2");
     assert_eq!(
-        cache.get(&keys[1], None, fill("b3")).await,
+        cache.get(&keys[1], fill("b3")).await,
         (Ok("b3".into()), Lookup::Miss)
     );
 }
@@ -205,9 +213,7 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
     let cache = Cache::new(options());
     let key = CacheKey::new(0, "subject");
     cache
-        .get(&key, None, || async {
-            Ok(fetched("old", Duration::from_secs(600)))
-        })
+        .get(&key, || async { Ok(fetched("old", Duration::from_secs(600))) })
         .await
         .0
         .unwrap();
@@ -224,7 +230,7 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
             attempts.fetch_add(1, Ordering::SeqCst);
             async { Err(Failed) }
         };
-        assert_eq!(cache.get(&key, None, failing).await.0, Ok("old".to_string()));
+        assert_eq!(cache.get(&key, failing).await.0, Ok("old".to_string()));
         let c = cache.clone();
         let k = key.clone();
         eventually(move || {

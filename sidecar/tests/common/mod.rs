@@ -84,6 +84,8 @@ impl Default for HarnessOptions {
     fn default() -> Self {
         let mut sidecar = SidecarOptions {
             exchange_timeout: Duration::from_millis(800),
+            // Tests of the 401 retry use fresh tokens; the cooldown has its own test.
+            unauthorized_retry_cooldown: Duration::ZERO,
             ..Default::default()
         };
         sidecar.backoff.initial = Duration::from_secs(2);

@@ -71,7 +71,10 @@ pub struct WebhookArgs {
     #[arg(long, default_value_t = 720, value_name = "HOURS",
         value_parser = clap::value_parser!(u64).range(1..=87600))]
     pub self_signed_validity_hours: u64,
-    /// Longest wait for in-flight reviews on SIGTERM.
+    /// After SIGTERM, keep serving this long with /readyz failing (endpoints drop the pod meanwhile).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub shutdown_delay_seconds: u64,
+    /// Longest wait for in-flight reviews after the shutdown delay.
     #[arg(long, default_value_t = 20, value_name = "SECONDS")]
     pub shutdown_grace_seconds: u64,
 }
@@ -147,6 +150,7 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
         },
         catalog,
         tls,
+        shutdown_delay: Duration::from_secs(args.shutdown_delay_seconds),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     })
 }
@@ -251,6 +255,8 @@ mod tests {
         );
         assert!(matches!(config.catalog, CatalogSource::File(ref f) if f == "m.yaml"));
         assert_eq!(config.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(config.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(20));
     }
 
     #[test]

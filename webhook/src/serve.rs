@@ -61,6 +61,8 @@ pub struct WebhookServerConfig {
     pub catalog: CatalogSource,
     /// Certificate source.
     pub tls: TlsSource,
+    /// How long to keep serving (with `/readyz` failing) after SIGTERM before draining.
+    pub shutdown_delay: Duration,
     /// Longest wait for in-flight reviews on shutdown.
     pub shutdown_grace: Duration,
 }
@@ -107,7 +109,14 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         on_certificate.readiness.mark_certificate_loaded();
     });
     let handle = Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone(), stop, config.shutdown_grace));
+    let shutdown = Shutdown {
+        handle: handle.clone(),
+        stop,
+        state: state.clone(),
+        delay: config.shutdown_delay,
+        grace: config.shutdown_grace,
+    };
+    tokio::spawn(shutdown.after(wait_for_signal()));
     tracing::info!(listen = %config.listen, "serving admission reviews");
     serve(config.listen, router(state), tls, handle)
         .await
@@ -197,15 +206,36 @@ async fn start_tls(
     }
 }
 
-/// Waits for SIGTERM or Ctrl-C, then stops background tasks and drains connections.
-async fn shutdown_on_signal(handle: Handle<SocketAddr>, stop: CancellationToken, grace: Duration) {
-    wait_for_signal().await;
-    tracing::info!(
-        grace_seconds = grace.as_secs(),
-        "shutting down; draining in-flight reviews"
-    );
-    stop.cancel();
-    handle.graceful_shutdown(Some(grace));
+/// What happens on SIGTERM: `/readyz` fails at once, the server keeps serving for `delay` (the API
+/// server keeps sending reviews until the endpoints drop the pod, and a closed listener would fail them
+/// under `failurePolicy: Fail`), then background tasks stop and in-flight reviews drain for up to `grace`.
+pub struct Shutdown {
+    /// The server's handle.
+    pub handle: Handle<SocketAddr>,
+    /// Stops the background tasks (watch, certificate loops).
+    pub stop: CancellationToken,
+    /// Whose readiness turns false.
+    pub state: Arc<AppState>,
+    /// Serving time after the signal.
+    pub delay: Duration,
+    /// Longest drain.
+    pub grace: Duration,
+}
+
+impl Shutdown {
+    /// Waits for `signal`, then shuts down as described on [`Shutdown`].
+    pub async fn after(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.state.readiness.mark_shutting_down();
+        tracing::info!(
+            delay_seconds = self.delay.as_secs_f64(),
+            "shutting down; reporting not ready and serving on until the endpoints drop this pod"
+        );
+        tokio::time::sleep(self.delay).await;
+        tracing::info!(grace_seconds = self.grace.as_secs(), "draining in-flight reviews");
+        self.stop.cancel();
+        self.handle.graceful_shutdown(Some(self.grace));
+    }
 }
 
 async fn wait_for_signal() {

@@ -39,6 +39,7 @@ impl AppState {
 pub struct Readiness {
     catalog_synced: AtomicBool,
     certificate_loaded: AtomicBool,
+    shutting_down: AtomicBool,
 }
 
 impl Readiness {
@@ -53,9 +54,16 @@ impl Readiness {
         self.certificate_loaded.store(true, Ordering::Release);
     }
 
+    /// SIGTERM arrived: report not ready so endpoints drop the pod while it still serves.
+    pub fn mark_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
     /// What is still missing, or `None` when ready.
     pub fn missing(&self) -> Option<&'static str> {
-        if !self.catalog_synced.load(Ordering::Acquire) {
+        if self.shutting_down.load(Ordering::Acquire) {
+            Some("shutting down")
+        } else if !self.catalog_synced.load(Ordering::Acquire) {
             Some("the MCPServer cache has not finished its first list yet")
         } else if !self.certificate_loaded.load(Ordering::Acquire) {
             Some("no serving certificate is loaded yet, or its CA is not published yet")

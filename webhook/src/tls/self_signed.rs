@@ -149,7 +149,7 @@ impl SelfSigned {
             }
         }
         self.inherited.retain(|ca| ca.not_after > now);
-        self.inherited.sort_by(|a, b| b.not_after.cmp(&a.not_after));
+        self.inherited.sort_by_key(|ca| std::cmp::Reverse(ca.not_after));
         self.inherited.truncate(MAX_INHERITED);
     }
 

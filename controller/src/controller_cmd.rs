@@ -165,6 +165,27 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("use a whole number with ms, s, m or h"), "{err}");
+        for (flag, value, message) in [
+            (
+                "--grants-resync-interval",
+                "1s",
+                "--grants-resync-interval (1s) must be between 2s and",
+            ),
+            (
+                "--grants-resync-interval",
+                "1000h",
+                "--grants-resync-interval (3600000s) must be between",
+            ),
+            (
+                "--probe-max-backoff",
+                "2000h",
+                "--probe-max-backoff (7200000s) must be between",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(["controller", flag, value]).unwrap();
+            let err = validate(&cli.args).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{err}");
+        }
         let cli = Cli::try_parse_from(["controller", "--probe-timeout", "2m"]).unwrap();
         assert!(
             validate(&cli.args)

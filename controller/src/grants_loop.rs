@@ -171,6 +171,79 @@ mod tests {
     use crate::fixtures::{list, synced_store, test_context};
     use crate::probe::ProbeSettings;
 
+    fn counting_client() -> (Client, Arc<AtomicUsize>) {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let service = tower::service_fn(move |_request: Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let empty = list("List", "v1", vec![]);
+            async move { Ok::<_, Infallible>(Response::new(Body::from(serde_json::to_vec(&empty).unwrap()))) }
+        });
+        (Client::new(service, "default"), requests)
+    }
+
+    fn leader_context(client: Client) -> Arc<Context> {
+        crate::probe::tests::install_crypto();
+        let (_tx, leader) = tokio::sync::watch::channel(true);
+        let probe = ProbeLoopConfig {
+            interval: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(600),
+            settings: ProbeSettings {
+                timeout: Duration::from_secs(1),
+                exchange_probe: true,
+            },
+            concurrency: 1,
+        };
+        let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
+        Arc::new(test_context(client, exchange, leader, probe))
+    }
+
+    /// Finding: a shutdown racing the first sync could sync (and delete grants) anyway, and a cache that
+    /// never became ready was treated as ready (empty: every credential grant looked unneeded).
+    #[tokio::test]
+    async fn shutdown_and_an_unready_cache_sync_nothing() {
+        let (client, requests) = counting_client();
+        let ctx = leader_context(client);
+        for _ in 0..20 {
+            let shutdown = CancellationToken::new();
+            shutdown.cancel();
+            run_grants_loop(ctx.clone(), synced_store(&[]), Arc::new(Notify::new()), shutdown).await;
+        }
+        let resource = kube::api::ApiResource::erase::<muster_exchange_api::MCPServer>(&());
+        let writer = kube::runtime::reflector::store::Writer::<DynamicObject>::new(resource);
+        let never_ready = writer.as_reader();
+        drop(writer);
+        let returned = tokio::time::timeout(
+            Duration::from_secs(5),
+            run_grants_loop(
+                ctx,
+                never_ready,
+                Arc::new(Notify::new()),
+                CancellationToken::new(),
+            ),
+        )
+        .await;
+        assert!(
+            returned.is_ok(),
+            "the loop ends when its cache can never be ready"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 0);
+    }
+
+    /// Finding: `Duration::clamp` panicked for a resync interval under 2 s.
+    #[test]
+    fn the_retry_delay_doubles_within_bounds_and_never_panics() {
+        let resync = Duration::from_secs(300);
+        assert_eq!(next_retry(Duration::ZERO, resync), RETRY_START);
+        assert_eq!(
+            next_retry(Duration::from_secs(8), resync),
+            Duration::from_secs(16)
+        );
+        assert_eq!(next_retry(Duration::from_secs(200), resync), resync);
+        assert_eq!(next_retry(Duration::ZERO, Duration::from_secs(1)), RETRY_START);
+        assert_eq!(next_retry(Duration::MAX, Duration::MAX), Duration::MAX);
+    }
+
     #[tokio::test]
     async fn followers_send_nothing_and_a_new_leader_syncs_at_once() {
         crate::probe::tests::install_crypto();

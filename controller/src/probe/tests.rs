@@ -229,7 +229,7 @@ async fn fifty_clusters_with_ten_black_holes_report_healthy_ones_within_timeout_
         .map(|i| target(&format!("hole-{i}"), &hole.token_endpoint(), "x"))
         .collect();
     targets.extend((0..40).map(|i| target(&format!("ok-{i}"), &dex.token_endpoint(), dex.issuer())));
-    let client = client(dex.ca_pem(), settings.timeout);
+    let client = client(dex.ca_pem(), super::http_client_timeout(settings.timeout));
     let started = Instant::now();
     let arrivals: Vec<(String, bool, Duration)> = probe_fleet(&client, targets, &settings, 16)
         .map(|(t, o)| (t.name, o.is_ready(), started.elapsed()))
@@ -248,9 +248,49 @@ async fn fifty_clusters_with_ten_black_holes_report_healthy_ones_within_timeout_
         .filter(|(n, ready, _)| n.starts_with("hole-") && !ready)
         .collect();
     assert_eq!(holes.len(), 10);
+    // Completion order: an implementation that waited for the black holes would interleave them.
+    let first_hole = arrivals
+        .iter()
+        .position(|(n, _, _)| n.starts_with("hole-"))
+        .unwrap();
+    assert_eq!(
+        first_hole, 40,
+        "every healthy result comes before the first black-hole result"
+    );
+    assert!(
+        latest_healthy < settings.timeout / 2,
+        "healthy results land well before the timeout: {latest_healthy:?}"
+    );
     assert!(
         started.elapsed() < settings.timeout + Duration::from_secs(1),
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Finding: the HTTPS client timed out at the same instant as the probe, so a black hole's message
+/// flipped between two forms and every probe rewrote the status. One form, every time.
+#[tokio::test]
+async fn a_black_hole_always_gets_the_same_message() {
+    let hole = BlackHole::start().await.unwrap();
+    let dex = dex().await;
+    let settings = ProbeSettings {
+        timeout: Duration::from_millis(300),
+        exchange_probe: true,
+    };
+    assert!(super::http_client_timeout(settings.timeout) > settings.timeout);
+    let client = client(dex.ca_pem(), super::http_client_timeout(settings.timeout));
+    let t = target("a", &hole.token_endpoint(), "x");
+    let expected = format!(
+        "Dex at {} did not answer within the probe timeout of 300ms; ",
+        hole.token_endpoint()
+    );
+    for _ in 0..5 {
+        let outcome = probe_one(&client, &t, &settings).await;
+        assert!(
+            outcome.connected.message.starts_with(&expected),
+            "{}",
+            outcome.connected.message
+        );
+    }
 }

@@ -97,8 +97,7 @@ pub fn inject_pod_cached(
     let mcpservers = resolve::lookup_mcpservers(&options, lookup_namespace, catalog)?;
     let render = || {
         let clusters = resolve::resolve_clusters(&options, &mcpservers, lookup_namespace, namespace)?;
-        render::render(&options, &clusters, settings)
-            .map_err(|e| Refusal::NotAPod(format!("cannot render the sidecar configuration: {e}")))
+        render::render(&options, &clusters, settings).map_err(Refusal::RenderFailed)
     };
     let injection = match cache {
         Some(cache) => cache.get_or_render(namespace, lookup_namespace, &options, &mcpservers, render)?,

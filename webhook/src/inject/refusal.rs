@@ -77,6 +77,12 @@ pub enum Refusal {
         /// The colliding name.
         name: String,
     },
+    /// The sidecar configuration built from the MCPServers fails the sidecar's own checks.
+    #[error(
+        "cannot build the token-exchange sidecar configuration: {0}; fix the MCPServers named in the pod \
+         annotation exchange.muster.giantswarm.io/mcpservers"
+    )]
+    RenderFailed(String),
     /// The pod object is not shaped like a pod.
     #[error("the object is not a valid pod: {0}; submit a Pod manifest with metadata and spec.containers")]
     NotAPod(String),
@@ -92,6 +98,7 @@ impl Refusal {
             Self::TokenExchangeUnusable { .. } => "token-exchange-unusable",
             Self::SecretInOtherNamespace { .. } => "secret-in-other-namespace",
             Self::NameCollision { .. } => "name-collision",
+            Self::RenderFailed(_) => "render-failed",
             Self::NotAPod(_) => "not-a-pod",
         }
     }

@@ -36,24 +36,27 @@ pub struct Injection {
     pub status: String,
 }
 
-/// Renders the injection for `clusters`.
+/// Renders the injection for `clusters`; the sidecar configuration is checked with the same rules the
+/// sidecar applies at start, so a pod that would crash-loop is refused at admission instead.
 pub fn render(
     options: &InjectOptions,
     clusters: &[ResolvedCluster],
     settings: &InjectorSettings,
-) -> Result<Injection, serde_json::Error> {
+) -> Result<Injection, String> {
     let config = SidecarConfig {
         listen: format!("0.0.0.0:{}", options.port),
         upstream: format!("http://127.0.0.1:{}", options.upstream_port),
         header_mode: options.header_mode,
         clusters: clusters.iter().map(|c| c.config.clone()).collect(),
     };
-    let config_json = serde_json::to_string(&config)?;
+    config.check()?;
+    let config_json = serde_json::to_string(&config).map_err(|e| e.to_string())?;
     let status = serde_json::to_string(&json!({
         "version": INJECTOR_VERSION,
         "mcpservers": options.mcpservers,
         "configHash": short_hash(&config_json),
-    }))?;
+    }))
+    .map_err(|e| e.to_string())?;
     Ok(Injection {
         sidecar: sidecar_container(options, clusters, settings, config_json),
         volumes: clusters.iter().flat_map(volumes).collect(),
@@ -140,4 +143,61 @@ fn volume_mounts(cluster: &ResolvedCluster) -> Vec<Value> {
         }));
     }
     mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
+
+    use super::*;
+    use crate::inject::Refusal;
+
+    fn cluster(dex_token_endpoint: &str) -> ResolvedCluster {
+        ResolvedCluster {
+            config: ClusterConfig {
+                name: "cluster-a".into(),
+                dex_token_endpoint: dex_token_endpoint.into(),
+                expected_issuer: None,
+                connector_id: "central".into(),
+                scopes: "openid".into(),
+                required_audiences: vec!["k8s".into()],
+                credentials_dir: layout::credentials_dir("cluster-a").into(),
+                client_id_key: "client-id".into(),
+                client_secret_key: "client-secret".into(),
+                kubeconfig_file: None,
+                ca_file: None,
+            },
+            credentials_secret: "cluster-a-exchange".into(),
+            kubeconfig_secret: None,
+        }
+    }
+
+    #[test]
+    fn a_configuration_the_sidecar_would_reject_is_a_render_failure() {
+        let options = InjectOptions {
+            mcpservers: vec!["cluster-a".into()],
+            mcpserver_namespace: None,
+            upstream_port: 8080,
+            port: 8090,
+            header_mode: HeaderMode::Bearer,
+            resources: BTreeMap::new(),
+        };
+        let settings = InjectorSettings {
+            sidecar_image: "img".into(),
+            default_mcpserver_namespace: None,
+        };
+        assert!(render(&options, &[cluster("https://dex.example.com/token")], &settings).is_ok());
+        let error = render(&options, &[cluster("http://dex.example.com/token")], &settings).unwrap_err();
+        assert_eq!(
+            error,
+            "cluster \"cluster-a\": dexTokenEndpoint must be an https:// URL"
+        );
+        let refusal = Refusal::RenderFailed(error);
+        assert_eq!(refusal.reason(), "render-failed");
+        assert!(refusal.to_string().starts_with(
+            "cannot build the token-exchange sidecar configuration: cluster \"cluster-a\": dexTokenEndpoint"
+        ));
+    }
 }

@@ -122,6 +122,8 @@ fn string_map(pod: &Value, pointer: &str) -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
+mod kubeconfig_tests;
+#[cfg(test)]
 mod reinjection_tests;
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,26 @@ pub enum Refusal {
         /// Namespace of the pod.
         pod_namespace: String,
     },
+    /// `auth-headers` mode needs the kubeconfig Secret in the pod's namespace, and the conventional one
+    /// lives next to an MCPServer in another namespace.
+    #[error(
+        "MCPServer {mcpserver} lives in namespace {mcpserver_namespace}, where its kubeconfig Secret {secret} \
+         is expected, but the pod runs in namespace {pod_namespace} and a Secret volume can only mount from the \
+         pod's own namespace; copy the kubeconfig Secret to {pod_namespace} and set the MCPServer annotation \
+         {annotation} to its name, use header mode bearer, or run the pod in {mcpserver_namespace}"
+    )]
+    KubeconfigInOtherNamespace {
+        /// MCPServer name.
+        mcpserver: String,
+        /// The conventional Secret name.
+        secret: String,
+        /// Namespace of the MCPServer.
+        mcpserver_namespace: String,
+        /// Namespace of the pod.
+        pod_namespace: String,
+        /// The MCPServer annotation naming a Secret in the pod's namespace.
+        annotation: &'static str,
+    },
     /// The user already has a container or volume with a name the injection needs.
     #[error(
         "the pod already has a {what} named {name:?} that muster-exchange did not inject; rename it, or label \
@@ -97,6 +117,7 @@ impl Refusal {
             Self::UnknownMcpServer { .. } => "unknown-mcpserver",
             Self::TokenExchangeUnusable { .. } => "token-exchange-unusable",
             Self::SecretInOtherNamespace { .. } => "secret-in-other-namespace",
+            Self::KubeconfigInOtherNamespace { .. } => "kubeconfig-in-other-namespace",
             Self::NameCollision { .. } => "name-collision",
             Self::RenderFailed(_) => "render-failed",
             Self::NotAPod(_) => "not-a-pod",

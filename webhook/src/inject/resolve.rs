@@ -118,8 +118,15 @@ fn resolve_one(
             pod_namespace: pod_namespace.to_string(),
         });
     }
-    let kubeconfig_secret =
-        (header_mode == HeaderMode::AuthHeaders).then(|| kubeconfig_secret_name(mcpserver, name));
+    let kubeconfig_secret = match header_mode {
+        HeaderMode::AuthHeaders => Some(kubeconfig_secret(
+            mcpserver,
+            name,
+            mcpserver_namespace,
+            pod_namespace,
+        )?),
+        _ => None,
+    };
     Ok(ResolvedCluster {
         config,
         credentials_secret: secret_ref.name.clone(),
@@ -127,16 +134,35 @@ fn resolve_one(
     })
 }
 
-/// The MCPServer's `kubeconfig-secret` annotation, else `<name>-kubeconfig` (Cluster API convention).
-pub fn kubeconfig_secret_name(mcpserver: &MCPServer, name: &str) -> String {
+/// The kubeconfig Secret to mount (always from the pod's namespace: a Secret volume cannot reach another).
+/// Without the annotation, the Cluster API `<name>-kubeconfig` Secret lives next to the MCPServer; when
+/// that is another namespace, the pod would hang in ContainerCreating, so it is refused instead.
+fn kubeconfig_secret(
+    mcpserver: &MCPServer,
+    name: &str,
+    mcpserver_namespace: &str,
+    pod_namespace: &str,
+) -> Result<String, Refusal> {
+    let annotated = annotated_kubeconfig_secret(mcpserver);
+    if annotated.is_none() && mcpserver_namespace != pod_namespace {
+        return Err(Refusal::KubeconfigInOtherNamespace {
+            mcpserver: name.to_string(),
+            secret: format!("{name}{KUBECONFIG_SECRET_SUFFIX}"),
+            mcpserver_namespace: mcpserver_namespace.to_string(),
+            pod_namespace: pod_namespace.to_string(),
+            annotation: ANNOTATION_KUBECONFIG_SECRET,
+        });
+    }
+    Ok(annotated.unwrap_or_else(|| format!("{name}{KUBECONFIG_SECRET_SUFFIX}")))
+}
+
+fn annotated_kubeconfig_secret(mcpserver: &MCPServer) -> Option<String> {
     mcpserver
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_KUBECONFIG_SECRET))
-        .filter(|s| !s.trim().is_empty())
-        .map_or_else(
-            || format!("{name}{KUBECONFIG_SECRET_SUFFIX}"),
-            |s| s.trim().to_string(),
-        )
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }

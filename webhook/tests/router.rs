@@ -128,6 +128,26 @@ async fn a_pod_without_the_annotation_is_admitted_untouched() {
     );
 }
 
+/// The answer to `input` with `dryRun` set to `dry_run`.
+async fn answer_with_dry_run(router: &axum::Router, input: &Value, dry_run: bool) -> Value {
+    let mut input = input.clone();
+    input["request"]["dryRun"] = json!(dry_run);
+    review(router, "/mutate-pods", &input).await
+}
+
+#[tokio::test]
+async fn dry_run_reviews_are_answered_exactly_like_real_ones() {
+    let router = router(state());
+    let injected = fixture_json("pod-create-generate-name.json");
+    let real = answer_with_dry_run(&router, &injected, false).await;
+    assert!(patch_of(&real).is_some(), "a successful injection");
+    assert_eq!(answer_with_dry_run(&router, &injected, true).await, real);
+    let refused = fixture_json("pod-create-dry-run-unknown.json");
+    let real = answer_with_dry_run(&router, &refused, false).await;
+    assert_eq!(real["allowed"], false);
+    assert_eq!(answer_with_dry_run(&router, &refused, true).await, real);
+}
+
 #[tokio::test]
 async fn dry_run_reviews_are_refused_like_real_ones() {
     let state = state();

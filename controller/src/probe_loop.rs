@@ -34,6 +34,9 @@ use crate::status_writer::plan_status;
 const TICK: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
+#[path = "probe_loop_review_tests.rs"]
+mod review_tests;
+#[cfg(test)]
 #[path = "probe_loop_tests.rs"]
 mod tests;
 

@@ -17,6 +17,9 @@ use crate::status_writer::{StatusPlan, write_conditions};
 /// Status writes in flight at most.
 pub const WRITE_CONCURRENCY: usize = 8;
 
+/// Longest wait for status writes in flight at shutdown.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Spawns and tracks status writes.
 pub struct StatusWrites {
     tasks: JoinSet<()>,
@@ -67,8 +70,13 @@ impl StatusWrites {
         }
     }
 
-    /// Stops every write (on shutdown, before the Lease is released).
+    /// On shutdown: lets writes in flight finish (their results are current) for at most `DRAIN`, then
+    /// stops the rest. Writes not yet started skip themselves once leadership is given up.
     pub async fn shutdown(&mut self) {
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN, drain).await.is_err() {
+            tracing::warn!("status writes still running after {DRAIN:?}; stopping them");
+        }
         self.tasks.shutdown().await;
     }
 }

@@ -11,6 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use muster_exchange_api::documents::{Document, read_documents};
@@ -154,6 +155,11 @@ fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
         "the injector opts itself out"
     );
     let pod = template.spec.unwrap();
+    let shutdown = args.shutdown_delay_seconds + args.shutdown_grace_seconds;
+    assert!(
+        pod.termination_grace_period_seconds.unwrap() > i64::try_from(shutdown).unwrap(),
+        "the kubelet must not kill the webhook before the shutdown delay and drain are over"
+    );
     let container = &pod.containers[0];
     let port = &container.ports.as_ref().unwrap()[0];
     assert_eq!(port.container_port, i32::from(args.listen.port()));
@@ -211,4 +217,26 @@ fn rbac_is_limited_to_watching_mcpservers_and_patching_the_two_configurations() 
             .unwrap_or_default()
             .contains(&"secrets".to_string())
     }));
+}
+
+#[test]
+fn the_network_policy_admits_only_the_webhook_port_to_the_webhook_pods() {
+    let args = defaults();
+    let policy: NetworkPolicy = one("NetworkPolicy");
+    let deployment: Deployment = one("Deployment");
+    let spec = policy.spec.unwrap();
+    assert_eq!(
+        spec.pod_selector.unwrap().match_labels,
+        deployment.spec.unwrap().selector.match_labels
+    );
+    assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
+    let rules = spec.ingress.unwrap();
+    assert_eq!(rules.len(), 1);
+    let ports = rules[0].ports.clone().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+    assert_eq!(
+        ports[0].port,
+        Some(IntOrString::Int(i32::from(args.listen.port())))
+    );
 }

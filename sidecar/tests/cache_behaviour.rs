@@ -185,3 +185,47 @@ async fn a_burst_of_distinct_tokens_never_runs_more_than_sixteen_exchanges_at_on
         "peak {peak}"
     );
 }
+
+#[tokio::test]
+async fn an_app_refusing_every_fresh_token_costs_one_exchange_not_one_per_request() {
+    let mut options = HarnessOptions::default();
+    options.sidecar.unauthorized_retry_cooldown = Duration::from_secs(30);
+    let h = Harness::start_with(options).await;
+    h.upstream
+        .state
+        .reject_subjects
+        .lock()
+        .unwrap()
+        .extend((1..=50).map(|i| format!("exchanged-{i}")));
+    let subject = subject_token("alice");
+    for _ in 0..20 {
+        let response = h
+            .http
+            .post(h.url("/tools/call"))
+            .bearer_auth(&subject)
+            .body("{\"id\":7}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.text().await.unwrap(), "token rejected");
+    }
+    assert_eq!(h.dex().exchanges(), 1);
+    assert_eq!(h.upstream.seen().len(), 20);
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 0"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_subject_in_its_last_margin_is_still_cached_until_its_exp() {
+    let h = Harness::start().await;
+    // 10 s left: inside the default 30 s margin, which applies to the exchanged token only.
+    let subject = common::subject_token_with_exp("alice", common::epoch_now() + 10);
+    for _ in 0..5 {
+        assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    }
+    assert_eq!(h.dex().exchanges(), 1);
+}

@@ -144,12 +144,84 @@ async fn wrong_issuer_fails_closed_with_the_expected_issuer_hint() {
 
 #[tokio::test]
 async fn missing_expires_in_uses_exp_and_the_token_is_cached() {
-    let h = Harness::start().await;
-    h.dex().update(|b| b.expires_in = None);
+    let mut options = HarnessOptions::default();
+    options.sidecar.cache.expiry_margin = Duration::from_secs(1);
+    // No background refresh: the re-exchange happens exactly when the entry ends.
+    options.sidecar.cache.refresh_window = Duration::ZERO;
+    let h = Harness::start_with(options).await;
+    h.dex().update(|b| {
+        b.expires_in = None;
+        b.token_lifetime = Duration::from_secs(3);
+    });
     let subject = subject_token("alice");
+    let first = Instant::now();
     assert_eq!(call(&h, &subject).await.0, 200);
     assert_eq!(call(&h, &subject).await.0, 200);
-    assert_eq!(h.dex().exchanges(), 1);
+    assert_eq!(h.dex().exchanges(), 1, "cached");
+    // exp = floor(now + 3 s), so the entry ends 1 to 2 s after the exchange (exp - margin).
+    let deadline = first + Duration::from_secs(5);
+    while h.dex().exchanges() == 1 {
+        assert!(
+            Instant::now() < deadline,
+            "never re-exchanged: the exp claim was not used"
+        );
+        assert_eq!(call(&h, &subject).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = first.elapsed();
+    assert!(
+        after >= Duration::from_millis(950) && after < Duration::from_millis(2600),
+        "re-exchanged after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_absurd_expires_in_from_dex_is_an_invalid_response() {
+    let h = Harness::start().await;
+    h.dex().update(|b| b.expires_in = Some(u64::MAX));
+    let (status, _, body) = call(&h, &subject_token("alice")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("dex_invalid_response"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expires_in 18446744073709551615"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_for_an_exchange_slot_see_the_backoff_and_never_reach_dex() {
+    let h = Harness::start().await;
+    h.dex().update(|b| {
+        b.delay = Duration::from_millis(400);
+        b.failure = Some(FailureMode::ServerError);
+    });
+    let requests = (0..24).map(|i| {
+        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject_token(&format!("user-{i}")));
+        tokio::spawn(async move {
+            let response = http.get(url).bearer_auth(subject).send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.headers().contains_key("retry-after"),
+            )
+        })
+    });
+    let answers: Vec<(u16, bool)> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(answers.iter().all(|(status, _)| *status == 502), "{answers:?}");
+    assert_eq!(
+        h.dex().token_requests(),
+        muster_exchange_sidecar::exchanger::MAX_CONCURRENT_EXCHANGES,
+        "the queued requests must not ask a Dex already known to fail"
+    );
+    assert_eq!(answers.iter().filter(|(_, backoff)| *backoff).count(), 24 - 16);
 }
 
 #[tokio::test]

@@ -104,15 +104,75 @@ async fn bearer_mode_sends_only_authorization() {
         ..Default::default()
     })
     .await;
+    let response = h
+        .http
+        .get(h.url("/mcp"))
+        .bearer_auth(subject_token("alice"))
+        .header("kubernetes-authorization", "Bearer stolen")
+        .header("kubernetes-server", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = h.upstream.seen();
+    assert_eq!(seen[0].bearer_sub().as_deref(), Some("exchanged-1"));
+    let kubernetes: Vec<&str> = seen[0]
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.starts_with("kubernetes-"))
+        .collect();
+    assert_eq!(kubernetes, Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn the_app_sees_a_loopback_host_and_the_callers_host_as_x_forwarded_host() {
+    let h = Harness::start().await;
+    let response = h
+        .http
+        .get(h.url("/mcp"))
+        .bearer_auth(subject_token("alice"))
+        .header("host", "mcp.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     assert_eq!(h.get("/mcp", &subject_token("alice")).await.status(), 200);
     let seen = h.upstream.seen();
-    assert!(seen[0].header("authorization").unwrap().starts_with("Bearer "));
-    assert!(
-        seen[0]
-            .headers
-            .keys()
-            .all(|k| !k.as_str().starts_with("kubernetes-"))
+    let upstream_host = h.upstream.addr.to_string();
+    let sidecar_host = h.addr.to_string();
+    let forwarded = |i: usize| {
+        (
+            seen[i].header("host"),
+            seen[i].header("x-forwarded-host"),
+            seen[i].header("x-forwarded-proto"),
+        )
+    };
+    assert_eq!(
+        forwarded(0),
+        (
+            Some(upstream_host.as_str()),
+            Some("mcp.example.com"),
+            Some("http")
+        )
     );
+    assert_eq!(
+        forwarded(1),
+        (
+            Some(upstream_host.as_str()),
+            Some(sidecar_host.as_str()),
+            Some("http")
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_subject_exp_at_the_end_of_time_neither_panics_nor_defeats_the_cache() {
+    let h = Harness::start().await;
+    let subject = common::subject_token_with_exp("alice", i64::MAX);
+    assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    assert_eq!(h.get("/mcp", &subject).await.status(), 200);
+    assert_eq!(h.dex().exchanges(), 1);
 }
 
 #[tokio::test]

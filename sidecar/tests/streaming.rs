@@ -42,11 +42,30 @@ async fn sse_events_arrive_event_by_event() {
 #[tokio::test]
 async fn large_request_bodies_stream_to_the_app() {
     let h = Harness::start().await;
-    let chunks = (0..64).map(|i| Ok::<_, std::io::Error>(vec![b'a' + (i % 26) as u8; 16 * 1024]));
-    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let upstream = h.upstream.state.clone();
+    // Chunk 1 is only produced once the app has chunk 0: a proxy that buffers the body deadlocks here
+    // and the stream fails after 5 s.
+    let chunks = futures::stream::unfold(0u8, move |i| {
+        let upstream = upstream.clone();
+        async move {
+            if i >= 64 {
+                return None;
+            }
+            if i == 1 {
+                let arrived =
+                    tokio::time::timeout(Duration::from_secs(5), upstream.first_chunk_received.notified());
+                if arrived.await.is_err() {
+                    let error = std::io::Error::other("the app never saw the first chunk: the proxy buffers");
+                    return Some((Err(error), u8::MAX));
+                }
+            }
+            Some((Ok(vec![b'a' + (i % 26); 16 * 1024]), i + 1))
+        }
+    });
+    let body = reqwest::Body::wrap_stream(chunks);
     let response = h
         .http
-        .post(h.url("/upload"))
+        .post(h.url("/upload-streaming"))
         .bearer_auth(subject_token("alice"))
         .body(body)
         .send()

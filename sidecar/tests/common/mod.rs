@@ -34,12 +34,24 @@ pub fn ca_data() -> String {
 
 /// A subject token from the central Dex for `user`, valid for an hour.
 pub fn subject_token(user: &str) -> String {
-    let exp = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        + 3600;
+        .as_secs();
+    subject_token_with_exp(user, i64::try_from(now).unwrap() + 3600)
+}
+
+/// A subject token for `user` with the given `exp` (seconds since the epoch).
+pub fn subject_token_with_exp(user: &str, exp: i64) -> String {
     unsigned_jwt(&json!({"iss": "https://central.example/dex", "sub": user, "exp": exp, "groups": ["devs"]}))
+}
+
+/// Seconds since the epoch, now.
+pub fn epoch_now() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_secs()).unwrap()
 }
 
 /// Polls `condition` until it holds or 10 s pass.

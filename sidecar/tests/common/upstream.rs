@@ -36,6 +36,8 @@ impl Seen {
 pub struct UpstreamState {
     pub seen: Mutex<Vec<Seen>>,
     pub reject_subjects: Mutex<BTreeSet<String>>,
+    /// Notified when `/upload-streaming` has received its first body chunk.
+    pub first_chunk_received: tokio::sync::Notify,
     sse: Mutex<Option<mpsc::Receiver<String>>>,
 }
 
@@ -98,7 +100,11 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: axum::extract:
         )
             .into_response();
     }
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let body = if path_and_query == "/upload-streaming" {
+        read_reporting_the_first_chunk(body, &state).await
+    } else {
+        axum::body::to_bytes(body, usize::MAX).await.unwrap()
+    };
     let seen = Seen {
         method: parts.method,
         path_and_query,
@@ -121,4 +127,20 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: axum::extract:
         "app says hi",
     )
         .into_response()
+}
+
+/// Reads the body chunk by chunk and says when the first one arrived, so a test can hold its own stream
+/// until then: a proxy that buffers the whole body before sending never gets past that point.
+async fn read_reporting_the_first_chunk(body: Body, state: &UpstreamState) -> Bytes {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if all.is_empty() && !chunk.is_empty() {
+            state.first_chunk_received.notify_one();
+        }
+        all.extend_from_slice(&chunk);
+    }
+    Bytes::from(all)
 }

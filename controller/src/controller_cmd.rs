@@ -24,7 +24,7 @@ pub struct ControllerArgs {
     /// Let an MCPServer use a credentials Secret in another namespace (probe reads it, the credentials reader
     /// is granted it). Risk: every MCPServer author can then have any such Secret read and sent to a token
     /// endpoint of their choosing; system namespaces and the controller's own stay refused regardless.
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_cross_namespace_credentials: bool,
     /// ServiceAccount that reads token-exchange credential Secrets (e.g. Muster's); unset: no credential grants.
     #[arg(long, value_name = "serviceaccount:NAMESPACE/NAME", value_parser = parse_service_account)]
@@ -150,6 +150,7 @@ mod tests {
         assert_eq!(a.kubeconfig_secret_suffix, "-kubeconfig");
         assert_eq!(a.mcpserver_namespace, "");
         assert!(a.leader_election && a.probe_exchange);
+        assert!(!a.allow_cross_namespace_credentials, "off unless asked for");
         assert_eq!(a.leader_election_lease_name, "muster-exchange-controller");
     }
 

@@ -12,7 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use muster_exchange_dex::{ClientOptions, ExchangeClient};
 use prometheus_client::registry::Registry;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, ProbeLoopConfig};
@@ -25,6 +25,7 @@ use crate::leader_election::ElectionConfig;
 use crate::leader_election_loop::run_elector;
 use crate::metrics::Metrics;
 use crate::probe::ProbeSettings;
+use crate::triggers::GrantTriggers;
 
 /// Lease validity without renewal.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -110,7 +111,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let (leader_tx, leader_rx) = watch::channel(!args.leader_election);
-    let (shutdown, trigger) = (CancellationToken::new(), Arc::new(Notify::new()));
+    let (shutdown, triggers) = (CancellationToken::new(), GrantTriggers::default());
     let ctx = Arc::new(context(
         &args,
         client.clone(),
@@ -121,7 +122,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     ));
     let namespace = (!args.mcpserver_namespace.is_empty()).then_some(args.mcpserver_namespace.as_str());
     let (store, cache) =
-        crate::triggers::mcpserver_cache(&client, namespace, trigger.clone(), shutdown.clone());
+        crate::triggers::mcpserver_cache(&client, namespace, triggers.clone(), shutdown.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let app = crate::http::router(crate::http::HttpState {
         registry: Arc::new(registry),
@@ -132,7 +133,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
         client.clone(),
         args.org_namespace_selector.clone(),
         args.kubeconfig_secret_suffix.clone(),
-        trigger.clone(),
+        triggers.clone(),
         shutdown.clone(),
     );
     // The Lease is released only once both writers have returned.
@@ -146,7 +147,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
         );
         async move {
             tokio::join!(
-                crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), trigger, shutdown.clone()),
+                crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), triggers, shutdown.clone()),
                 crate::probe_loop::run_probe_loop(ctx, store, shutdown),
             );
             stopped.cancel();

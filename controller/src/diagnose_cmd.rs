@@ -35,7 +35,7 @@ pub struct DiagnoseArgs {
     #[arg(long, default_value = "muster-exchange")]
     pub controller_namespace: String,
     /// Accept credentials Secrets outside their MCPServer's namespace (as the controller flag of that name).
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_cross_namespace_credentials: bool,
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
@@ -17,17 +17,35 @@ use crate::grants::kubeconfig_grants::sync_kubeconfig_grants;
 use crate::grants::rbac_objects::GrantKind;
 use crate::mcpserver_parse::parsed_servers;
 use crate::metrics::{ErrorLabels, GrantLabels, LoopLabels, WriteLabels};
+use crate::triggers::GrantTriggers;
 
 /// Bursts of watch events within this window cause one sync.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 /// First retry delay after a failed sync; doubles up to the resync interval.
 const RETRY_START: Duration = Duration::from_secs(2);
 
-/// Runs until `shutdown`.
+/// Which grant kinds one pass syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Which {
+    /// Kubeconfig grants (lists every organization namespace's Secrets: the expensive one).
+    pub kubeconfig: bool,
+    /// Credential grants (from the MCPServer cache: two lists).
+    pub credentials: bool,
+}
+
+impl Which {
+    /// Both kinds: resyncs, retries, a new leader.
+    pub const BOTH: Which = Which {
+        kubeconfig: true,
+        credentials: true,
+    };
+}
+
+/// Runs until `shutdown`: each trigger runs its kind of sync; resyncs, retries and a new leader run both.
 pub async fn run_grants_loop(
     ctx: Arc<Context>,
     servers: Store<DynamicObject>,
-    trigger: Arc<Notify>,
+    triggers: GrantTriggers,
     shutdown: CancellationToken,
 ) {
     // Credential grants are computed from the MCPServer cache: an empty, unsynced cache would delete them
@@ -41,18 +59,25 @@ pub async fn run_grants_loop(
     let mut wait = Duration::ZERO;
     let mut retry = Duration::ZERO;
     loop {
-        tokio::select! {
+        let mut which = tokio::select! {
             biased;
             () = shutdown.cancelled() => return,
-            () = trigger.notified() => tokio::time::sleep(DEBOUNCE).await,
-            () = tokio::time::sleep(wait) => {}
-            Ok(()) = leader.changed() => {}
+            () = triggers.kubeconfig.notified() => Which { kubeconfig: true, credentials: false },
+            () = triggers.credentials.notified() => Which { kubeconfig: false, credentials: true },
+            () = tokio::time::sleep(wait) => Which::BOTH,
+            Ok(()) = leader.changed() => Which::BOTH,
+        };
+        if which != Which::BOTH {
+            tokio::time::sleep(DEBOUNCE).await;
+            // Whatever else was triggered meanwhile runs in this pass too (and cannot be starved).
+            which.kubeconfig |= triggers.kubeconfig.notified().now_or_never().is_some();
+            which.credentials |= triggers.credentials.notified().now_or_never().is_some();
         }
         if !ctx.is_leader() {
             wait = ctx.grants_resync;
             continue;
         }
-        retry = match sync_all(&ctx, &servers).await {
+        retry = match sync(&ctx, &servers, which).await {
             Ok(()) => Duration::ZERO,
             Err(()) => next_retry(retry, ctx.grants_resync),
         };
@@ -105,8 +130,19 @@ fn record_error(ctx: &Context, r#loop: &'static str, e: &Error) {
         .inc();
 }
 
-/// One sync of both kinds; `Err(())` when anything failed (already logged and counted).
-pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(), ()> {
+/// One sync of the kinds in `which`; `Err(())` when anything failed (already logged and counted).
+pub async fn sync(ctx: &Context, servers: &Store<DynamicObject>, which: Which) -> Result<(), ()> {
+    let mut ok = true;
+    if which.kubeconfig {
+        ok &= sync_kubeconfig(ctx).await;
+    }
+    if which.credentials {
+        ok &= sync_credentials(ctx, servers).await;
+    }
+    if ok { Ok(()) } else { Err(()) }
+}
+
+async fn sync_kubeconfig(ctx: &Context) -> bool {
     let mut ok = true;
     ctx.metrics
         .reconciles
@@ -129,6 +165,11 @@ pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(
             ok = false;
         }
     }
+    ok
+}
+
+async fn sync_credentials(ctx: &Context, servers: &Store<DynamicObject>) -> bool {
+    let mut ok = true;
     ctx.metrics
         .reconciles
         .get_or_create(&LoopLabels {
@@ -152,7 +193,7 @@ pub async fn sync_all(ctx: &Context, servers: &Store<DynamicObject>) -> Result<(
             ok = false;
         }
     }
-    if ok { Ok(()) } else { Err(()) }
+    ok
 }
 
 #[cfg(test)]
@@ -207,7 +248,7 @@ mod tests {
         for _ in 0..20 {
             let shutdown = CancellationToken::new();
             shutdown.cancel();
-            run_grants_loop(ctx.clone(), synced_store(&[]), Arc::new(Notify::new()), shutdown).await;
+            run_grants_loop(ctx.clone(), synced_store(&[]), GrantTriggers::default(), shutdown).await;
         }
         let resource = kube::api::ApiResource::erase::<muster_exchange_api::MCPServer>(&());
         let writer = kube::runtime::reflector::store::Writer::<DynamicObject>::new(resource);
@@ -218,7 +259,7 @@ mod tests {
             run_grants_loop(
                 ctx,
                 never_ready,
-                Arc::new(Notify::new()),
+                GrantTriggers::default(),
                 CancellationToken::new(),
             ),
         )
@@ -228,6 +269,38 @@ mod tests {
             "the loop ends when its cache can never be ready"
         );
         assert_eq!(requests.load(Ordering::SeqCst), 0);
+    }
+
+    /// Finding: every MCPServer event resynced everything (a LIST per organization namespace). The
+    /// credential trigger runs the credential sync alone: two lists, no namespace or Secret list.
+    #[tokio::test]
+    async fn an_mcpserver_change_runs_only_the_credential_sync() {
+        let (client, requests) = counting_client();
+        let ctx = leader_context(client);
+        let (triggers, shutdown) = (GrantTriggers::default(), CancellationToken::new());
+        let store = synced_store(&[]);
+        let checks = async {
+            // The first pass (resync at start) syncs both kinds: namespaces, roles, bindings x2.
+            poll_until(&requests, 5).await;
+            triggers.credentials.notify_one();
+            poll_until(&requests, 7).await;
+            // Longer than the debounce: nothing else follows.
+            tokio::time::sleep(DEBOUNCE * 3).await;
+            assert_eq!(requests.load(Ordering::SeqCst), 7);
+            shutdown.cancel();
+        };
+        tokio::join!(
+            run_grants_loop(ctx, store, triggers.clone(), shutdown.clone()),
+            checks
+        );
+    }
+
+    async fn poll_until(requests: &AtomicUsize, at_least: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while requests.load(Ordering::SeqCst) < at_least && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), at_least);
     }
 
     /// Finding: `Duration::clamp` panicked for a resync interval under 2 s.
@@ -267,12 +340,12 @@ mod tests {
         };
         let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
         let ctx = Arc::new(test_context(client, exchange, leader_rx, probe));
-        let (trigger, shutdown) = (Arc::new(Notify::new()), CancellationToken::new());
+        let (triggers, shutdown) = (GrantTriggers::default(), CancellationToken::new());
         let store = synced_store(&[json!({
             "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
             "metadata": {"name": "a", "namespace": "muster"}, "spec": {"type": "stdio", "command": "x"}})]);
         let checks = async {
-            trigger.notify_one();
+            triggers.kubeconfig.notify_one();
             // Longer than the debounce: a leader would have listed namespaces by now.
             tokio::time::sleep(DEBOUNCE * 3).await;
             assert_eq!(
@@ -290,7 +363,7 @@ mod tests {
             shutdown.cancel();
         };
         tokio::join!(
-            run_grants_loop(ctx.clone(), store, trigger.clone(), shutdown.clone()),
+            run_grants_loop(ctx.clone(), store, triggers.clone(), shutdown.clone()),
             checks
         );
     }

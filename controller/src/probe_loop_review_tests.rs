@@ -15,10 +15,11 @@ use crate::fixtures::{Expect, run_scenario, synced_store, test_context};
 use crate::probe::ProbeSettings;
 use crate::probe::tests::{client as exchange_client, dex};
 
-fn probe_config() -> ProbeLoopConfig {
+/// `interval` is also how long before a clear that did not show up in the cache is sent again; the
+/// first probe comes within a tenth of it.
+fn probe_config(interval: Duration) -> ProbeLoopConfig {
     ProbeLoopConfig {
-        // Also how long before a clear that did not show up in the cache is sent again.
-        interval: Duration::from_secs(60),
+        interval,
         max_backoff: Duration::from_secs(60),
         settings: ProbeSettings {
             timeout: Duration::from_millis(500),
@@ -53,7 +54,7 @@ async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
         client,
         exchange_client(dex.ca_pem(), Duration::from_secs(2)),
         leader,
-        probe_config(),
+        probe_config(Duration::from_secs(1)),
     ));
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(run_probe_loop(
@@ -119,7 +120,12 @@ async fn switching_exchange_off_clears_our_conditions_once() {
     run_scenario(expected, |client| async move {
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
         let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
-        let ctx = Arc::new(test_context(client, exchange, leader, probe_config()));
+        let ctx = Arc::new(test_context(
+            client,
+            exchange,
+            leader,
+            probe_config(Duration::from_secs(60)),
+        ));
         let shutdown = CancellationToken::new();
         let store = synced_store(&[switched_off_server()]);
         let running = tokio::spawn(run_probe_loop(ctx.clone(), store, shutdown.clone()));

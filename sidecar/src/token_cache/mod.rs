@@ -10,7 +10,8 @@ mod lifetime;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt as _;
@@ -112,13 +113,15 @@ enum Slot<V, E> {
 struct Entry<V> {
     value: V,
     validity: Validity,
-    last_used: u64,
-    refreshing: bool,
+    /// Recency stamp for least-recently-used eviction (see [`TokenCache::touch`]). Atomic so a hit needs
+    /// only the read lock.
+    last_used: AtomicU64,
+    /// A background refresh is running; set by exactly one hit.
+    refreshing: AtomicBool,
 }
 
 struct State<V, E> {
     slots: HashMap<CacheKey, Slot<V, E>>,
-    clock: u64,
 }
 
 /// The cache. Cheap to clone.
@@ -128,7 +131,10 @@ pub struct TokenCache<V, E> {
 
 struct Inner<V, E> {
     options: CacheOptions,
-    state: Mutex<State<V, E>>,
+    /// Hits (the hot path) share the read lock; misses, stores and evictions take the write lock.
+    state: RwLock<State<V, E>>,
+    /// Number of stores so far: the recency clock, advanced by stores only, so hits never write it.
+    stores: AtomicU64,
 }
 
 impl<V, E> Clone for TokenCache<V, E> {
@@ -146,12 +152,15 @@ where
 {
     /// An empty cache.
     pub fn new(options: CacheOptions) -> Self {
-        let state = Mutex::new(State {
+        let state = RwLock::new(State {
             slots: HashMap::new(),
-            clock: 0,
         });
         Self {
-            inner: Arc::new(Inner { options, state }),
+            inner: Arc::new(Inner {
+                options,
+                state,
+                stores: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -177,21 +186,30 @@ where
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
     {
         let now = Instant::now();
-        let mut state = self.lock();
-        state.clock += 1;
-        let tick = state.clock;
-        match state.slots.get_mut(key) {
-            Some(Slot::Ready(entry)) if now < entry.validity.valid_until => {
-                entry.last_used = tick;
-                let value = entry.value.clone();
-                let refresh_due = entry.validity.refresh_at.is_some_and(|at| now >= at) && !entry.refreshing;
-                if !refresh_due {
-                    return Plan::Hit(value);
+        {
+            let state = self.read();
+            match state.slots.get(key) {
+                Some(Slot::Ready(entry)) if now < entry.validity.valid_until => {
+                    self.touch(entry);
+                    let value = entry.value.clone();
+                    let refresh_due = entry.validity.refresh_at.is_some_and(|at| now >= at);
+                    // `swap` lets exactly one of many concurrent hits start the refresh.
+                    if !refresh_due || entry.refreshing.swap(true, Ordering::AcqRel) {
+                        return Plan::Hit(value);
+                    }
+                    drop(state);
+                    self.spawn_refresh(key.clone(), fetch());
+                    return Plan::HitRefreshing(value);
                 }
-                entry.refreshing = true;
-                drop(state);
-                self.spawn_refresh(key.clone(), fetch());
-                return Plan::HitRefreshing(value);
+                Some(Slot::Pending(flight)) => return Plan::Join(flight.clone()),
+                _ => {}
+            }
+        }
+        let mut state = self.lock();
+        // Another request may have started (or finished) the exchange between the two locks.
+        match state.slots.get(key) {
+            Some(Slot::Ready(entry)) if now < entry.validity.valid_until => {
+                return Plan::Hit(entry.value.clone());
             }
             Some(Slot::Pending(flight)) => return Plan::Join(flight.clone()),
             _ => {}
@@ -199,6 +217,21 @@ where
         let flight = self.start_flight(key.clone(), fetch());
         state.slots.insert(key.clone(), Slot::Pending(flight.clone()));
         Plan::Lead(flight)
+    }
+
+    /// Marks `entry` used: stores stamp `2n` (n = stores so far), hits `2n + 1`, so a hit ranks after
+    /// every entry stored before it. Hits between two stores tie (approximate LRU), and the entry is
+    /// written only when its stamp changes, so a hot key's cache line is not written by every hit.
+    fn touch(&self, entry: &Entry<V>) {
+        let stamp = self
+            .inner
+            .stores
+            .load(Ordering::Relaxed)
+            .saturating_mul(2)
+            .saturating_add(1);
+        if entry.last_used.load(Ordering::Relaxed) != stamp {
+            entry.last_used.store(stamp, Ordering::Relaxed);
+        }
     }
 
     /// Drops the entry for `key` when `is_stale` says its value is the one that was rejected (a newer
@@ -214,7 +247,7 @@ where
 
     /// Number of entries (ready or pending).
     pub fn len(&self) -> usize {
-        self.lock().slots.len()
+        self.read().slots.len()
     }
 
     /// True when empty.
@@ -222,8 +255,12 @@ where
         self.len() == 0
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<V, E>> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, State<V, E>> {
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock(&self) -> RwLockWriteGuard<'_, State<V, E>> {
+        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Spawns the exchange; its task stores the result (or clears the pending slot on failure).
@@ -263,7 +300,7 @@ where
                     // Try again a little later, not on the very next hit: while Dex is failing (or the
                     // backoff holds) a busy key would otherwise start a refresh task per request.
                     if let Some(Slot::Ready(entry)) = state.slots.get_mut(&key) {
-                        entry.refreshing = false;
+                        entry.refreshing.store(false, Ordering::Release);
                         entry.validity.refresh_at = Some(Instant::now() + REFRESH_RETRY_DELAY);
                     }
                 }
@@ -288,12 +325,18 @@ where
             state.slots.remove(&key);
             return;
         };
-        state.clock += 1;
+        // Stores happen under the write lock, so no hit reads the clock mid-update.
+        let stamp = self
+            .inner
+            .stores
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+            .saturating_mul(2);
         let entry = Entry {
             value: fetched.value.clone(),
             validity,
-            last_used: state.clock,
-            refreshing: false,
+            last_used: AtomicU64::new(stamp),
+            refreshing: AtomicBool::new(false),
         };
         state.slots.insert(key, Slot::Ready(entry));
         evict_over_capacity(state, options.max_entries, now);
@@ -318,7 +361,7 @@ fn evict_over_capacity<V, E>(state: &mut State<V, E>, max: usize, now: Instant) 
         .slots
         .iter()
         .filter_map(|(k, slot)| match slot {
-            Slot::Ready(e) => Some((e.last_used, k.clone())),
+            Slot::Ready(e) => Some((e.last_used.load(Ordering::Relaxed), k.clone())),
             Slot::Pending(_) => None,
         })
         .collect();

@@ -237,7 +237,7 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
             c.lock()
                 .slots
                 .get(&k)
-                .is_some_and(|s| matches!(s, Slot::Ready(e) if !e.refreshing))
+                .is_some_and(|s| matches!(s, Slot::Ready(e) if !e.refreshing.load(Ordering::SeqCst)))
         })
         .await;
     }
@@ -246,4 +246,34 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
         1,
         "retried only after REFRESH_RETRY_DELAY"
     );
+}
+
+#[tokio::test]
+async fn a_full_cache_evicts_a_batch_so_the_scan_is_not_repeated_on_every_store() {
+    let cache = Cache::new(CacheOptions {
+        max_entries: 10,
+        ..options()
+    });
+    let fill = |v: &'static str| move || async move { Ok(fetched(v, Duration::from_secs(600))) };
+    let keys: Vec<CacheKey> = (0..12).map(|i| CacheKey::new(i, "s")).collect();
+    for key in &keys[..10] {
+        cache.get(key, fill("v")).await.0.unwrap();
+    }
+    assert_eq!(cache.get(&keys[0], fill("x")).await.1, Lookup::Hit);
+    cache.get(&keys[10], fill("v")).await.0.unwrap();
+    assert_eq!(cache.len(), 9, "evicted down to 90 % of the maximum");
+    cache.get(&keys[11], fill("v")).await.0.unwrap();
+    assert_eq!(cache.len(), 10, "room left: no scan");
+    assert_eq!(
+        cache.get(&keys[0], fill("x")).await.1,
+        Lookup::Hit,
+        "recently used, kept"
+    );
+    for (key, lookup) in [(&keys[1], Lookup::Miss), (&keys[2], Lookup::Miss)] {
+        assert_eq!(
+            cache.get(key, fill("v")).await.1,
+            lookup,
+            "least recently used, evicted"
+        );
+    }
 }

@@ -4,11 +4,12 @@
 //! no typed `ObjectMeta` round trip on the hot path. Anything that is not a v1 AdmissionReview with a
 //! request is a client error (HTTP 400 with the reason), never a panic and never a 500.
 
-use base64::Engine;
+use std::sync::Arc;
+
 use json_patch::Patch;
 use kube::core::admission::Operation;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -95,8 +96,49 @@ pub struct AdmissionAnswer {
     uid: String,
     allowed: bool,
     message: Option<String>,
-    patch: Option<Patch>,
+    patch: Option<AnswerPatch>,
     warnings: Vec<String>,
+}
+
+/// A JSON Patch, or one already serialised and base64-encoded (shared from the render cache).
+#[derive(Debug, Clone, PartialEq)]
+enum AnswerPatch {
+    Operations(Patch),
+    Encoded(Arc<str>),
+}
+
+/// The AdmissionReview answer, serialised straight from borrowed parts (no intermediate JSON tree).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewBody<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseBody<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: StatusBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+/// `{}` when allowed; code, reason and message when denied.
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 impl AdmissionAnswer {
@@ -122,7 +164,14 @@ impl AdmissionAnswer {
     /// Allowed with `patch` applied.
     #[must_use]
     pub fn with_patch(mut self, patch: Patch) -> Self {
-        self.patch = Some(patch);
+        self.patch = Some(AnswerPatch::Operations(patch));
+        self
+    }
+
+    /// Allowed with a patch given as base64 of its JSON (the form [`Self::to_body`] writes).
+    #[must_use]
+    pub fn with_encoded_patch(mut self, base64_json_patch: Arc<str>) -> Self {
+        self.patch = Some(AnswerPatch::Encoded(base64_json_patch));
         self
     }
 
@@ -141,28 +190,41 @@ impl AdmissionAnswer {
     /// The AdmissionReview the API server expects. The patch is a base64 string, the JSON form of a
     /// Go `[]byte`.
     pub fn to_body(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut response = Map::new();
-        response.insert("uid".into(), json!(self.uid));
-        response.insert("allowed".into(), json!(self.allowed));
-        let status = match &self.message {
-            Some(message) => json!({"code": 403, "reason": "Forbidden", "message": message}),
-            None => json!({}),
+        let encoded = match &self.patch {
+            Some(AnswerPatch::Operations(patch)) => {
+                Some(std::borrow::Cow::Owned(crate::inject::encode_patch(patch)?))
+            }
+            Some(AnswerPatch::Encoded(encoded)) => Some(std::borrow::Cow::Borrowed(&**encoded)),
+            None => None,
         };
-        response.insert("status".into(), status);
-        if let Some(patch) = &self.patch {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(patch)?);
-            response.insert("patchType".into(), json!("JSONPatch"));
-            response.insert("patch".into(), json!(encoded));
-        }
-        if !self.warnings.is_empty() {
-            response.insert("warnings".into(), json!(self.warnings));
-        }
-        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "response": response}))
+        let message = self.message.as_deref();
+        let body = ReviewBody {
+            api_version: API_VERSION,
+            kind: KIND,
+            response: ResponseBody {
+                uid: &self.uid,
+                allowed: self.allowed,
+                status: StatusBody {
+                    code: message.map(|_| 403),
+                    reason: message.map(|_| "Forbidden"),
+                    message,
+                },
+                patch_type: encoded.as_ref().map(|_| "JSONPatch"),
+                patch: encoded.as_deref(),
+                warnings: &self.warnings,
+            },
+        };
+        let mut out = Vec::with_capacity(256 + encoded.as_ref().map_or(0, |e| e.len()));
+        serde_json::to_writer(&mut out, &body)?;
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use serde_json::json;
+
     use super::*;
 
     fn request() -> AdmissionRequest {
@@ -204,5 +266,15 @@ mod tests {
             r#"[{"op":"add","path":"/a","value":1}]"#
         );
         assert_eq!(response["warnings"], json!(["w"]));
+    }
+
+    #[test]
+    fn an_encoded_patch_is_written_as_given() {
+        let answer = AdmissionAnswer::allow(&request()).with_encoded_patch("W10=".into());
+        let answer: Value = serde_json::from_slice(&answer.to_body().unwrap()).unwrap();
+        assert_eq!(
+            answer["response"],
+            json!({"uid": "u1", "allowed": true, "status": {}, "patchType": "JSONPatch", "patch": "W10="})
+        );
     }
 }

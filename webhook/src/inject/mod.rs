@@ -12,7 +12,7 @@ mod render;
 mod render_cache;
 mod resolve;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use json_patch::Patch;
 use muster_exchange_api::names::{
@@ -20,10 +20,15 @@ use muster_exchange_api::names::{
 };
 use serde_json::Value;
 
-pub use options::{DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InjectOptions};
+pub use options::{
+    Annotations, DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InjectOptions,
+};
+pub use patch::encode_patch;
 pub use refusal::Refusal;
 pub use render::{INJECTOR_VERSION, InjectorSettings, SIDECAR_UID};
 pub use render_cache::RenderCache;
+
+use render::Injection;
 
 use crate::mcpserver_store::McpServerLookup;
 
@@ -70,18 +75,75 @@ pub fn inject_pod_cached(
     catalog: &dyn McpServerLookup,
     cache: Option<&RenderCache>,
 ) -> Result<Outcome, Refusal> {
+    let injection = match prepare(pod, namespace, settings, catalog, cache)? {
+        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Render(injection) => injection,
+    };
+    Ok(match patch::plan(pod, &injection)? {
+        Some(patch) => Outcome::Inject(patch),
+        None => Outcome::UpToDate,
+    })
+}
+
+/// What the webhook answers for a pod that is not refused: the patch already base64-encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncodedOutcome {
+    /// Nothing to do; the label says why (see [`Outcome::label`]).
+    Unchanged(&'static str),
+    /// Base64 of the JSON Patch, as `AdmissionResponse.patch` carries it.
+    Inject(Arc<str>),
+}
+
+/// [`inject_pod_cached`] for the admission hot path: a first injection's encoded patch comes from the
+/// render cache, so a hit clones no sidecar and serialises nothing.
+pub fn inject_pod_encoded(
+    pod: &Value,
+    namespace: &str,
+    settings: &InjectorSettings,
+    catalog: &dyn McpServerLookup,
+    cache: &RenderCache,
+) -> Result<EncodedOutcome, Refusal> {
+    let injection = match prepare(pod, namespace, settings, catalog, Some(cache))? {
+        Prepared::Done(outcome) => return Ok(EncodedOutcome::Unchanged(outcome.label())),
+        Prepared::Render(injection) => injection,
+    };
+    Ok(match patch::plan_encoded(pod, &injection)? {
+        Some(encoded) => EncodedOutcome::Inject(encoded),
+        None => EncodedOutcome::Unchanged(Outcome::UpToDate.label()),
+    })
+}
+
+enum Prepared {
+    Done(Outcome),
+    Render(Arc<Injection>),
+}
+
+/// Everything up to the patch: opt-out, options, namespace rules, lookups and the (cached) render.
+fn prepare(
+    pod: &Value,
+    namespace: &str,
+    settings: &InjectorSettings,
+    catalog: &dyn McpServerLookup,
+    cache: Option<&RenderCache>,
+) -> Result<Prepared, Refusal> {
     if !pod.is_object() || !pod.get("spec").is_some_and(Value::is_object) {
         return Err(Refusal::NotAPod("it has no spec object".into()));
     }
-    if string_map(pod, "/metadata/labels")
-        .get(INJECTION_LABEL)
-        .map(String::as_str)
-        == Some(INJECTION_DISABLED)
-    {
-        return Ok(Outcome::OptedOut);
+    let opted_out = pod
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(INJECTION_LABEL))
+        .and_then(Value::as_str)
+        == Some(INJECTION_DISABLED);
+    if opted_out {
+        return Ok(Prepared::Done(Outcome::OptedOut));
     }
-    let Some(options) = options::parse(&string_map(pod, "/metadata/annotations"))? else {
-        return Ok(Outcome::NotRequested);
+    let no_annotations = serde_json::Map::new();
+    let annotations = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .unwrap_or(&no_annotations);
+    let Some(options) = options::parse(annotations)? else {
+        return Ok(Prepared::Done(Outcome::NotRequested));
     };
     if is_system_namespace(namespace) {
         return Err(Refusal::SystemNamespace {
@@ -101,24 +163,9 @@ pub fn inject_pod_cached(
     };
     let injection = match cache {
         Some(cache) => cache.get_or_render(namespace, lookup_namespace, &options, &mcpservers, render)?,
-        None => std::sync::Arc::new(render()?),
+        None => Arc::new(render()?),
     };
-    Ok(match patch::plan(pod, &injection)? {
-        Some(patch) => Outcome::Inject(patch),
-        None => Outcome::UpToDate,
-    })
-}
-
-/// A `map[string]string` field (labels, annotations); non-string values are ignored.
-fn string_map(pod: &Value, pointer: &str) -> BTreeMap<String, String> {
-    pod.pointer(pointer)
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+    Ok(Prepared::Render(injection))
 }
 
 #[cfg(test)]

@@ -21,6 +21,24 @@ pub const DEFAULT_MEMORY_REQUEST: &str = "32Mi";
 /// Default memory limit of the sidecar.
 pub const DEFAULT_MEMORY_LIMIT: &str = "128Mi";
 
+/// Read access to a pod's annotations, so the hot path reads them in place instead of copying them.
+pub trait Annotations {
+    /// The value of `key`, if present and a string.
+    fn annotation(&self, key: &str) -> Option<&str>;
+}
+
+impl Annotations for BTreeMap<String, String> {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+impl Annotations for serde_json::Map<String, serde_json::Value> {
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(serde_json::Value::as_str)
+    }
+}
+
 /// Everything the annotations of one pod ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectOptions {
@@ -39,12 +57,12 @@ pub struct InjectOptions {
 }
 
 /// Reads the options from a pod's annotations; `Ok(None)` when the pod does not ask for injection.
-pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Option<InjectOptions>, Refusal> {
-    let Some(list) = annotations.get(ANNOTATION_MCPSERVERS) else {
+pub fn parse(annotations: &(impl Annotations + ?Sized)) -> Result<Option<InjectOptions>, Refusal> {
+    let Some(list) = annotations.annotation(ANNOTATION_MCPSERVERS) else {
         return Ok(None);
     };
     let mcpservers = parse_mcpservers(list)?;
-    let mcpserver_namespace = match annotations.get(ANNOTATION_MCPSERVER_NAMESPACE) {
+    let mcpserver_namespace = match annotations.annotation(ANNOTATION_MCPSERVER_NAMESPACE) {
         Some(ns) if !is_dns1123_label(ns) => {
             return Err(malformed(
                 ANNOTATION_MCPSERVER_NAMESPACE,
@@ -52,7 +70,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Option<InjectOpti
                 "use a namespace name like \"muster\"",
             ));
         }
-        other => other.cloned(),
+        other => other.map(str::to_string),
     };
     let upstream_port = parse_port(annotations, ANNOTATION_UPSTREAM_PORT, DEFAULT_UPSTREAM_PORT)?;
     let port = parse_port(annotations, ANNOTATION_PORT, DEFAULT_SIDECAR_PORT)?;
@@ -62,7 +80,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Option<InjectOpti
             format!("the sidecar port equals {ANNOTATION_UPSTREAM_PORT}; give them different ports");
         return Err(malformed(ANNOTATION_PORT, &value, &problem));
     }
-    let header_mode = match annotations.get(ANNOTATION_HEADER_MODE) {
+    let header_mode = match annotations.annotation(ANNOTATION_HEADER_MODE) {
         None => HeaderMode::default(),
         Some(value) => value
             .parse()
@@ -77,6 +95,17 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Option<InjectOpti
         header_mode,
         resources,
     }))
+}
+
+impl std::hash::Hash for InjectOptions {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.mcpservers.hash(state);
+        self.mcpserver_namespace.hash(state);
+        self.upstream_port.hash(state);
+        self.port.hash(state);
+        self.header_mode.as_str().hash(state);
+        self.resources.hash(state);
+    }
 }
 
 fn parse_mcpservers(list: &str) -> Result<Vec<String>, Refusal> {
@@ -98,11 +127,11 @@ fn parse_mcpservers(list: &str) -> Result<Vec<String>, Refusal> {
 }
 
 fn parse_port(
-    annotations: &BTreeMap<String, String>,
+    annotations: &(impl Annotations + ?Sized),
     key: &'static str,
     default: u16,
 ) -> Result<u16, Refusal> {
-    match annotations.get(key) {
+    match annotations.annotation(key) {
         None => Ok(default),
         Some(value) => match value.trim().parse::<u16>() {
             Ok(port) if port > 0 => Ok(port),
@@ -112,7 +141,7 @@ fn parse_port(
 }
 
 fn parse_resources(
-    annotations: &BTreeMap<String, String>,
+    annotations: &(impl Annotations + ?Sized),
 ) -> Result<BTreeMap<(&'static str, &'static str), String>, Refusal> {
     let mut resources = BTreeMap::from([
         (("requests", "cpu"), DEFAULT_CPU_REQUEST.to_string()),
@@ -126,7 +155,7 @@ fn parse_resources(
         (ANNOTATION_MEMORY_LIMIT, ("limits", "memory")),
     ];
     for (annotation, slot) in keys {
-        if let Some(value) = annotations.get(annotation) {
+        if let Some(value) = annotations.annotation(annotation) {
             if !is_quantity(value.trim()) {
                 return Err(malformed(
                     annotation,
@@ -141,7 +170,7 @@ fn parse_resources(
         ("cpu", ANNOTATION_CPU_REQUEST, ANNOTATION_CPU_LIMIT),
         ("memory", ANNOTATION_MEMORY_REQUEST, ANNOTATION_MEMORY_LIMIT),
     ] {
-        let user_request = annotations.contains_key(request_annotation);
+        let user_request = annotations.annotation(request_annotation).is_some();
         cap_request_at_limit(
             &mut resources,
             resource,

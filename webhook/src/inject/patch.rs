@@ -9,7 +9,9 @@
 //! anything and an unchanged pod yields no patch at all.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use base64::Engine;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use muster_exchange_api::names::{ANNOTATION_STATUS, SIDECAR_CONFIG_ENV, SIDECAR_CONTAINER_NAME};
@@ -22,6 +24,55 @@ use crate::layout::is_injected_volume_name;
 
 /// The patch that makes `pod` carry `injection`; `None` when it already does.
 pub fn plan(pod: &Value, injection: &Injection) -> Result<Option<Patch>, Refusal> {
+    let (existing, our_volumes) = checked(pod, injection)?;
+    let patch = match existing {
+        None => first_injection(pod, injection),
+        Some((_, sidecar)) if up_to_date(pod, injection, sidecar, &our_volumes) => return Ok(None),
+        Some((index, sidecar)) => {
+            let desired = reinjected(pod, injection, (index, sidecar), &our_volumes);
+            json_patch::diff(pod, &desired)
+        }
+    };
+    Ok((!patch.0.is_empty()).then_some(patch))
+}
+
+/// [`plan`], already in the base64 form of an admission response. A first injection depends on the
+/// pod only through its shape (whether annotations, init containers and volumes exist), so its
+/// encoding is computed once per render and shape and shared.
+pub fn plan_encoded(pod: &Value, injection: &Injection) -> Result<Option<Arc<str>>, Refusal> {
+    let (existing, _) = checked(pod, injection)?;
+    if existing.is_some() {
+        return match plan(pod, injection)? {
+            Some(patch) => encode(&patch).map(Some),
+            None => Ok(None),
+        };
+    }
+    let shape = usize::from(pod.pointer("/metadata/annotations").is_some_and(Value::is_object))
+        | usize::from(pod.pointer("/spec/initContainers").is_some_and(Value::is_array)) << 1
+        | usize::from(pod.pointer("/spec/volumes").is_some_and(Value::is_array)) << 2;
+    let slot = &injection.first_patches[shape];
+    if let Some(encoded) = slot.get() {
+        return Ok(Some(encoded.clone()));
+    }
+    let encoded = encode(&first_injection(pod, injection))?;
+    Ok(Some(slot.get_or_init(|| encoded).clone()))
+}
+
+/// A JSON Patch as the API server wants it: base64 of its JSON (the JSON form of a Go `[]byte`).
+pub fn encode_patch(patch: &Patch) -> Result<String, serde_json::Error> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(patch)?))
+}
+
+fn encode(patch: &Patch) -> Result<Arc<str>, Refusal> {
+    encode_patch(patch)
+        .map(Arc::from)
+        .map_err(|e| Refusal::RenderFailed(format!("cannot serialise the patch: {e}")))
+}
+
+type Existing<'a> = Option<(usize, &'a Value)>;
+
+/// Our sidecar if the pod has one, and the volumes it mounts; a refusal when a name we need is taken.
+fn checked<'a>(pod: &'a Value, injection: &Injection) -> Result<(Existing<'a>, BTreeSet<String>), Refusal> {
     let existing = find_our_sidecar(pod)?;
     let our_volumes: BTreeSet<String> = existing
         .map(|(_, sidecar)| mounted_injected_volumes(sidecar))
@@ -35,15 +86,7 @@ pub fn plan(pod: &Value, injection: &Injection) -> Result<Option<Patch>, Refusal
             });
         }
     }
-    let patch = match existing {
-        None => first_injection(pod, injection),
-        Some((_, sidecar)) if up_to_date(pod, injection, sidecar, &our_volumes) => return Ok(None),
-        Some((index, sidecar)) => {
-            let desired = reinjected(pod, injection, (index, sidecar), &our_volumes);
-            json_patch::diff(pod, &desired)
-        }
-    };
-    Ok((!patch.0.is_empty()).then_some(patch))
+    Ok((existing, our_volumes))
 }
 
 /// Index and value of our sidecar in `initContainers`; a refusal if the name is taken by someone else.

@@ -102,3 +102,39 @@ fn a_sidecar_missing_a_rendered_field_is_repaired_in_place() {
             "value": true}])
     );
 }
+
+#[test]
+fn the_encoded_patch_equals_the_planned_one_for_every_shape_and_is_shared() {
+    let cache = RenderCache::default();
+    let catalog = catalog(); // one catalog: the cache keys on the MCPServer objects
+    // A pod asking for injection always has annotations, so the shapes vary init containers and volumes.
+    for shape in 0..8u8 {
+        let mut pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+        if shape & 1 != 0 {
+            pod["metadata"]["labels"] = json!({"app": "x"});
+        }
+        if shape & 2 != 0 {
+            pod["spec"]["initContainers"] = json!([{"name": "migrate", "image": "migrate:1"}]);
+        }
+        if shape & 4 != 0 {
+            pod["spec"]["volumes"] = json!([{"name": "cache", "emptyDir": {}}]);
+        }
+        let Outcome::Inject(patch) = run(&pod).unwrap() else {
+            panic!("expected a patch")
+        };
+        let encoded = |pod: &Value| match inject_pod_encoded(pod, "apps", &settings(), &catalog, &cache) {
+            Ok(EncodedOutcome::Inject(encoded)) => encoded,
+            other => panic!("expected a patch, got {other:?}"),
+        };
+        let first = encoded(&pod);
+        assert_eq!(*first, encode_patch(&patch).unwrap(), "shape {shape}");
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &encoded(&pod)),
+            "a cache hit shares the encoding"
+        );
+    }
+    assert_eq!(
+        inject_pod_encoded(&injected_pod(), "apps", &settings(), &catalog, &cache).unwrap(),
+        EncodedOutcome::Unchanged("up-to-date")
+    );
+}

@@ -34,6 +34,9 @@ pub struct Injection {
     pub volumes: Vec<Value>,
     /// Value of the status annotation.
     pub status: String,
+    /// The first-injection patch, base64-encoded as the admission response carries it, per pod shape
+    /// (see `patch::plan_encoded`): computed once per render, shared by every review that hits it.
+    pub(super) first_patches: [std::sync::OnceLock<std::sync::Arc<str>>; 8],
 }
 
 /// Renders the injection for `clusters`; the sidecar configuration is checked with the same rules the
@@ -61,6 +64,7 @@ pub fn render(
         sidecar: sidecar_container(options, clusters, settings, config_json),
         volumes: clusters.iter().flat_map(volumes).collect(),
         status,
+        first_patches: Default::default(),
     })
 }
 
@@ -163,7 +167,7 @@ mod tests {
                 connector_id: "central".into(),
                 scopes: "openid".into(),
                 required_audiences: vec!["k8s".into()],
-                credentials_dir: layout::credentials_dir("cluster-a").into(),
+                credentials_dir: layout::credentials_dir("cluster-a"),
                 client_id_key: "client-id".into(),
                 client_secret_key: "client-secret".into(),
                 kubeconfig_file: None,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::handle_review;
 use crate::admission::{AdmissionAnswer, AdmissionRequest};
-use crate::inject::{Outcome, inject_pod_cached};
+use crate::inject::{EncodedOutcome, inject_pod_encoded};
 use crate::state::AppState;
 
 /// Route name in metrics.
@@ -38,13 +38,13 @@ pub fn decide(state: &AppState, request: &AdmissionRequest) -> (AdmissionAnswer,
         .filter(|ns| !ns.is_empty())
         .or_else(|| pod.pointer("/metadata/namespace").and_then(Value::as_str))
         .unwrap_or("default");
-    let cache = Some(&state.render_cache);
-    match inject_pod_cached(pod, namespace, &state.settings, state.catalog.as_ref(), cache) {
-        Ok(Outcome::Inject(patch)) => {
+    let cache = &state.render_cache;
+    match inject_pod_encoded(pod, namespace, &state.settings, state.catalog.as_ref(), cache) {
+        Ok(EncodedOutcome::Inject(patch)) => {
             state.metrics.injections.inc();
-            (response.with_patch(patch), "patched")
+            (response.with_encoded_patch(patch), "patched")
         }
-        Ok(_) => (response, "allowed"),
+        Ok(EncodedOutcome::Unchanged(_)) => (response, "allowed"),
         Err(refusal) => {
             state.metrics.record_refusal(refusal.reason());
             tracing::info!(uid = %request.uid, %namespace, reason = refusal.reason(), "pod refused");

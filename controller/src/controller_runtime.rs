@@ -107,9 +107,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Listen(args.metrics_addr, e))?;
     let identity = identity(&args);
-    let metrics = Arc::new(Metrics::default());
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
+    let (metrics, registry) = metrics_registry();
     let (leader_tx, leader_rx) = watch::channel(!args.leader_election);
     let (shutdown, triggers) = (CancellationToken::new(), GrantTriggers::default());
     let ctx = Arc::new(context(
@@ -125,7 +123,7 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
         crate::triggers::mcpserver_cache(&client, namespace, triggers.clone(), shutdown.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let app = crate::http::router(crate::http::HttpState {
-        registry: Arc::new(registry),
+        registry,
         ready: ready.clone(),
     });
     tracing::info!(identity = %identity, metrics_addr = %args.metrics_addr, "muster-exchange controller starting");
@@ -138,21 +136,13 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     );
     // The Lease is released only once both writers have returned.
     let writers_stopped = CancellationToken::new();
-    let writers = {
-        let (ctx, store, shutdown, stopped) = (
-            ctx.clone(),
-            store.clone(),
-            shutdown.clone(),
-            writers_stopped.clone(),
-        );
-        async move {
-            tokio::join!(
-                crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), triggers, shutdown.clone()),
-                crate::probe_loop::run_probe_loop(ctx, store, shutdown),
-            );
-            stopped.cancel();
-        }
-    };
+    let writers = run_writers(
+        ctx.clone(),
+        store.clone(),
+        triggers,
+        shutdown.clone(),
+        writers_stopped.clone(),
+    );
     tokio::join!(
         wait_for_signal(shutdown.clone()),
         cache,
@@ -171,6 +161,28 @@ pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     );
     tracing::info!("muster-exchange controller stopped");
     Ok(())
+}
+
+fn metrics_registry() -> (Arc<Metrics>, Arc<Registry>) {
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    (metrics, Arc::new(registry))
+}
+
+/// The grant and probe loops; cancels `stopped` once both returned.
+async fn run_writers(
+    ctx: Arc<Context>,
+    store: Store<DynamicObject>,
+    triggers: GrantTriggers,
+    shutdown: CancellationToken,
+    stopped: CancellationToken,
+) {
+    tokio::join!(
+        crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), triggers, shutdown.clone()),
+        crate::probe_loop::run_probe_loop(ctx, store, shutdown),
+    );
+    stopped.cancel();
 }
 
 async fn elect(

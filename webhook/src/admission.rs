@@ -34,9 +34,6 @@ pub enum MalformedReview {
     /// No `request` member.
     #[error("the AdmissionReview has no request; the API server always sends one")]
     NoRequest,
-    /// `request.object` is not an object.
-    #[error("the body is not an AdmissionReview: request.object must be a JSON object")]
-    ObjectNotAnObject,
 }
 
 #[derive(Deserialize)]
@@ -61,11 +58,11 @@ pub struct AdmissionRequest {
     pub namespace: Option<String>,
     /// CREATE, UPDATE, DELETE, CONNECT.
     pub operation: Operation,
-    /// The object, `None` for DELETE.
-    #[serde(default)]
+    /// The object, `None` for DELETE; without `metadata.managedFields`, which no decision reads.
+    #[serde(default, deserialize_with = "crate::review_object::without_managed_fields")]
     pub object: Option<Value>,
-    /// The object before an UPDATE (and the deleted one on DELETE).
-    #[serde(default)]
+    /// The object before an UPDATE (and the deleted one on DELETE); without managedFields as well.
+    #[serde(default, deserialize_with = "crate::review_object::without_managed_fields")]
     pub old_object: Option<Value>,
     /// No persistence; the webhook has no side effects, so it changes nothing here.
     #[serde(default)]
@@ -81,13 +78,8 @@ pub fn parse_request(body: &[u8]) -> Result<AdmissionRequest, MalformedReview> {
             kind: review.kind,
         });
     }
-    let mut request = review.request.ok_or(MalformedReview::NoRequest)?;
-    match &request.object {
-        Some(Value::Null) => request.object = None,
-        Some(Value::Object(_)) | None => {}
-        Some(_) => return Err(MalformedReview::ObjectNotAnObject),
-    }
-    Ok(request)
+    // `object` is an object or `None` by construction (see `review_object`).
+    review.request.ok_or(MalformedReview::NoRequest)
 }
 
 /// The webhook's answer to one request.

@@ -6,7 +6,8 @@
 //! - [`inject`]: the pure pod mutation (annotations → MCPServers → sidecar, volumes, JSON Patch);
 //! - [`layout`]: mount paths and injected volume names;
 //! - [`mcpserver_store`] / [`mcpserver_watch`]: MCPServers from a file or a reflector cache;
-//! - [`admission`]: reading AdmissionReviews and writing answers;
+//! - [`admission`]: reading AdmissionReviews and writing answers ([`review_object`]: objects read
+//!   without their managedFields);
 //! - [`routes`] and [`server`]: the axum router; [`state`]: what handlers share; [`metrics`];
 //! - [`tls`]: PEM files reloaded on change, or a self-signed CA with rotation and caBundle publication;
 //! - [`serve`]: running the server with graceful shutdown; [`cli`]: the `webhook` and `inject` commands;
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod mcpserver_store;
 pub mod mcpserver_watch;
 pub mod metrics;
+pub mod review_object;
 pub mod routes;
 pub mod serve;
 pub mod server;

@@ -2,7 +2,8 @@
 //! same run. Prints p50/p99 latency of both, the added latency, throughput of both and their ratio, and
 //! the number of exchanges Dex saw (one per token and cluster is the target).
 //!
-//! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- SEQ_REQUESTS CONCURRENCY SECONDS]`
+//! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- SEQ_REQUESTS CONCURRENCY SECONDS GROUPS]`
+//! (GROUPS: groups claims per subject token, 0 by default; 300 makes a ~13 KiB token)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -176,6 +177,8 @@ async fn main() {
     let seq = args.first().copied().unwrap_or(20_000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     let secs = args.get(2).copied().unwrap_or(3) as u64;
+    // Groups in each subject token: real ID tokens can carry hundreds (tens of KiB of payload).
+    let groups = args.get(3).copied().unwrap_or(0);
     let dex = DexDouble::start().await.unwrap();
     let http: Http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(512)
@@ -186,8 +189,14 @@ async fn main() {
         .as_secs()
         + 3600;
     let tokens: Vec<String> = (0..4)
-        .map(|i| unsigned_jwt(&json!({"sub": format!("user-{i}"), "exp": exp})))
+        .map(|i| {
+            let groups: Vec<String> = (0..groups)
+                .map(|g| format!("org-team-with-a-long-name-{g}"))
+                .collect();
+            unsigned_jwt(&json!({"sub": format!("user-{i}"), "exp": exp, "groups": groups}))
+        })
         .collect();
+    println!("subject tokens: {} bytes each", tokens[0].len());
 
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let trivial_upstream = upstream(Duration::ZERO).await;

@@ -52,6 +52,9 @@ pub struct WebhookArgs {
     /// How often to check the TLS files for changes.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub tls_reload_seconds: u64,
+    /// Require API server client certificates signed by these CAs (PEM); default: any client.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
     /// Mint a CA and serving certificate in process and patch the CA into the webhook configurations.
     #[arg(long)]
     pub self_signed: bool,
@@ -127,6 +130,7 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
                     validity,
                     check_interval: (validity / 20).min(Duration::from_secs(600)),
                     propagation_delay: Duration::from_secs(10),
+                    client_verifier: None,
                 },
                 mutating: args.mutating_webhook_configuration,
                 validating: args.validating_webhook_configuration,
@@ -150,6 +154,7 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
         },
         catalog,
         tls,
+        client_ca_file: args.client_ca_file,
         shutdown_delay: Duration::from_secs(args.shutdown_delay_seconds),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     })

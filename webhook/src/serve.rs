@@ -18,6 +18,7 @@ use crate::tls::TlsError;
 use crate::tls::ca_bundle::WebhookConfigurationPatcher;
 use crate::tls::pem_files::PemFiles;
 use crate::tls::self_signed::{SelfSigned, SelfSignedSettings};
+use crate::tls::server_config::client_verifier;
 
 /// Where MCPServers come from.
 #[derive(Debug, Clone)]
@@ -61,6 +62,8 @@ pub struct WebhookServerConfig {
     pub catalog: CatalogSource,
     /// Certificate source.
     pub tls: TlsSource,
+    /// CA certificates (PEM) that clients' certificates must chain to; `None` accepts any client.
+    pub client_ca_file: Option<std::path::PathBuf>,
     /// How long to keep serving (with `/readyz` failing) after SIGTERM before draining.
     pub shutdown_delay: Duration,
     /// Longest wait for in-flight reviews on shutdown.
@@ -102,7 +105,7 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         catalog_synced.cancelled().await;
         on_synced.readiness.mark_catalog_synced();
     });
-    let (tls, certificate_ready) = start_tls(config.tls.clone(), &mut client, stop.clone()).await?;
+    let (tls, certificate_ready) = start_tls(&config, &mut client, stop.clone()).await?;
     let on_certificate = state.clone();
     tokio::spawn(async move {
         certificate_ready.cancelled().await;
@@ -175,26 +178,32 @@ async fn kube_client(cache: &mut Option<kube::Client>) -> Result<kube::Client, R
 /// The serving configuration, and a token cancelled once the API server can trust it: at once for
 /// files, after the CA bundle is published (plus a propagation delay) for `--self-signed`.
 async fn start_tls(
-    source: TlsSource,
+    server: &WebhookServerConfig,
     client: &mut Option<kube::Client>,
     stop: CancellationToken,
 ) -> Result<(RustlsConfig, CancellationToken), RunError> {
-    match source {
+    let verifier = server
+        .client_ca_file
+        .as_deref()
+        .map(client_verifier)
+        .transpose()?;
+    match server.tls.clone() {
         TlsSource::Files {
             files,
             reload_interval,
         } => {
-            let (config, loaded) = files.load().await?;
-            tokio::spawn(files.watch(config.clone(), loaded, reload_interval, stop));
+            let (config, loaded) = files.load(&verifier)?;
+            tokio::spawn(files.watch((config.clone(), verifier), loaded, reload_interval, stop));
             let ready = CancellationToken::new();
             ready.cancel();
             Ok((config, ready))
         }
         TlsSource::SelfSigned {
-            settings,
+            mut settings,
             mutating,
             validating,
         } => {
+            settings.client_verifier = verifier;
             let client = kube_client(client).await?;
             let patcher = WebhookConfigurationPatcher::new(client, mutating, validating);
             let authority = SelfSigned::start(settings, Arc::new(patcher)).await?;

@@ -76,6 +76,7 @@ fn settings() -> SelfSignedSettings {
         validity: Duration::from_secs(3600),
         check_interval: Duration::from_millis(20),
         propagation_delay: Duration::ZERO,
+        client_verifier: None,
     }
 }
 

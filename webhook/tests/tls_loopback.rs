@@ -79,6 +79,7 @@ async fn self_signed_serves_the_service_name_and_rotates_keeping_the_old_ca_in_t
         validity: Duration::from_secs(3600),
         check_interval: Duration::from_secs(3600),
         propagation_delay: Duration::ZERO,
+        client_verifier: None,
     };
     let mut authority = SelfSigned::start(settings, sink.clone()).await.unwrap();
     let first_ca = authority.current().ca_pem.clone();
@@ -183,9 +184,14 @@ async fn a_swapped_file_pair_is_served_without_restart_while_requests_keep_succe
         cert: dir.path().join("tls.crt"),
         key: dir.path().join("tls.key"),
     };
-    let (config, loaded) = files.load().await.unwrap();
+    let (config, loaded) = files.load(&None).unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(files.watch(config.clone(), loaded, Duration::from_millis(50), stop.clone()));
+    tokio::spawn(files.watch(
+        (config.clone(), None),
+        loaded,
+        Duration::from_millis(50),
+        stop.clone(),
+    ));
     let (addr, _handle) = start_server(config).await;
 
     // Traffic throughout the swap, a new handshake per request, trusting both CAs.

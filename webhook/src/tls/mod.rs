@@ -6,6 +6,7 @@ pub mod ca_bundle;
 pub mod ca_certs;
 pub mod pem_files;
 pub mod self_signed;
+pub mod server_config;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,14 @@ pub enum TlsError {
         what: String,
         /// The rustls error.
         error: std::io::Error,
+    },
+    /// `--client-ca-file` cannot be used.
+    #[error("cannot use {path} as --client-ca-file: {reason}; give a file of PEM CA certificates")]
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// rcgen failed to mint a certificate.
     #[error("cannot generate the self-signed certificate: {0}")]

@@ -11,6 +11,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::TlsError;
+use super::server_config::{ClientVerifier, server_config};
 
 /// The certificate and key files.
 #[derive(Debug, Clone)]
@@ -43,16 +44,14 @@ impl PemFiles {
         })
     }
 
-    /// Loads the pair into a new rustls configuration.
-    pub async fn load(&self) -> Result<(RustlsConfig, PemPair), TlsError> {
+    /// Loads the pair into a new rustls configuration checking clients with `client`.
+    pub fn load(&self, client: &ClientVerifier) -> Result<(RustlsConfig, PemPair), TlsError> {
         let pair = self.read()?;
-        let config = RustlsConfig::from_pem(pair.cert.clone(), pair.key.clone())
-            .await
-            .map_err(|error| TlsError::Load {
-                what: self.describe(),
-                error,
-            })?;
-        Ok((config, pair))
+        let config = server_config(&pair.cert, &pair.key, client).map_err(|error| TlsError::Load {
+            what: self.describe(),
+            error,
+        })?;
+        Ok((RustlsConfig::from_config(config), pair))
     }
 
     fn describe(&self) -> String {
@@ -62,7 +61,7 @@ impl PemFiles {
     /// Polls the files every `interval` and reloads `config` when their contents change, until `stop`.
     pub async fn watch(
         self,
-        config: RustlsConfig,
+        (config, client): (RustlsConfig, ClientVerifier),
         mut loaded: PemPair,
         interval: Duration,
         stop: CancellationToken,
@@ -82,8 +81,9 @@ impl PemFiles {
                     continue;
                 }
             };
-            match config.reload_from_pem(pair.cert.clone(), pair.key.clone()).await {
-                Ok(()) => {
+            match server_config(&pair.cert, &pair.key, &client) {
+                Ok(server) => {
+                    config.reload_from_config(server);
                     tracing::info!(certificate = %self.cert.display(), "reloaded the serving certificate");
                     loaded = pair;
                 }

@@ -20,6 +20,7 @@ use super::TlsError;
 use super::authority::{IssuedCertificate, issue, rotation_due};
 use super::ca_bundle::CaBundleSink;
 use super::ca_certs::{BundledCa, certificates};
+use super::server_config::{ClientVerifier, server_config};
 
 /// Retry interval while the CA bundle has not been published yet.
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
@@ -37,6 +38,8 @@ pub struct SelfSignedSettings {
     pub check_interval: Duration,
     /// Wait between publishing a new CA and relying on it (serving its certificate, reporting ready).
     pub propagation_delay: Duration,
+    /// Client certificates required (`--client-ca-file`), or `None`.
+    pub client_verifier: ClientVerifier,
 }
 
 /// The running authority: what is served, what is trusted.
@@ -56,15 +59,16 @@ impl SelfSigned {
     /// serving starts even if publishing failed (it is retried), but [`Self::ready`] waits for it.
     pub async fn start(settings: SelfSignedSettings, sink: Arc<dyn CaBundleSink>) -> Result<Self, TlsError> {
         let current = issue(&settings.dns_names, settings.validity)?;
-        let config = RustlsConfig::from_pem(
-            current.cert_pem.clone().into_bytes(),
-            current.key_pem.clone().into_bytes(),
+        let config = server_config(
+            current.cert_pem.as_bytes(),
+            current.key_pem.as_bytes(),
+            &settings.client_verifier,
         )
-        .await
         .map_err(|error| TlsError::Load {
             what: "the self-signed certificate".into(),
             error,
         })?;
+        let config = RustlsConfig::from_config(config);
         let mut authority = Self {
             settings,
             sink,
@@ -159,16 +163,16 @@ impl SelfSigned {
         let bundle = format!("{}{}", next.ca_pem, self.bundle());
         self.sink.publish(&bundle).await.map_err(TlsError::Publish)?;
         tokio::time::sleep(self.settings.propagation_delay).await;
-        self.config
-            .reload_from_pem(
-                next.cert_pem.clone().into_bytes(),
-                next.key_pem.clone().into_bytes(),
-            )
-            .await
-            .map_err(|error| TlsError::Load {
-                what: "the rotated self-signed certificate".into(),
-                error,
-            })?;
+        let rotated = server_config(
+            next.cert_pem.as_bytes(),
+            next.key_pem.as_bytes(),
+            &self.settings.client_verifier,
+        )
+        .map_err(|error| TlsError::Load {
+            what: "the rotated self-signed certificate".into(),
+            error,
+        })?;
+        self.config.reload_from_config(rotated);
         self.previous = Some(std::mem::replace(&mut self.current, next));
         self.published = true;
         tracing::info!("rotated the self-signed serving certificate");

@@ -1,5 +1,12 @@
 //! Admission benchmark: 64 concurrent keep-alive TLS clients on loopback against the webhook server.
 //!
+//! Two modes. Saturation (closed loop): every client sends its next review as soon as the previous one
+//! is answered, which gives the most reviews per second the server manages and, at 64 clients, mostly
+//! queueing latency. Fixed offered rate (open loop): the 64 connections together send a fixed number
+//! of reviews per second on a schedule, the way an API server offers them; a review's latency is taken
+//! from its scheduled send time whenever its connection was still busy then, so a slow answer also
+//! counts against the reviews it delayed (no coordinated omission).
+//!
 //! Measures a realistic pod review (`/mutate-pods`, a Deployment-created pod with managedFields that
 //! gets the sidecar injected) and, as the floor, a no-op route on the same server that reads the review,
 //! takes its uid and answers `allowed: true`. The server runs in a child process so its peak RSS
@@ -32,6 +39,8 @@ use serde_json::{Value, json};
 type BoxError = Box<dyn Error + Send + Sync>;
 
 const CLIENTS: usize = 64;
+/// Offered rates of the open-loop measurement, reviews per second over all 64 connections.
+const OFFERED_RATES: [u32; 2] = [2_000, 5_000];
 const HOST: &str = "muster-exchange-webhook.muster-exchange.svc";
 const POD_REVIEW: &str = include_str!("../tests/fixtures/pod-create-generate-name.json");
 const MCPSERVERS: &str = include_str!("../tests/fixtures/mcpservers.yaml");
@@ -139,6 +148,13 @@ async fn drive(duration: Duration) -> Result<(), BoxError> {
     let (floor, pods) = compare(&clients, port, &body, duration).await?;
     // Unloaded latency: one client, what a single API server request sees on an idle webhook.
     let (floor_single, pods_single) = compare(&clients[..1], port, &body, duration).await?;
+    let mut offered = Vec::new();
+    for rate in OFFERED_RATES {
+        offered.push((
+            rate,
+            compare_offered(&clients, port, &body, rate, duration).await?,
+        ));
+    }
     let peak_rss_kib = vm_hwm_kib(child.id())?;
     drop(child.stdin.take());
     child.wait()?;
@@ -154,6 +170,11 @@ async fn drive(duration: Duration) -> Result<(), BoxError> {
     print_figures(" 1 client   floor  /allow-all  ", &floor_single);
     print_figures(" 1 client   review /mutate-pods", &pods_single);
     print_ratio(&pods_single, &floor_single);
+    for (rate, (floor, pods)) in &offered {
+        println!("offered {rate} reviews/s over {CLIENTS} connections (open loop, latency from schedule):");
+        print_figures("64 clients  floor  /allow-all  ", floor);
+        print_figures("64 clients  review /mutate-pods", pods);
+    }
     println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib as f64 / 1024.0);
     Ok(())
 }
@@ -276,6 +297,91 @@ async fn compare(
     for _ in 0..ROUNDS {
         floor.merge(run("/allow-all", clients, port, body.clone(), duration / ROUNDS).await?);
         pods.merge(run("/mutate-pods", clients, port, body.clone(), duration / ROUNDS).await?);
+    }
+    Ok((floor.figures(), pods.figures()))
+}
+
+/// Open loop: connection `i` sends at `start + offset_i + k * interval`, `interval` = CLIENTS / rate, the
+/// offsets spreading the connections evenly over one interval. When a send time comes while the
+/// connection is still waiting for its previous answer, the review goes out as soon as it can and its
+/// latency counts from the scheduled time (the wait an API server would see). When the connection was
+/// idle, latency counts from the actual send, so the client's own timer lateness (tokio timers tick in
+/// milliseconds) is not charged to the server.
+async fn run_offered(
+    path: &str,
+    clients: &[reqwest::Client],
+    port: u16,
+    body: Bytes,
+    rate: u32,
+    duration: Duration,
+) -> Result<Samples, BoxError> {
+    let url = format!("https://{HOST}:{port}{path}");
+    let interval = Duration::from_secs_f64(clients.len() as f64 / f64::from(rate));
+    let started = tokio::time::Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, client)| {
+            let (url, body) = (url.clone(), body.clone());
+            let offset = interval.mul_f64(i as f64 / clients.len() as f64);
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                let mut scheduled = started + offset;
+                while scheduled < deadline {
+                    let busy_at_schedule = tokio::time::Instant::now() > scheduled;
+                    tokio::time::sleep_until(scheduled).await;
+                    let sent = if busy_at_schedule {
+                        scheduled
+                    } else {
+                        tokio::time::Instant::now()
+                    };
+                    let ok = match client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(sent.elapsed())
+                    } else {
+                        errors += 1
+                    }
+                    scheduled += interval;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut samples = Samples::default();
+    for task in tasks {
+        let (latencies, errors) = task.await?;
+        samples.latencies.extend(latencies);
+        samples.errors += errors;
+    }
+    samples.seconds = started.elapsed().as_secs_f64();
+    Ok(samples)
+}
+
+/// [`compare`] at a fixed offered rate.
+async fn compare_offered(
+    clients: &[reqwest::Client],
+    port: u16,
+    body: &Bytes,
+    rate: u32,
+    duration: Duration,
+) -> Result<(Figures, Figures), BoxError> {
+    const ROUNDS: u32 = 4;
+    let (mut floor, mut pods) = (Samples::default(), Samples::default());
+    for _ in 0..ROUNDS {
+        let slice = duration / ROUNDS;
+        floor.merge(run_offered("/allow-all", clients, port, body.clone(), rate, slice).await?);
+        pods.merge(run_offered("/mutate-pods", clients, port, body.clone(), rate, slice).await?);
     }
     Ok((floor.figures(), pods.figures()))
 }

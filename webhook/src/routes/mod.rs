@@ -29,13 +29,13 @@ pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, d
             return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
         }
     };
-    let namespace = request.namespace.clone().unwrap_or_default();
+    let namespace = request.namespace.as_deref().unwrap_or_default();
     let (answer, outcome) = decide(state, &request);
     let allowed = answer.allowed();
     let body = answer.to_body();
     state
         .metrics
-        .record_review(route, outcome, &namespace, started.elapsed().as_secs_f64());
+        .record_review(route, outcome, namespace, started.elapsed().as_secs_f64());
     tracing::debug!(route, uid = %request.uid, %namespace, name = %request.name, outcome, allowed, "admission review");
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),

@@ -38,10 +38,10 @@ pub enum MalformedReview {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Review {
+struct Review<Request> {
     api_version: String,
     kind: String,
-    request: Option<AdmissionRequest>,
+    request: Option<Request>,
 }
 
 /// The parts of an admission request the webhook uses.
@@ -69,9 +69,51 @@ pub struct AdmissionRequest {
     pub dry_run: bool,
 }
 
+/// [`AdmissionRequest`] of a pod review: `object` (but not `oldObject`, which no pod decision reads)
+/// keeps only what injection reads, see [`crate::review_pod`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodAdmissionRequest {
+    uid: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Operation,
+    #[serde(default, deserialize_with = "crate::review_pod::pod_for_injection")]
+    object: Option<Value>,
+    #[serde(default, deserialize_with = "crate::review_object::without_managed_fields")]
+    old_object: Option<Value>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl From<PodAdmissionRequest> for AdmissionRequest {
+    fn from(r: PodAdmissionRequest) -> Self {
+        Self {
+            uid: r.uid,
+            name: r.name,
+            namespace: r.namespace,
+            operation: r.operation,
+            object: r.object,
+            old_object: r.old_object,
+            dry_run: r.dry_run,
+        }
+    }
+}
+
 /// Parses `body` into the request it carries.
 pub fn parse_request(body: &[u8]) -> Result<AdmissionRequest, MalformedReview> {
-    let review: Review = serde_json::from_slice(body)?;
+    parse::<AdmissionRequest>(body)
+}
+
+/// [`parse_request`] for `/mutate-pods`: the pod's `spec` is reduced to what injection reads.
+pub fn parse_pod_request(body: &[u8]) -> Result<AdmissionRequest, MalformedReview> {
+    parse::<PodAdmissionRequest>(body).map(AdmissionRequest::from)
+}
+
+fn parse<Request: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Request, MalformedReview> {
+    let review: Review<Request> = serde_json::from_slice(body)?;
     if review.api_version != API_VERSION || review.kind != KIND {
         return Err(MalformedReview::WrongType {
             api_version: review.api_version,

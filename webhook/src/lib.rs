@@ -7,7 +7,7 @@
 //! - [`layout`]: mount paths and injected volume names;
 //! - [`mcpserver_store`] / [`mcpserver_watch`]: MCPServers from a file or a reflector cache;
 //! - [`admission`]: reading AdmissionReviews and writing answers ([`review_object`]: objects read
-//!   without their managedFields);
+//!   without their managedFields, [`review_pod`]: pods read with only what injection reads);
 //! - [`routes`] and [`server`]: the axum router; [`state`]: what handlers share; [`metrics`];
 //! - [`tls`]: PEM files reloaded on change, or a self-signed CA with rotation and caBundle publication;
 //! - [`serve`]: running the server with graceful shutdown; [`cli`]: the `webhook` and `inject` commands;
@@ -22,6 +22,7 @@ pub mod mcpserver_store;
 pub mod mcpserver_watch;
 pub mod metrics;
 pub mod review_object;
+pub mod review_pod;
 pub mod routes;
 pub mod serve;
 pub mod server;

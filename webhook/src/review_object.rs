@@ -4,6 +4,7 @@
 //! reads it, so it is skipped while parsing instead of being built into a JSON tree and dropped.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -11,39 +12,34 @@ use serde_json::{Map, Value};
 
 /// `deserialize_with` for an optional object: `null` is `None`, anything but an object is an error.
 pub fn without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Ok(Option::<Object>::deserialize(deserializer)?.map(|object| object.0))
+    Ok(Option::<ReviewObject<Value>>::deserialize(deserializer)?.map(|object| object.0))
 }
 
-/// A JSON object whose `metadata` member loses `managedFields`.
-struct Object(Value);
+/// A JSON object whose `metadata` member loses `managedFields` and whose `spec` member is read as
+/// `Spec` (all of it for [`Value`]; see [`crate::review_pod`] for pods).
+pub struct ReviewObject<Spec>(pub Value, PhantomData<Spec>);
 
 /// A `metadata` object without `managedFields`.
 struct Metadata(Value);
 
-impl<'de> Deserialize<'de> for Object {
+impl<'de, Spec: Deserialize<'de> + Into<Value>> Deserialize<'de> for ReviewObject<Spec> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_map(ObjectVisitor { skip: "" })
-            .map(Object)
+            .deserialize_map(ObjectVisitor::<Spec>(PhantomData))
+            .map(|object| ReviewObject(object, PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for Metadata {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(ObjectVisitor {
-                skip: "managedFields",
-            })
-            .map(Metadata)
+        deserializer.deserialize_map(MetadataVisitor).map(Metadata)
     }
 }
 
-/// Builds a JSON object, skipping the member `skip` and reading `metadata` as [`Metadata`] at the top.
-struct ObjectVisitor {
-    skip: &'static str,
-}
+/// Builds the object, reading `metadata` as [`Metadata`] and `spec` as `Spec`.
+struct ObjectVisitor<Spec>(PhantomData<Spec>);
 
-impl<'de> Visitor<'de> for ObjectVisitor {
+impl<'de, Spec: Deserialize<'de> + Into<Value>> Visitor<'de> for ObjectVisitor<Spec> {
     type Value = Value;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,17 +49,37 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if key == self.skip {
+            let value = match key.as_str() {
+                "metadata" => access
+                    .next_value::<Option<Metadata>>()?
+                    .map_or(Value::Null, |m| m.0),
+                "spec" => access.next_value::<Spec>()?.into(),
+                _ => access.next_value::<Value>()?,
+            };
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// Builds `metadata` without `managedFields`.
+struct MetadataVisitor;
+
+impl<'de> Visitor<'de> for MetadataVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if key == "managedFields" {
                 access.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let value = if self.skip.is_empty() && key == "metadata" {
-                access
-                    .next_value::<Option<Metadata>>()?
-                    .map_or(Value::Null, |m| m.0)
-            } else {
-                access.next_value::<Value>()?
-            };
+            let value = access.next_value::<Value>()?;
             map.insert(key, value);
         }
         Ok(Value::Object(map))

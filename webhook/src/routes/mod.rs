@@ -7,7 +7,7 @@ pub mod pods;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::admission::{AdmissionAnswer, AdmissionRequest, parse_request};
+use crate::admission::{AdmissionAnswer, AdmissionRequest, MalformedReview, parse_request};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
@@ -16,10 +16,24 @@ use axum::response::{IntoResponse, Response};
 /// One admission route: how it is named in metrics, and its decision function.
 pub type Decide = fn(&AppState, &AdmissionRequest) -> (AdmissionAnswer, &'static str);
 
+/// How a route reads its review body.
+pub type Parse = fn(&[u8]) -> Result<AdmissionRequest, MalformedReview>;
+
 /// Shared body of every admission route: parse (400 on garbage), decide, record, answer.
 pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, decide: Decide) -> Response {
+    handle_review_parsed_by(state, route, body, parse_request, decide)
+}
+
+/// [`handle_review`] with a route's own way of reading the body.
+pub fn handle_review_parsed_by(
+    state: &Arc<AppState>,
+    route: &'static str,
+    body: &Bytes,
+    parse: Parse,
+    decide: Decide,
+) -> Response {
     let started = Instant::now();
-    let request = match parse_request(body) {
+    let request = match parse(body) {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(route, %error, "malformed admission review");

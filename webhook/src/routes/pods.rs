@@ -8,8 +8,8 @@ use axum::response::Response;
 use kube::core::admission::Operation;
 use serde_json::Value;
 
-use super::handle_review;
-use crate::admission::{AdmissionAnswer, AdmissionRequest};
+use super::handle_review_parsed_by;
+use crate::admission::{AdmissionAnswer, AdmissionRequest, parse_pod_request};
 use crate::inject::{EncodedOutcome, inject_pod_encoded};
 use crate::state::AppState;
 
@@ -18,7 +18,7 @@ pub const ROUTE: &str = "mutate-pods";
 
 /// The axum handler.
 pub async fn mutate_pods(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    handle_review(&state, ROUTE, &body, decide)
+    handle_review_parsed_by(&state, ROUTE, &body, parse_pod_request, decide)
 }
 
 /// The decision for one pod review. Only CREATE is mutated: a pod's containers and volumes cannot

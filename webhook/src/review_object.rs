@@ -15,17 +15,27 @@ pub fn without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Res
     Ok(Option::<ReviewObject<Value>>::deserialize(deserializer)?.map(|object| object.0))
 }
 
-/// A JSON object whose `metadata` member loses `managedFields` and whose `spec` member is read as
-/// `Spec` (all of it for [`Value`]; see [`crate::review_pod`] for pods).
-pub struct ReviewObject<Spec>(pub Value, PhantomData<Spec>);
+/// A JSON object whose `metadata` member is read as `Meta` (all but `managedFields` for [`Metadata`])
+/// and whose `spec` member as `Spec` (all of it for [`Value`]; see [`crate::review_pod`] for pods).
+pub struct ReviewObject<Spec, Meta = Metadata>(pub Value, PhantomData<(Spec, Meta)>);
 
 /// A `metadata` object without `managedFields`.
-struct Metadata(Value);
+pub struct Metadata(Value);
 
-impl<'de, Spec: Deserialize<'de> + Into<Value>> Deserialize<'de> for ReviewObject<Spec> {
+impl From<Metadata> for Value {
+    fn from(metadata: Metadata) -> Value {
+        metadata.0
+    }
+}
+
+impl<'de, Spec, Meta> Deserialize<'de> for ReviewObject<Spec, Meta>
+where
+    Spec: Deserialize<'de> + Into<Value>,
+    Meta: Deserialize<'de> + Into<Value>,
+{
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
-            .deserialize_map(ObjectVisitor::<Spec>(PhantomData))
+            .deserialize_map(ObjectVisitor::<Spec, Meta>(PhantomData))
             .map(|object| ReviewObject(object, PhantomData))
     }
 }
@@ -36,10 +46,14 @@ impl<'de> Deserialize<'de> for Metadata {
     }
 }
 
-/// Builds the object, reading `metadata` as [`Metadata`] and `spec` as `Spec`.
-struct ObjectVisitor<Spec>(PhantomData<Spec>);
+/// Builds the object, reading `metadata` as `Meta` and `spec` as `Spec`.
+struct ObjectVisitor<Spec, Meta>(PhantomData<(Spec, Meta)>);
 
-impl<'de, Spec: Deserialize<'de> + Into<Value>> Visitor<'de> for ObjectVisitor<Spec> {
+impl<'de, Spec, Meta> Visitor<'de> for ObjectVisitor<Spec, Meta>
+where
+    Spec: Deserialize<'de> + Into<Value>,
+    Meta: Deserialize<'de> + Into<Value>,
+{
     type Value = Value;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,8 +65,8 @@ impl<'de, Spec: Deserialize<'de> + Into<Value>> Visitor<'de> for ObjectVisitor<S
         while let Some(key) = access.next_key::<String>()? {
             let value = match key.as_str() {
                 "metadata" => access
-                    .next_value::<Option<Metadata>>()?
-                    .map_or(Value::Null, |m| m.0),
+                    .next_value::<Option<Meta>>()?
+                    .map_or(Value::Null, Into::into),
                 "spec" => access.next_value::<Spec>()?.into(),
                 _ => access.next_value::<Value>()?,
             };

@@ -1,8 +1,9 @@
 //! Reading a pod review's `request.object` with only what injection reads.
 //!
-//! Injection looks at the pod's metadata, `spec.initContainers`, `spec.volumes` and the names of
-//! `spec.containers`; a re-injection diffs the pod against a copy that differs only in those parts, so
-//! every other member of `spec` (and every other field of an app container) cannot change the answer.
+//! Injection looks at the pod's labels, annotations and namespace, `spec.initContainers`,
+//! `spec.volumes` and the names of `spec.containers`; a re-injection diffs the pod against a copy that
+//! differs only in those parts, so every other member of `metadata` and `spec` (and every other field
+//! of an app container) cannot change the answer.
 //! Skipping them while parsing saves building most of the pod as a JSON tree. Anything of an
 //! unexpected type is kept as it is, so the injector still refuses it with the same message.
 
@@ -17,12 +18,29 @@ use crate::review_object::ReviewObject;
 /// `deserialize_with` for a pod review's `object`: like
 /// [`crate::review_object::without_managed_fields`], `spec` reduced to what injection reads.
 pub fn pod_for_injection<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Ok(Option::<ReviewObject<PodSpec>>::deserialize(deserializer)?.map(|object| object.0))
+    Ok(Option::<ReviewObject<PodSpec, PodMetadata>>::deserialize(deserializer)?.map(|object| object.0))
 }
 
-/// How a member is read: as `spec`, as the `containers` list, or as one app container.
+/// The pod's `metadata`, reduced to name, generateName, namespace, labels and annotations.
+pub struct PodMetadata(Value);
+
+impl From<PodMetadata> for Value {
+    fn from(metadata: PodMetadata) -> Value {
+        metadata.0
+    }
+}
+
+impl<'de> Deserialize<'de> for PodMetadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // An object, as for every other review object (anything else is a malformed review).
+        deserializer.deserialize_map(Part::Metadata).map(PodMetadata)
+    }
+}
+
+/// How a member is read: as `metadata`, as `spec`, as the `containers` list, or as one app container.
 #[derive(Clone, Copy)]
 enum Part {
+    Metadata,
     Spec,
     Containers,
     Container,
@@ -55,18 +73,21 @@ impl<'de> Visitor<'de> for Part {
     type Value = Value;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("any JSON value")
+        formatter.write_str(match self {
+            Part::Metadata => "a JSON object",
+            Part::Spec | Part::Containers | Part::Container => "any JSON value",
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             let value = match (self, key.as_str()) {
-                (Part::Spec, "initContainers" | "volumes") | (Part::Container, "name") => {
-                    access.next_value::<Value>()?
-                }
+                (Part::Metadata, "name" | "generateName" | "namespace" | "labels" | "annotations")
+                | (Part::Spec, "initContainers" | "volumes")
+                | (Part::Container, "name") => access.next_value::<Value>()?,
                 (Part::Spec, "containers") => access.next_value_seed(Part::Containers)?,
-                (Part::Spec | Part::Container, _) => {
+                (Part::Metadata | Part::Spec | Part::Container, _) => {
                     access.next_value::<IgnoredAny>()?;
                     continue;
                 }
@@ -85,7 +106,7 @@ impl<'de> Visitor<'de> for Part {
                     items.push(item);
                 }
             }
-            Part::Spec | Part::Container => {
+            Part::Metadata | Part::Spec | Part::Container => {
                 while let Some(item) = access.next_element::<Value>()? {
                     items.push(item);
                 }
@@ -147,7 +168,8 @@ mod tests {
     #[test]
     fn spec_keeps_init_containers_volumes_and_container_names_only() {
         let object = read(json!({
-            "metadata": {"name": "p", "managedFields": [{"manager": "m"}], "annotations": {"a": "b"}},
+            "metadata": {"name": "p", "managedFields": [{"manager": "m"}], "annotations": {"a": "b"},
+                "namespace": "n", "generateName": "p-", "labels": {"l": "v"}, "ownerReferences": [{}], "uid": "u"},
             "spec": {
                 "containers": [{"name": "app", "image": "i", "env": [{"name": "X"}]}, {"image": "j"}, 7],
                 "initContainers": [{"name": "init", "image": "k"}],
@@ -160,7 +182,8 @@ mod tests {
         assert_eq!(
             object,
             Some(json!({
-                "metadata": {"name": "p", "annotations": {"a": "b"}},
+                "metadata": {"name": "p", "annotations": {"a": "b"}, "namespace": "n", "generateName": "p-",
+                    "labels": {"l": "v"}},
                 "spec": {
                     "containers": [{"name": "app"}, {}, 7],
                     "initContainers": [{"name": "init", "image": "k"}],
@@ -169,6 +192,15 @@ mod tests {
                 "status": {}
             }))
         );
+    }
+
+    #[test]
+    fn metadata_must_be_an_object_or_null() {
+        assert_eq!(read(json!({"metadata": null})), Some(json!({"metadata": null})));
+        let error = serde_json::from_str::<Holder>(r#"{"object":{"metadata":5}}"#)
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("expected a JSON object"), "{error}");
     }
 
     #[test]

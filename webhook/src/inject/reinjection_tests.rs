@@ -138,3 +138,35 @@ fn the_encoded_patch_equals_the_planned_one_for_every_shape_and_is_shared() {
         EncodedOutcome::Unchanged("up-to-date")
     );
 }
+
+#[test]
+fn a_pod_read_for_injection_gets_the_same_patch_as_the_whole_pod() {
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        #[serde(deserialize_with = "crate::review_pod::pod_for_injection")]
+        object: Option<Value>,
+    }
+    let mut repaired = with_api_server_defaults(injected_pod());
+    repaired["spec"]["initContainers"][0]["securityContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("readOnlyRootFilesystem");
+    let newer = InjectorSettings {
+        sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.2.0".into(),
+        ..settings()
+    };
+    let first = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    for whole in [first, with_api_server_defaults(injected_pod()), repaired] {
+        let reduced = serde_json::from_value::<Holder>(json!({ "object": whole }))
+            .unwrap()
+            .object
+            .unwrap();
+        assert_ne!(reduced, whole, "the reading must leave something out");
+        let expected = inject_pod(&whole, "apps", &newer, &catalog()).unwrap();
+        assert!(matches!(expected, Outcome::Inject(_)), "{expected:?}");
+        assert_eq!(
+            inject_pod(&reduced, "apps", &newer, &catalog()).unwrap(),
+            expected
+        );
+    }
+}

@@ -103,11 +103,20 @@ impl ExchangeClient {
             endpoint: url.clone(),
             reason,
         };
+        // A 5xx is Dex (or its proxy) failing, like on the token endpoint; other statuses mean the address
+        // does not serve discovery.
+        if (500..=599).contains(&status) {
+            return Err(ExchangeError::ServerError {
+                endpoint: url,
+                status,
+                detail: crate::response::body_excerpt(&body),
+            });
+        }
         if status != 200 {
             return Err(ExchangeError::UnexpectedStatus {
                 endpoint: url,
                 status,
-                body: String::new(),
+                body: crate::response::body_excerpt(&body),
             });
         }
         let doc: serde_json::Value =

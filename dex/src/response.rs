@@ -138,7 +138,7 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
 }
 
 /// The first 256 characters of a body, on one line, for error messages.
-fn body_excerpt(body: &[u8]) -> String {
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let one_line: String = text
         .chars()

@@ -301,3 +301,20 @@ async fn discovery_returns_the_configured_issuer() {
         "https://elsewhere"
     );
 }
+
+#[tokio::test]
+async fn a_failing_discovery_is_a_server_error_and_a_wrong_path_is_not() {
+    let dex = DexDouble::start().await.unwrap();
+    let client = client_for(&dex, Duration::from_secs(5));
+    dex.update(|b| b.discovery_status = Some(503));
+    let err = client.discover_issuer(&dex.token_endpoint()).await.unwrap_err();
+    assert_eq!(err.failure_class(), FailureClass::ServerError, "{err}");
+    assert!(
+        err.to_string().contains("503") && err.to_string().contains("upstream connect error"),
+        "{err}"
+    );
+    dex.update(|b| b.discovery_status = Some(404));
+    let err = client.discover_issuer(&dex.token_endpoint()).await.unwrap_err();
+    assert_eq!(err.failure_class(), FailureClass::Other, "{err}");
+    assert!(err.to_string().contains("status 404"), "{err}");
+}

@@ -7,15 +7,13 @@ use muster_exchange_dex::{ExchangeClient, ExchangeError, FailureClass};
 
 use super::outcome::Check;
 
-/// True for failures that mean "Dex is not answering": unreachable, timed out, or 5xx.
+/// True for failures that mean "Dex is not answering": unreachable, timed out, or 5xx (on discovery or
+/// the token endpoint, which the dex crate both classify as `ServerError`).
 pub fn is_disconnection(error: &ExchangeError) -> bool {
-    match error {
-        ExchangeError::UnexpectedStatus { status, .. } => *status >= 500,
-        other => matches!(
-            other.failure_class(),
-            FailureClass::Unreachable | FailureClass::Timeout | FailureClass::ServerError
-        ),
-    }
+    matches!(
+        error.failure_class(),
+        FailureClass::Unreachable | FailureClass::Timeout | FailureClass::ServerError
+    )
 }
 
 /// "when it last answered", for messages.

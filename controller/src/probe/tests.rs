@@ -173,6 +173,20 @@ async fn server_error_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_failing_discovery_is_disconnected_naming_the_discovery_address() {
+    let dex = dex().await;
+    dex.update(|b| b.discovery_status = Some(502));
+    let outcome = probe_double(&dex, |_| {}).await;
+    assert_eq!(
+        reasons(&outcome),
+        ("SecretFound", "Disconnected", "NotProbed", false)
+    );
+    let message = &outcome.connected.message;
+    assert!(message.contains("status 502"), "{message}");
+    assert!(message.contains("/.well-known/openid-configuration"), "{message}");
+}
+
+#[tokio::test]
 async fn refused_connection_is_disconnected_and_names_the_endpoint() {
     let addr = refused_addr().unwrap();
     let endpoint = format!("https://127.0.0.1:{}/dex/token", addr.port());

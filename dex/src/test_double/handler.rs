@@ -25,6 +25,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(status) = shared.behaviour().discovery_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, "upstream connect error").into_response();
+    }
     let issuer = shared
         .behaviour()
         .discovery_issuer

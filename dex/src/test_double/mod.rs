@@ -63,6 +63,8 @@ pub struct Behaviour {
     pub token_issuer: Option<String>,
     /// `issuer` in discovery; `None` uses the double's own issuer.
     pub discovery_issuer: Option<String>,
+    /// Answer discovery with this status and a plain-text body instead of the document (a failing Dex).
+    pub discovery_status: Option<u16>,
     /// `expires_in` in responses; `None` omits the field.
     pub expires_in: Option<u64>,
     /// Issued tokens' `exp` is now plus this.
@@ -85,6 +87,7 @@ impl Default for Behaviour {
             refused_subject_tokens: BTreeSet::new(),
             token_issuer: None,
             discovery_issuer: None,
+            discovery_status: None,
             expires_in: Some(300),
             token_lifetime: Duration::from_secs(300),
             delay: Duration::ZERO,

@@ -143,57 +143,53 @@ pub async fn sync(ctx: &Context, servers: &Store<DynamicObject>, which: Which) -
 }
 
 async fn sync_kubeconfig(ctx: &Context) -> bool {
-    let mut ok = true;
-    ctx.metrics
-        .reconciles
-        .get_or_create(&LoopLabels {
-            r#loop: "kubeconfig_grants",
-        })
-        .inc();
-    match sync_kubeconfig_grants(&ctx.client, &ctx.kubeconfig).await {
-        Ok(report) => {
-            record(ctx, GrantKind::Kubeconfig, &report.sync, report.refused.len());
-            ok &= report.sync.errors.is_empty();
-            report
-                .sync
-                .errors
-                .iter()
-                .for_each(|e| record_error(ctx, "kubeconfig_grants", e));
-        }
-        Err(e) => {
-            record_error(ctx, "kubeconfig_grants", &e);
-            ok = false;
-        }
-    }
-    ok
+    const LOOP: &str = "kubeconfig_grants";
+    count_run(ctx, LOOP);
+    let result = sync_kubeconfig_grants(&ctx.client, &ctx.kubeconfig).await;
+    record_outcome(
+        ctx,
+        GrantKind::Kubeconfig,
+        LOOP,
+        result.map(|r| (r.sync, r.refused.len())),
+    )
 }
 
 async fn sync_credentials(ctx: &Context, servers: &Store<DynamicObject>) -> bool {
-    let mut ok = true;
-    ctx.metrics
-        .reconciles
-        .get_or_create(&LoopLabels {
-            r#loop: "credential_grants",
-        })
-        .inc();
+    const LOOP: &str = "credential_grants";
+    count_run(ctx, LOOP);
     let parsed = parsed_servers(servers, true);
     let incomplete = parsed.malformed > 0;
-    match sync_credential_grants(&ctx.client, &parsed.servers, &ctx.credentials, incomplete).await {
-        Ok(report) => {
-            record(ctx, GrantKind::Credentials, &report.sync, report.refused.len());
-            ok &= report.sync.errors.is_empty();
-            report
-                .sync
-                .errors
-                .iter()
-                .for_each(|e| record_error(ctx, "credential_grants", e));
+    let result = sync_credential_grants(&ctx.client, &parsed.servers, &ctx.credentials, incomplete).await;
+    record_outcome(
+        ctx,
+        GrantKind::Credentials,
+        LOOP,
+        result.map(|r| (r.sync, r.refused.len())),
+    )
+}
+
+fn count_run(ctx: &Context, r#loop: &'static str) {
+    ctx.metrics.reconciles.get_or_create(&LoopLabels { r#loop }).inc();
+}
+
+/// Records one sync's writes, refusals and failures; true when nothing failed.
+fn record_outcome(
+    ctx: &Context,
+    kind: GrantKind,
+    r#loop: &'static str,
+    result: Result<(SyncReport, usize), Error>,
+) -> bool {
+    match result {
+        Ok((sync, refused)) => {
+            record(ctx, kind, &sync, refused);
+            sync.errors.iter().for_each(|e| record_error(ctx, r#loop, e));
+            sync.errors.is_empty()
         }
         Err(e) => {
-            record_error(ctx, "credential_grants", &e);
-            ok = false;
+            record_error(ctx, r#loop, &e);
+            false
         }
     }
-    ok
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 /// Field manager of the `caBundle` apply.
@@ -60,76 +60,85 @@ impl WebhookConfigurationPatcher {
     }
 
     async fn publish_both(&self, bundle_pem: &str) -> Result<(), PublishError> {
-        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-        let kind = "MutatingWebhookConfiguration";
-        let current = mutating
-            .get(&self.mutating)
-            .await
-            .map_err(error(kind, &self.mutating))?;
-        let names: Vec<String> = current
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| w.name)
-            .collect();
-        let body = apply_body(kind, &self.mutating, &names, bundle_pem);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        mutating
-            .patch(&self.mutating, &params, &Patch::Apply(body))
-            .await
-            .map_err(error(kind, &self.mutating))?;
-        let kind = "ValidatingWebhookConfiguration";
-        let current = validating
-            .get(&self.validating)
-            .await
-            .map_err(error(kind, &self.validating))?;
-        let names: Vec<String> = current
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| w.name)
-            .collect();
-        let body = apply_body(kind, &self.validating, &names, bundle_pem);
-        validating
-            .patch(&self.validating, &params, &Patch::Apply(body))
-            .await
-            .map_err(error(kind, &self.validating))?;
+        for (resource, kind, name) in self.targets() {
+            let names: Vec<String> = self
+                .webhooks(&resource, kind, name)
+                .await?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let body = apply_body(kind, name, &names, bundle_pem);
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            api.patch(name, &params, &Patch::Apply(body))
+                .await
+                .map_err(error(kind, name))?;
+        }
         Ok(())
     }
 }
 
 impl WebhookConfigurationPatcher {
+    /// The two configurations, mutating first, with what the dynamic API needs to address them.
+    fn targets(&self) -> [(ApiResource, &'static str, &str); 2] {
+        [
+            (
+                ApiResource::erase::<MutatingWebhookConfiguration>(&()),
+                "MutatingWebhookConfiguration",
+                self.mutating.as_str(),
+            ),
+            (
+                ApiResource::erase::<ValidatingWebhookConfiguration>(&()),
+                "ValidatingWebhookConfiguration",
+                self.validating.as_str(),
+            ),
+        ]
+    }
+
+    /// One configuration's webhooks as `(webhook name, caBundle PEM or "")`.
+    async fn webhooks(
+        &self,
+        resource: &ApiResource,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, PublishError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        let object = api.get(name).await.map_err(error(kind, name))?;
+        let webhooks = object
+            .data
+            .get("webhooks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(webhooks
+            .iter()
+            .map(|w| {
+                let webhook = w
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let bundle = w
+                    .pointer("/clientConfig/caBundle")
+                    .and_then(Value::as_str)
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                (webhook, bundle)
+            })
+            .collect())
+    }
+
     async fn read_both(&self) -> Result<Vec<String>, PublishError> {
-        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-        let decode = |bundle: Option<k8s_openapi::ByteString>| {
-            bundle
-                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                .unwrap_or_default()
-        };
-        let kind = "MutatingWebhookConfiguration";
-        let mut bundles: Vec<String> = mutating
-            .get(&self.mutating)
-            .await
-            .map_err(error(kind, &self.mutating))?
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| decode(w.client_config.ca_bundle))
-            .collect();
-        let kind = "ValidatingWebhookConfiguration";
-        let validating = validating
-            .get(&self.validating)
-            .await
-            .map_err(error(kind, &self.validating))?;
-        bundles.extend(
-            validating
-                .webhooks
-                .unwrap_or_default()
-                .into_iter()
-                .map(|w| decode(w.client_config.ca_bundle)),
-        );
+        let mut bundles = Vec::new();
+        for (resource, kind, name) in self.targets() {
+            bundles.extend(
+                self.webhooks(&resource, kind, name)
+                    .await?
+                    .into_iter()
+                    .map(|(_, b)| b),
+            );
+        }
         Ok(bundles)
     }
 }

@@ -5,6 +5,7 @@
 //! controller and the CLI agree by construction.
 
 pub mod crd;
+pub mod credentials_policy;
 pub mod defaulting;
 pub mod documents;
 pub mod issuer;

@@ -44,11 +44,36 @@ pub const KUBECONFIG_FALLBACK_KEY: &str = "kubeconfig";
 pub const SIDECAR_CONTAINER_NAME: &str = "token-exchange";
 /// Environment variable carrying the sidecar's configuration document (JSON) in the pod spec.
 pub const SIDECAR_CONFIG_ENV: &str = "MUSTER_EXCHANGE_SIDECAR_CONFIG";
+/// Sidecar image injected when the webhook is given none: this release of the one muster-exchange image
+/// (the workspace shares one version, so this is the webhook's and the sidecar's version too).
+pub const DEFAULT_SIDECAR_IMAGE: &str =
+    concat!("ghcr.io/giantswarm/muster-exchange:", env!("CARGO_PKG_VERSION"));
+/// UID/GID the sidecar runs as: the `nonroot` user of distroless images, and the `USER` of the image's
+/// Dockerfile (a test reads the Dockerfile so the two cannot drift).
+pub const SIDECAR_UID: i64 = 65532;
 
 /// Label on every object the controller manages; it never touches objects without it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY_VALUE: &str = "muster-exchange";
+/// Label on the controller's grant Roles and RoleBindings: which grant (`kubeconfig` or `credentials`).
+pub const GRANT_KIND_LABEL: &str = "exchange.muster.giantswarm.io/grant";
+
+/// MCPServer condition type: the credentials Secret exists, may be read, and holds both values.
+pub const CONDITION_CREDENTIALS_READY: &str = "CredentialsReady";
+/// MCPServer condition type: the remote Dex answers and names the expected issuer.
+pub const CONDITION_CONNECTED: &str = "Connected";
+/// MCPServer condition type: a probe exchange shows credentials and connector are accepted.
+pub const CONDITION_TOKEN_EXCHANGE_READY: &str = "TokenExchangeReady";
+/// MCPServer condition type: all of the above. The CRD's `Ready` printer column reads it.
+pub const CONDITION_READY: &str = "Ready";
+/// The four condition types, in the order the controller writes and `diagnose` prints them.
+pub const CONDITION_TYPES: [&str; 4] = [
+    CONDITION_CREDENTIALS_READY,
+    CONDITION_CONNECTED,
+    CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_READY,
+];
 
 /// Namespaces nothing is ever injected or granted in.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];

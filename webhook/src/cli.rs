@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muster_exchange_api::documents::read_documents;
+use muster_exchange_api::names::DEFAULT_SIDECAR_IMAGE;
 use muster_exchange_api::validation::syntax::is_dns1123_label;
 
 use crate::inject::InjectorSettings;
@@ -18,10 +19,6 @@ use crate::serve::{CatalogSource, TlsSource, WebhookServerConfig, run};
 use crate::tls::authority::service_dns_names;
 use crate::tls::pem_files::PemFiles;
 use crate::tls::self_signed::SelfSignedSettings;
-
-/// Sidecar image used when `--sidecar-image` is not given.
-pub const DEFAULT_SIDECAR_IMAGE: &str =
-    concat!("ghcr.io/giantswarm/muster-exchange:", env!("CARGO_PKG_VERSION"));
 
 /// `muster-exchange webhook`: serve the admission webhook over HTTPS.
 #[derive(Debug, Clone, clap::Args)]

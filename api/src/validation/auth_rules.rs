@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 
 use super::syntax::{self, UrlRules};
 use super::{FieldError, Report};
+use crate::credentials_policy::{
+    CredentialsPolicy, CredentialsSecretRefused, NamespaceRefusal, protected_namespace,
+};
 use crate::issuer;
 use crate::mcpserver::{AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, TokenExchangeConfig};
 
@@ -205,33 +208,7 @@ fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, 
             "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters",
         ));
     }
-    if let Some(ns) = secret.namespace.as_deref().filter(|s| !s.is_empty()) {
-        if crate::names::is_system_namespace(ns) {
-            report.error(FieldError::forbidden(
-                format!("{SECRET}.namespace"),
-                format!(
-                    "{ns:?} is a system namespace: exchange credentials never come from there (muster-exchange will \
-                     neither read nor grant access to it); keep the Secret next to the MCPServer"
-                ),
-            ));
-        } else if !syntax::is_dns1123_label(ns) {
-            report.error(FieldError::invalid(
-                format!("{SECRET}.namespace"),
-                ns,
-                "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
-            ));
-        } else if let Some(own) = mcpserver.metadata.namespace.as_deref()
-            && own != ns
-        {
-            report.warn(
-                format!("{SECRET}.namespace"),
-                format!(
-                    "the Secret is in namespace {ns:?}, not the MCPServer's {own:?}: Muster needs RBAC to read it there, \
-                     and an injected sidecar cannot mount it; prefer a Secret in {own:?}"
-                ),
-            );
-        }
-    }
+    check_secret_namespace(mcpserver, secret, report);
     for (field, key) in [
         ("clientIdKey", &secret.client_id_key),
         ("clientSecretKey", &secret.client_secret_key),
@@ -250,6 +227,45 @@ fn check_secret_ref(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, 
             &secret.client_secret_key,
             "must differ from clientIdKey; the ID and the secret are two values",
         ));
+    }
+}
+
+/// Where the Secret may live, by the one [`CredentialsPolicy`] the webhook and the controller also apply.
+/// Judged on the effective namespace (the MCPServer's when the reference names none), as the controller
+/// does. Offline, the controller's namespace and its `--allow-cross-namespace-credentials` are unknown: a
+/// system namespace is an error, another namespace than the MCPServer's only a warning.
+fn check_secret_namespace(mcpserver: &MCPServer, secret: &ClientCredentialsSecretRef, report: &mut Report) {
+    let path = format!("{SECRET}.namespace");
+    let explicit = secret.namespace.as_deref().filter(|s| !s.is_empty());
+    if let Some(ns) = explicit
+        && !syntax::is_dns1123_label(ns)
+    {
+        report.error(FieldError::invalid(
+            path,
+            ns,
+            "must be a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+        ));
+        return;
+    }
+    let own = mcpserver.metadata.namespace.as_deref().filter(|s| !s.is_empty());
+    let Some(secret_namespace) = explicit.or(own) else {
+        return;
+    };
+    let refused = match own {
+        Some(own) => CredentialsPolicy::default()
+            .check(secret_namespace, &secret.name, own)
+            .err(),
+        // Without its namespace (a manifest applied with `-n`) the MCPServer cannot be judged
+        // cross-namespace; the protected namespaces are refused all the same.
+        None => protected_namespace(secret_namespace, None)
+            .map(|why| CredentialsSecretRefused::new(why, secret_namespace, &secret.name, "")),
+    };
+    match refused {
+        None => {}
+        Some(refused) if refused.refusal() == NamespaceRefusal::CrossNamespace => {
+            report.warn(path, refused.to_string());
+        }
+        Some(refused) => report.error(FieldError::forbidden(path, refused.to_string())),
     }
 }
 

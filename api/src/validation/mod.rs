@@ -48,4 +48,6 @@ pub fn decode(value: &serde_json::Value) -> Result<MCPServer, FieldError> {
 }
 
 #[cfg(test)]
+mod secret_namespace_tests;
+#[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// A valid, token-exchanging MCPServer as in the operator guide.
-fn valid() -> Value {
+pub(super) fn valid() -> Value {
     json!({
         "apiVersion": "muster.giantswarm.io/v1alpha1",
         "kind": "MCPServer",
@@ -27,13 +27,13 @@ fn valid() -> Value {
     })
 }
 
-fn with(pointer: &str, value: Value) -> Value {
+pub(super) fn with(pointer: &str, value: Value) -> Value {
     let mut obj = valid();
     set(&mut obj, pointer, value);
     obj
 }
 
-fn set(obj: &mut Value, pointer: &str, value: Value) {
+pub(super) fn set(obj: &mut Value, pointer: &str, value: Value) {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
     let parent = obj.pointer_mut(parent).unwrap().as_object_mut().unwrap();
     if value.is_null() {

@@ -25,7 +25,7 @@ pub use options::{
 };
 pub use patch::encode_patch;
 pub use refusal::Refusal;
-pub use render::{INJECTOR_VERSION, InjectorSettings, SIDECAR_UID};
+pub use render::{INJECTOR_VERSION, InjectorSettings};
 pub use render_cache::RenderCache;
 
 use render::Injection;

@@ -2,7 +2,7 @@
 //! Pure functions of the resolved clusters and the options, so the result is deterministic and the
 //! second admission of an injected pod renders exactly what is already there.
 
-use muster_exchange_api::names::SIDECAR_CONFIG_ENV;
+use muster_exchange_api::names::{SIDECAR_CONFIG_ENV, SIDECAR_UID};
 use muster_exchange_api::redact::short_hash;
 use muster_exchange_api::sidecar_config::SidecarConfig;
 use serde_json::{Value, json};
@@ -11,8 +11,6 @@ use super::options::InjectOptions;
 use super::resolve::ResolvedCluster;
 use crate::layout;
 
-/// UID/GID the sidecar runs as: the conventional `nonroot` user of distroless images.
-pub const SIDECAR_UID: i64 = 65532;
 /// Version written into the status annotation.
 pub const INJECTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 

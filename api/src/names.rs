@@ -82,3 +82,35 @@ pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-no
 pub fn is_system_namespace(namespace: &str) -> bool {
     SYSTEM_NAMESPACES.contains(&namespace)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_labels_and_annotations_live_under_the_domain() {
+        for name in [
+            INJECTION_LABEL,
+            ANNOTATION_MCPSERVERS,
+            ANNOTATION_MCPSERVER_NAMESPACE,
+            ANNOTATION_STATUS,
+            ANNOTATION_KUBECONFIG_SECRET,
+            GRANT_KIND_LABEL,
+        ] {
+            assert!(name.starts_with(&format!("{DOMAIN}/")), "{name}");
+        }
+        assert_eq!(GRANT_KIND_LABEL, "exchange.muster.giantswarm.io/grant");
+    }
+
+    #[test]
+    fn the_default_sidecar_image_is_this_release() {
+        assert_eq!(
+            DEFAULT_SIDECAR_IMAGE,
+            format!("ghcr.io/giantswarm/muster-exchange:{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            CONDITION_TYPES,
+            ["CredentialsReady", "Connected", "TokenExchangeReady", "Ready"]
+        );
+    }
+}

@@ -19,13 +19,13 @@ use crate::context::{Context, ProbeLoopConfig};
 use crate::controller_cmd::{ControllerArgs, StartError};
 use crate::grants::credential_grants::CredentialGrantConfig;
 use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
-use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::grants::rbac_objects::sort_subjects;
 use crate::leader_election::ElectionConfig;
 use crate::leader_election_loop::run_elector;
 use crate::metrics::Metrics;
 use crate::probe::ProbeSettings;
 use crate::triggers::GrantTriggers;
+use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Lease validity without renewal.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -247,7 +247,7 @@ fn context(
         credentials: CredentialGrantConfig {
             reader: args.credentials_reader.clone(),
             policy: CredentialsPolicy {
-                controller_namespace: args.controller_namespace.clone(),
+                controller_namespace: Some(args.controller_namespace.clone()),
                 allow_cross_namespace: args.allow_cross_namespace_credentials,
             },
             concurrency: args.grants_concurrency,

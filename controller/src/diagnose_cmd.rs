@@ -7,9 +7,9 @@ use muster_exchange_dex::{ClientOptions, ExchangeClient};
 
 use crate::diagnose::{DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render};
 use crate::duration_arg::parse_duration;
-use crate::grants::namespace_policy::CredentialsPolicy;
 use crate::probe::ProbeSettings;
 use crate::sources::read_inputs;
+use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// `muster-exchange diagnose`: check MCPServers' token exchange once and exit 1 if any is not Ready.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +43,7 @@ impl DiagnoseArgs {
     /// The controller's rule for where credentials Secrets may live.
     pub fn credentials_policy(&self) -> CredentialsPolicy {
         CredentialsPolicy {
-            controller_namespace: self.controller_namespace.clone(),
+            controller_namespace: Some(self.controller_namespace.clone()),
             allow_cross_namespace: self.allow_cross_namespace_credentials,
         }
     }

@@ -294,9 +294,9 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
     );
 }
 
-fn policy(allow_cross_namespace: bool) -> crate::grants::namespace_policy::CredentialsPolicy {
-    crate::grants::namespace_policy::CredentialsPolicy {
-        controller_namespace: "mx".into(),
+fn policy(allow_cross_namespace: bool) -> muster_exchange_api::credentials_policy::CredentialsPolicy {
+    muster_exchange_api::credentials_policy::CredentialsPolicy {
+        controller_namespace: Some("mx".into()),
         allow_cross_namespace,
     }
 }

@@ -192,8 +192,8 @@ pub fn test_context(
         },
         credentials: crate::grants::credential_grants::CredentialGrantConfig {
             reader: None,
-            policy: crate::grants::namespace_policy::CredentialsPolicy {
-                controller_namespace: "mx".into(),
+            policy: muster_exchange_api::credentials_policy::CredentialsPolicy {
+                controller_namespace: Some("mx".into()),
                 allow_cross_namespace: false,
             },
             concurrency: 1,

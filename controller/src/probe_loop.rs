@@ -12,13 +12,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use muster_exchange_api::MCPServer;
+use muster_exchange_api::names::{
+    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::initial_delay;
-use crate::conditions::{CONNECTED, CREDENTIALS_READY, TOKEN_EXCHANGE_READY};
 use crate::context::Context;
 use crate::mcpserver_parse::ParseCache;
 use crate::metrics::{LoopLabels, ProbeLabels};
@@ -179,9 +181,9 @@ fn record_outcome(ctx: &Context, done: &Done) {
         .get_or_create(&LoopLabels { r#loop: "probe" })
         .inc();
     for (condition, check) in [
-        (CREDENTIALS_READY, &done.outcome.credentials),
-        (CONNECTED, &done.outcome.connected),
-        (TOKEN_EXCHANGE_READY, &done.outcome.token_exchange),
+        (CONDITION_CREDENTIALS_READY, &done.outcome.credentials),
+        (CONDITION_CONNECTED, &done.outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_READY, &done.outcome.token_exchange),
     ] {
         let labels = ProbeLabels {
             cluster: done.key.clone(),

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use muster_exchange_api::MCPServer;
+use muster_exchange_api::names::{
+    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::conditions::{CONNECTED, CREDENTIALS_READY, TOKEN_EXCHANGE_READY};
 use crate::context::Context;
 use crate::events::publish_transitions;
 use crate::metrics::ErrorLabels;
@@ -88,9 +90,14 @@ pub fn has_our_conditions(server: &MCPServer) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| [CREDENTIALS_READY, CONNECTED, TOKEN_EXCHANGE_READY].contains(&c.type_.as_str()))
+            conditions.iter().any(|c| {
+                [
+                    CONDITION_CREDENTIALS_READY,
+                    CONDITION_CONNECTED,
+                    CONDITION_TOKEN_EXCHANGE_READY,
+                ]
+                .contains(&c.type_.as_str())
+            })
         })
 }
 

@@ -16,11 +16,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use muster_exchange_api::MCPServer;
-use muster_exchange_api::names::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use muster_exchange_api::names::{GRANT_KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::grants::rbac_objects::{GRANT_KIND_LABEL, GrantKind};
+use crate::grants::rbac_objects::GrantKind;
 
 /// What wakes which sync of the grant loop.
 #[derive(Clone, Default)]

@@ -2,8 +2,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{CONNECTED, CREDENTIALS_READY, READY, TOKEN_EXCHANGE_READY};
 use crate::probe::outcome::{Check, CheckStatus, ProbeOutcome};
+use muster_exchange_api::names::{
+    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_READY, CONDITION_TOKEN_EXCHANGE_READY,
+};
 
 fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) -> Condition {
     Condition {
@@ -19,15 +21,15 @@ fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) ->
 /// `Ready` from the three checks: True only when each is True (TokenExchangeReady may be switched off).
 pub fn ready_check(outcome: &ProbeOutcome) -> Check {
     let checks = [
-        (CREDENTIALS_READY, &outcome.credentials),
-        (CONNECTED, &outcome.connected),
-        (TOKEN_EXCHANGE_READY, &outcome.token_exchange),
+        (CONDITION_CREDENTIALS_READY, &outcome.credentials),
+        (CONDITION_CONNECTED, &outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_READY, &outcome.token_exchange),
     ];
     let failing: Vec<&str> = checks
         .iter()
         .filter(|(type_, check)| {
             check.status != CheckStatus::True
-                && !(*type_ == TOKEN_EXCHANGE_READY && check.reason == "ProbeDisabled")
+                && !(*type_ == CONDITION_TOKEN_EXCHANGE_READY && check.reason == "ProbeDisabled")
         })
         .map(|(type_, _)| *type_)
         .collect();
@@ -44,9 +46,14 @@ pub fn ready_check(outcome: &ProbeOutcome) -> Check {
 /// The four conditions for `outcome`, with `now` as transition time (kept later by the merge).
 pub fn conditions_for(outcome: &ProbeOutcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     vec![
-        condition(CREDENTIALS_READY, &outcome.credentials, generation, now),
-        condition(CONNECTED, &outcome.connected, generation, now),
-        condition(TOKEN_EXCHANGE_READY, &outcome.token_exchange, generation, now),
-        condition(READY, &ready_check(outcome), generation, now),
+        condition(CONDITION_CREDENTIALS_READY, &outcome.credentials, generation, now),
+        condition(CONDITION_CONNECTED, &outcome.connected, generation, now),
+        condition(
+            CONDITION_TOKEN_EXCHANGE_READY,
+            &outcome.token_exchange,
+            generation,
+            now,
+        ),
+        condition(CONDITION_READY, &ready_check(outcome), generation, now),
     ]
 }

@@ -4,13 +4,13 @@ use serde_json::json;
 
 use super::credential_grants::{CredentialGrantConfig, sync_credential_grants};
 use super::kubeconfig_grants::sync_kubeconfig_grants;
-use super::namespace_policy::CredentialsPolicy;
 use super::subjects::parse_service_account;
 use super::tests::{
     APPLY, BINDINGS, NS_LIST, ROLES, binding, binding_list, config, guarded_delete, kc_binding, kc_role,
     kc_uri, role, role_list, secrets_uri, stored,
 };
 use crate::fixtures::{Expect, metadata_list, run_scenario};
+use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Finding: with the Role taken over by someone else, our RoleBinding stayed and bound our subjects to
 /// a Role we do not control. Our half is deleted (guarded), theirs is left alone.
@@ -115,7 +115,7 @@ async fn an_incomplete_mcpserver_view_deletes_no_credential_grant() {
     let config = CredentialGrantConfig {
         reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
         policy: CredentialsPolicy {
-            controller_namespace: "mx".into(),
+            controller_namespace: Some("mx".into()),
             allow_cross_namespace: false,
         },
         concurrency: 1,

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::rbac::v1::Subject;
 use kube::Client;
 use muster_exchange_api::MCPServer;
+use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 
 use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
-use super::namespace_policy::{CredentialsPolicy, Refusal};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
 use crate::probe::target::credentials_secret_of;
@@ -31,14 +31,14 @@ pub struct CredentialSyncReport {
     /// The writes and failures.
     pub sync: SyncReport,
     /// `(namespace/secret, why)` for credential Secrets in namespaces that may not be granted in.
-    pub refused: Vec<(String, Refusal)>,
+    pub refused: Vec<(String, NamespaceRefusal)>,
 }
 
 /// The desired credential grants for these MCPServers, keyed by namespace, and the refused Secrets.
 pub fn desired_credential_grants(
     servers: &[MCPServer],
     config: &CredentialGrantConfig,
-) -> (BTreeMap<String, DesiredGrant>, Vec<(String, Refusal)>) {
+) -> (BTreeMap<String, DesiredGrant>, Vec<(String, NamespaceRefusal)>) {
     let Some(reader) = &config.reader else {
         return (BTreeMap::new(), Vec::new());
     };

@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use super::credential_grants::{CredentialGrantConfig, sync_credential_grants};
-use super::namespace_policy::{CredentialsPolicy, Refusal};
 use super::subjects::parse_service_account;
 use super::tests::{APPLY, binding, binding_list, guarded_delete, role, role_list, stored};
 use crate::fixtures::{Expect, run_scenario};
+use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 
 fn mcpserver(ns: &str, name: &str, enabled: bool, secret: Value) -> muster_exchange_api::MCPServer {
     serde_json::from_value(json!({
@@ -21,7 +21,7 @@ fn mcpserver(ns: &str, name: &str, enabled: bool, secret: Value) -> muster_excha
 
 fn policy(controller_namespace: &str, allow_cross_namespace: bool) -> CredentialsPolicy {
     CredentialsPolicy {
-        controller_namespace: controller_namespace.into(),
+        controller_namespace: Some(controller_namespace.into()),
         allow_cross_namespace,
     }
 }
@@ -78,9 +78,9 @@ async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default()
     assert_eq!(
         report.refused,
         [
-            ("org-b/db-password".to_string(), Refusal::CrossNamespace),
-            ("mx/token".to_string(), Refusal::ControllerNamespace),
-            ("kube-system/token".to_string(), Refusal::SystemNamespace),
+            ("org-b/db-password".to_string(), NamespaceRefusal::CrossNamespace),
+            ("mx/token".to_string(), NamespaceRefusal::ControllerNamespace),
+            ("kube-system/token".to_string(), NamespaceRefusal::SystemNamespace),
         ]
     );
 }

@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::Subject;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
+use muster_exchange_api::credentials_policy::{NamespaceRefusal, protected_namespace};
 
 use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
-use super::namespace_policy::{Refusal, refusal};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
 
@@ -36,7 +36,7 @@ pub struct KubeconfigSyncReport {
     /// The writes and failures.
     pub sync: SyncReport,
     /// Matching namespaces that were refused, and why.
-    pub refused: Vec<(String, Refusal)>,
+    pub refused: Vec<(String, NamespaceRefusal)>,
 }
 
 /// One full sync: desired grants from the matching namespaces and their Secrets, then [`sync_grants`].
@@ -54,7 +54,7 @@ pub async fn sync_kubeconfig_grants(
     let mut refused = Vec::new();
     let mut candidates = Vec::new();
     for ns in namespaces.items.iter().map(|n| n.name_any()) {
-        match refusal(&ns, &config.controller_namespace) {
+        match protected_namespace(&ns, Some(&config.controller_namespace)) {
             Some(why) => {
                 tracing::warn!(namespace = %ns, reason = why.reason(), "refusing to grant kubeconfig access here");
                 refused.push((ns, why));

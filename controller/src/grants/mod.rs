@@ -3,7 +3,6 @@
 pub mod credential_grants;
 pub mod grant_sync;
 pub mod kubeconfig_grants;
-pub mod namespace_policy;
 pub mod rbac_objects;
 pub mod subjects;
 

@@ -5,10 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::ObjectMeta;
-use muster_exchange_api::names::{DOMAIN, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-
-/// Label saying which kind of grant an object is (`kubeconfig` or `credentials`).
-pub const GRANT_KIND_LABEL: &str = "exchange.muster.giantswarm.io/grant";
+use muster_exchange_api::names::{DOMAIN, GRANT_KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
 /// The two families of grants, each with one fixed Role/RoleBinding name per namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,5 +1,6 @@
 //! ApiServerVerifier scenarios for the grant reconcilers: the exact requests each sync sends.
 
+use muster_exchange_api::names::GRANT_KIND_LABEL;
 use serde_json::{Value, json};
 
 use super::kubeconfig_grants::{KubeconfigGrantConfig, sync_kubeconfig_grants};
@@ -26,7 +27,7 @@ pub(super) fn secrets_uri(ns: &str) -> String {
 }
 
 fn labels(kind: &str) -> Value {
-    json!({"app.kubernetes.io/managed-by": "muster-exchange", "exchange.muster.giantswarm.io/grant": kind})
+    json!({"app.kubernetes.io/managed-by": "muster-exchange", GRANT_KIND_LABEL: kind})
 }
 
 fn meta(ns: &str, name: &str, kind: &str) -> Value {

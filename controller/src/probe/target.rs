@@ -3,11 +3,13 @@
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use muster_exchange_api::credentials_policy::{
+    CredentialsPolicy, CredentialsSecretRefused, NamespaceRefusal,
+};
 use muster_exchange_api::{MCPServer, issuer};
 
 use super::credentials::{ClientCredentials, check_credentials};
 use super::outcome::Check;
-use crate::grants::namespace_policy::{CredentialsPolicy, Refusal, refused_secret_message};
 
 /// Where an MCPServer's credentials Secret is, and whether the policy lets it be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub struct SecretLocation {
     /// The MCPServer's namespace.
     pub server_namespace: String,
     /// `Some` when the Secret must be neither read nor granted.
-    pub refusal: Option<Refusal>,
+    pub refusal: Option<NamespaceRefusal>,
 }
 
 impl SecretLocation {
@@ -33,7 +35,8 @@ impl SecretLocation {
     /// The `CredentialsReady=False` check of a refused Secret.
     pub fn refused_check(&self) -> Option<Check> {
         let why = self.refusal?;
-        let message = refused_secret_message(why, &self.namespace, &self.name, &self.server_namespace);
+        let message = CredentialsSecretRefused::new(why, &self.namespace, &self.name, &self.server_namespace)
+            .to_string();
         Some(Check::fail("SecretNamespaceRefused", message))
     }
 }

@@ -1,6 +1,7 @@
-//! Benchmark: requests through the sidecar on a cache hit versus straight to the same upstream, in the
-//! same run. Prints p50/p99 latency of both, the added latency, throughput of both and their ratio, and
-//! the number of exchanges Dex saw (one per token and cluster is the target).
+//! Benchmark: cache-hit requests through the sidecar versus straight to the same app and through a bare
+//! hyper reverse proxy (the least any proxy hop costs), all in the same run. Prints p50/p99 latency and
+//! the added latency, throughput of the three paths with the whole process's CPU time per request, the
+//! ratios, and the number of exchanges Dex saw (one per token and sidecar is the target).
 //!
 //! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- SEQ_REQUESTS CONCURRENCY SECONDS GROUPS]`
 //! (GROUPS: groups claims per subject token, 0 by default; 300 makes a ~13 KiB token)
@@ -23,13 +24,47 @@ use serde_json::json;
 
 type Http = Client<HttpConnector, Empty<Bytes>>;
 
-/// The app: answers at once, or after `service_time` (an app that calls the Kubernetes API).
+/// The app: answers at once, or after about `service_time` (an app that calls the Kubernetes API).
+///
+/// The wait varies from 0.5 to 1.5 times `service_time` (same mean, a fixed sequence): API calls do vary,
+/// and a constant wait on tokio's 1 ms timer wheel locks the closed-loop clients into bursts that all wake
+/// on the same tick, which measures the bursts rather than the proxy.
 async fn upstream(service_time: Duration) -> SocketAddr {
+    let sequence = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new().fallback(move || async move {
         if !service_time.is_zero() {
-            tokio::time::sleep(service_time).await;
+            // Multiplicative hashing spreads consecutive requests over the range; 1024 steps.
+            let step = sequence
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                >> 54;
+            tokio::time::sleep(service_time.mul_f64(0.5 + step as f64 / 1024.0)).await;
         }
         "{\"jsonrpc\":\"2.0\",\"result\":{}}"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// The floor: the least any hyper-based reverse proxy does (same client settings as the sidecar, no auth,
+/// no cache, no metrics). Separates the cost of the extra HTTP hop from the cost of the sidecar's logic.
+async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
+    let client = muster_exchange_sidecar::forward::upstream_client();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let client = client.clone();
+        async move {
+            let (mut parts, body) = request.into_parts();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = format!("http://{upstream}{path}").parse().unwrap();
+            parts.headers.remove(http::header::HOST);
+            let response = client
+                .request(http::Request::from_parts(parts, body))
+                .await
+                .unwrap();
+            response.map(axum::body::Body::new)
+        }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -85,9 +120,25 @@ async fn latencies(http: &Http, addr: SocketAddr, token: &str, n: usize) -> Vec<
     all
 }
 
-async fn throughput(http: &Http, addr: SocketAddr, tokens: &[String], concurrency: usize, secs: u64) -> f64 {
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`; `None` off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// Requests per second, and CPU microseconds the whole process spent per request.
+struct Load {
+    rps: f64,
+    cpu_us_per_request: Option<f64>,
+}
+
+async fn throughput(http: &Http, addr: SocketAddr, tokens: &[String], concurrency: usize, secs: u64) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_seconds();
     let workers: Vec<_> = (0..concurrency)
         .map(|i| {
             let (http, stop, done, token) = (
@@ -109,8 +160,14 @@ async fn throughput(http: &Http, addr: SocketAddr, tokens: &[String], concurrenc
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
     let count = done.load(Ordering::Relaxed) as f64;
+    let cpu = cpu_before
+        .zip(cpu_seconds())
+        .map(|(before, after)| after - before);
     futures::future::join_all(workers).await;
-    count / elapsed
+    Load {
+        rps: count / elapsed,
+        cpu_us_per_request: cpu.map(|cpu| cpu * 1e6 / count),
+    }
 }
 
 fn micros(d: Duration) -> f64 {
@@ -119,6 +176,7 @@ fn micros(d: Duration) -> f64 {
 
 struct Scenario {
     upstream: SocketAddr,
+    floor: SocketAddr,
     proxy: SocketAddr,
 }
 
@@ -136,6 +194,7 @@ async fn run(
         latencies(http, s.proxy, token, 200).await;
     }
     latencies(http, s.upstream, &tokens[0], 500).await;
+    latencies(http, s.floor, &tokens[0], 500).await;
     println!("== {name}");
     if seq > 0 {
         let direct = latencies(http, s.upstream, &tokens[0], seq).await;
@@ -159,15 +218,38 @@ async fn run(
             micros(p99) - micros(d99)
         );
     }
-    let direct_rps = throughput(http, s.upstream, tokens, concurrency, secs).await;
-    let proxied_rps = throughput(http, s.proxy, tokens, concurrency, secs).await;
+    let direct = throughput(http, s.upstream, tokens, concurrency, secs).await;
+    let floor = throughput(http, s.floor, tokens, concurrency, secs).await;
+    let proxied = throughput(http, s.proxy, tokens, concurrency, secs).await;
     println!(
         "throughput: {concurrency} concurrent clients, {secs} s per path, {} subject tokens",
         tokens.len()
     );
-    println!("  direct  {direct_rps:>10.0} req/s");
-    println!("  sidecar {proxied_rps:>10.0} req/s");
-    println!("  ratio   {:>10.1} % of direct", 100.0 * proxied_rps / direct_rps);
+    for (path, load) in [("direct", &direct), ("bare proxy", &floor), ("sidecar", &proxied)] {
+        let cpu = load.cpu_us_per_request.map_or(String::new(), |us| {
+            format!("   {us:>6.1} µs CPU per request (all of it)")
+        });
+        println!("  {path:<10} {:>9.0} req/s{cpu}", load.rps);
+    }
+    println!(
+        "  ratio      {:>9.1} % of direct",
+        100.0 * proxied.rps / direct.rps
+    );
+    println!(
+        "  ratio      {:>9.1} % of the bare proxy (the cost of the hop itself)",
+        100.0 * proxied.rps / floor.rps
+    );
+    if let (Some(d), Some(f), Some(p)) = (
+        direct.cpu_us_per_request,
+        floor.cpu_us_per_request,
+        proxied.cpu_us_per_request,
+    ) {
+        println!(
+            "  CPU added per request: sidecar {:.1} µs, bare proxy {:.1} µs",
+            p - d,
+            f - d
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -198,41 +280,40 @@ async fn main() {
         .collect();
     println!("subject tokens: {} bytes each", tokens[0].len());
 
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let trivial_upstream = upstream(Duration::ZERO).await;
-    let trivial = Scenario {
-        upstream: trivial_upstream,
-        proxy: sidecar(&dex, trivial_upstream, dir_a.path()).await,
-    };
-    run(
-        "trivial upstream (CPU-bound: client, sidecar and app share 2 cores)",
-        &trivial,
-        &http,
-        &tokens,
-        seq,
-        concurrency,
-        secs,
-    )
-    .await;
-    let slow_upstream = upstream(Duration::from_millis(1)).await;
-    let slow = Scenario {
-        upstream: slow_upstream,
-        proxy: sidecar(&dex, slow_upstream, dir_b.path()).await,
-    };
-    run(
-        "upstream with 1 ms service time (an app calling the Kubernetes API)",
-        &slow,
-        &http,
-        &tokens,
-        0,
-        concurrency,
-        secs,
-    )
-    .await;
+    // The app's service time: none (CPU-bound: client, proxy and app share the 2 cores, so the extra
+    // HTTP hop shows in full), then a pessimistic and a typical Kubernetes API round trip.
+    let scenarios = [
+        (
+            Duration::ZERO,
+            "trivial app (answers at once; client, proxy and app share 2 cores)",
+        ),
+        (
+            Duration::from_millis(1),
+            "app with 1 ms service time (a fast Kubernetes API call)",
+        ),
+        (
+            Duration::from_millis(5),
+            "app with 5 ms service time (a typical Kubernetes API call)",
+        ),
+    ];
+    let mut dirs = Vec::new();
+    for (index, (service_time, name)) in scenarios.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = upstream(service_time).await;
+        let scenario = Scenario {
+            upstream: app,
+            floor: bare_proxy(app).await,
+            proxy: sidecar(&dex, app, dir.path()).await,
+        };
+        dirs.push(dir);
+        let sequential = if index == 0 { seq } else { 0 };
+        run(name, &scenario, &http, &tokens, sequential, concurrency, secs).await;
+    }
     println!(
-        "exchanges at Dex: {} for {} tokens x 2 sidecars (target: one per token and sidecar = {})",
+        "exchanges at Dex: {} for {} tokens x {} sidecars (target: one per token and sidecar = {})",
         dex.exchanges(),
         tokens.len(),
-        2 * tokens.len()
+        dirs.len(),
+        dirs.len() * tokens.len()
     );
 }

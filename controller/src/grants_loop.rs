@@ -219,9 +219,15 @@ mod tests {
         (Client::new(service, "default"), requests)
     }
 
+    /// A context whose replica is already the leader.
     fn leader_context(client: Client) -> Arc<Context> {
-        crate::probe::tests::install_crypto();
         let (_tx, leader) = tokio::sync::watch::channel(true);
+        grants_context(client, leader)
+    }
+
+    /// A context for the grants loop only: its probe settings and exchange client go unused.
+    fn grants_context(client: Client, leader: tokio::sync::watch::Receiver<bool>) -> Arc<Context> {
+        crate::probe::tests::install_crypto();
         let probe = ProbeLoopConfig {
             interval: Duration::from_secs(60),
             max_backoff: Duration::from_secs(600),
@@ -315,27 +321,9 @@ mod tests {
 
     #[tokio::test]
     async fn followers_send_nothing_and_a_new_leader_syncs_at_once() {
-        crate::probe::tests::install_crypto();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
-        let service = tower::service_fn(move |_request: Request<Body>| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let empty = list("List", "v1", vec![]);
-            async move { Ok::<_, Infallible>(Response::new(Body::from(serde_json::to_vec(&empty).unwrap()))) }
-        });
-        let client = Client::new(service, "default");
+        let (client, requests) = counting_client();
         let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
-        let probe = ProbeLoopConfig {
-            interval: Duration::from_secs(60),
-            max_backoff: Duration::from_secs(600),
-            settings: ProbeSettings {
-                timeout: Duration::from_secs(1),
-                exchange_probe: true,
-            },
-            concurrency: 1,
-        };
-        let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
-        let ctx = Arc::new(test_context(client, exchange, leader_rx, probe));
+        let ctx = grants_context(client, leader_rx);
         let (triggers, shutdown) = (GrantTriggers::default(), CancellationToken::new());
         let store = synced_store(&[json!({
             "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
@@ -350,12 +338,8 @@ mod tests {
                 "a follower must not talk to the API"
             );
             leader_tx.send_replace(true);
-            let deadline = Instant::now() + Duration::from_secs(5);
             // Kubeconfig grants: namespaces + roles + rolebindings; credential grants: roles + rolebindings.
-            while requests.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            assert_eq!(requests.load(Ordering::SeqCst), 5);
+            poll_until(&requests, 5).await;
             shutdown.cancel();
         };
         tokio::join!(

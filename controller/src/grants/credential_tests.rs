@@ -1,39 +1,14 @@
 //! ApiServerVerifier scenarios for the credential-grant reconciler.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::credential_grants::{CredentialGrantConfig, sync_credential_grants};
-use super::subjects::parse_service_account;
-use super::tests::{APPLY, binding, binding_list, guarded_delete, role, role_list, stored};
-use crate::fixtures::{Expect, run_scenario};
-use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
-
-fn mcpserver(ns: &str, name: &str, enabled: bool, secret: Value) -> muster_exchange_api::MCPServer {
-    serde_json::from_value(json!({
-        "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp", "auth": {"type": "oauth",
-            "tokenExchange": {"enabled": enabled, "dexTokenEndpoint": "https://dex.example/token",
-                "connectorId": "local", "clientCredentialsSecretRef": secret}}}
-    }))
-    .unwrap()
-}
-
-fn policy(controller_namespace: &str, allow_cross_namespace: bool) -> CredentialsPolicy {
-    CredentialsPolicy {
-        controller_namespace: Some(controller_namespace.into()),
-        allow_cross_namespace,
-    }
-}
+use super::fixtures::{CREDENTIALS, credential_config, mcpserver, stored, sync_credentials};
+use muster_exchange_api::credentials_policy::NamespaceRefusal;
 
 /// Finding: an MCPServer author could make the controller grant Muster `get` on any Secret anywhere.
 /// Only Secrets next to their MCPServer are granted; an old cross-namespace grant is removed.
 #[tokio::test]
 async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default() {
-    let name = "muster-exchange-credentials-reader";
-    let uri =
-        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}?");
-    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
     let servers = vec![
         mcpserver(
             "org-a",
@@ -50,30 +25,13 @@ async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default()
         ),
     ];
     let expected = vec![
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            role_list(vec![stored(
-                role("org-b", name, "credentials", &["db-password"]),
-                "r1",
-            )]),
-        ),
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            binding_list(vec![stored(binding("org-b", name, "credentials", reader), "b1")]),
-        ),
-        Expect::delete(uri("roles", "org-b"), guarded_delete("r1")),
-        Expect::delete(uri("rolebindings", "org-b"), guarded_delete("b1")),
+        CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("org-b", &["db-password"]), "r1")]),
+        CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("org-b"), "b1")]),
+        CREDENTIALS.delete_role("org-b", "r1"),
+        CREDENTIALS.delete_binding("org-b", "b1"),
     ];
-    let config = CredentialGrantConfig {
-        reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
-        policy: policy("mx", false),
-        concurrency: 1,
-    };
-    let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config, false).await
-    })
-    .await
-    .unwrap();
+    let config = credential_config(Some("serviceaccount:muster/muster"), "mx", false);
+    let report = sync_credentials(expected, servers, config, false).await.unwrap();
     assert_eq!((report.sync.applied, report.sync.deleted), (0, 2));
     assert_eq!(
         report.refused,
@@ -87,8 +45,6 @@ async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default()
 
 #[tokio::test]
 async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
-    const CROLES: &str = "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader";
-    const CBINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader";
     let servers = vec![
         mcpserver("muster", "a", true, json!({"name": "dex-a"})),
         mcpserver(
@@ -105,46 +61,16 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
             json!({"name": "dex-d", "namespace": "kube-system"}),
         ),
     ];
-    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
-    let name = "muster-exchange-credentials-reader";
-    let uri =
-        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}");
     let expected = vec![
-        Expect::get(
-            CROLES,
-            role_list(vec![stored(role("old", name, "credentials", &["dex-z"]), "r9")]),
-        ),
-        Expect::get(
-            CBINDINGS,
-            binding_list(vec![stored(
-                binding("creds", name, "credentials", reader.clone()),
-                "b1",
-            )]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("roles", "creds")),
-            role("creds", name, "credentials", &["dex-b"]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("roles", "muster")),
-            role("muster", name, "credentials", &["dex-a"]),
-        ),
-        Expect::apply(
-            format!("{}{APPLY}", uri("rolebindings", "muster")),
-            binding("muster", name, "credentials", reader),
-        ),
-        Expect::delete(format!("{}?", uri("roles", "old")), guarded_delete("r9")),
+        CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("old", &["dex-z"]), "r9")]),
+        CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("creds"), "b1")]),
+        CREDENTIALS.apply_role("creds", &["dex-b"]),
+        CREDENTIALS.apply_role("muster", &["dex-a"]),
+        CREDENTIALS.apply_binding("muster"),
+        CREDENTIALS.delete_role("old", "r9"),
     ];
-    let config = CredentialGrantConfig {
-        reader: Some(parse_service_account("serviceaccount:muster/muster").unwrap()),
-        policy: policy("muster-exchange", true),
-        concurrency: 1,
-    };
-    let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config, false).await
-    })
-    .await;
-    let report = report.unwrap();
+    let config = credential_config(Some("serviceaccount:muster/muster"), "muster-exchange", true);
+    let report = sync_credentials(expected, servers, config, false).await.unwrap();
     assert_eq!((report.sync.applied, report.sync.deleted), (3, 1));
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, "kube-system/dex-d");
@@ -152,34 +78,14 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
 
 #[tokio::test]
 async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
-    let name = "muster-exchange-credentials-reader";
-    let uri =
-        |kind: &str, ns: &str| format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}?");
-    let reader = json!([{"kind": "ServiceAccount", "name": "muster", "namespace": "muster"}]);
     let expected = vec![
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/roles?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            role_list(vec![stored(
-                role("muster", name, "credentials", &["dex-a"]),
-                "r1",
-            )]),
-        ),
-        Expect::get(
-            "/apis/rbac.authorization.k8s.io/v1/rolebindings?&fieldSelector=metadata.name%3Dmuster-exchange-credentials-reader",
-            binding_list(vec![stored(binding("muster", name, "credentials", reader), "b1")]),
-        ),
-        Expect::delete(uri("roles", "muster"), guarded_delete("r1")),
-        Expect::delete(uri("rolebindings", "muster"), guarded_delete("b1")),
+        CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("muster", &["dex-a"]), "r1")]),
+        CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("muster"), "b1")]),
+        CREDENTIALS.delete_role("muster", "r1"),
+        CREDENTIALS.delete_binding("muster", "b1"),
     ];
     let servers = vec![mcpserver("muster", "a", true, json!({"name": "dex-a"}))];
-    let config = CredentialGrantConfig {
-        reader: None,
-        policy: policy("mx", false),
-        concurrency: 1,
-    };
-    let report = run_scenario(expected, |client| async move {
-        sync_credential_grants(&client, &servers, &config, false).await
-    })
-    .await;
-    assert_eq!(report.unwrap().sync.deleted, 2);
+    let config = credential_config(None, "mx", false);
+    let report = sync_credentials(expected, servers, config, false).await.unwrap();
+    assert_eq!(report.sync.deleted, 2);
 }

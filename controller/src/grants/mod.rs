@@ -11,4 +11,6 @@ mod conflict_tests;
 #[cfg(test)]
 mod credential_tests;
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -14,23 +14,10 @@ async fn five_hundred_concurrent_requests_make_exactly_one_exchange() {
     // Slow Dex: every request arrives while the one exchange is in flight.
     h.dex().update(|b| b.delay = Duration::from_millis(300));
     let subject = subject_token("alice");
-    let requests = (0..500).map(|_| {
-        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject.clone());
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(subject)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    });
-    let statuses = futures::future::join_all(requests).await;
-    assert!(
-        statuses.iter().all(|s| *s.as_ref().unwrap() == 200),
-        "{statuses:?}"
-    );
+    let statuses = h
+        .get_all_at_once("/mcp", vec![subject; 500], |r| r.status().as_u16())
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(h.dex().token_requests(), 1);
     assert_eq!(h.dex().exchanges(), 1);
     assert_eq!(h.upstream.seen().len(), 500);
@@ -101,31 +88,16 @@ async fn re_exchange_near_expiry_happens_once_in_the_background() {
         2,
         "exactly one re-exchange for six requests in the window"
     );
-    let metrics = h.metrics().await;
-    assert!(
-        metrics.contains(r#"muster_exchange_sidecar_background_refreshes_total{cluster="alpha"} 1"#),
-        "{metrics}"
-    );
+    h.assert_metric(r#"muster_exchange_sidecar_background_refreshes_total{cluster="alpha"} 1"#)
+        .await;
 }
 
 #[tokio::test]
 async fn app_401_drops_the_entry_and_retries_once_with_a_fresh_exchange() {
     let h = Harness::start().await;
-    h.upstream
-        .state
-        .reject_subjects
-        .lock()
-        .unwrap()
-        .insert("exchanged-1".into());
+    h.upstream.reject_subjects(["exchanged-1"]);
     let subject = subject_token("alice");
-    let response = h
-        .http
-        .post(h.url("/tools/call"))
-        .bearer_auth(&subject)
-        .body("{\"id\":7}")
-        .send()
-        .await
-        .unwrap();
+    let response = h.post("/tools/call", &subject, "{\"id\":7}").await;
     assert_eq!(response.status(), 200);
     let seen = h.upstream.seen();
     assert_eq!(seen.len(), 2);
@@ -139,19 +111,11 @@ async fn app_401_drops_the_entry_and_retries_once_with_a_fresh_exchange() {
     // The fresh token is cached: the next call exchanges nothing.
     assert_eq!(h.get("/mcp", &subject).await.status(), 200);
     assert_eq!(h.dex().exchanges(), 2);
-    let metrics = h.metrics().await;
-    assert!(
-        metrics.contains(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 1"#),
-        "{metrics}"
-    );
+    h.assert_metric(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 1"#)
+        .await;
 
     // A second 401 is passed through (one retry only).
-    h.upstream
-        .state
-        .reject_subjects
-        .lock()
-        .unwrap()
-        .extend(["exchanged-2".to_string(), "exchanged-3".to_string()]);
+    h.upstream.reject_subjects(["exchanged-2", "exchanged-3"]);
     let response = h.get("/mcp", &subject).await;
     assert_eq!(response.status(), 401);
     assert_eq!(h.dex().exchanges(), 3);
@@ -161,23 +125,9 @@ async fn app_401_drops_the_entry_and_retries_once_with_a_fresh_exchange() {
 async fn a_burst_of_distinct_tokens_never_runs_more_than_sixteen_exchanges_at_once() {
     let h = Harness::start().await;
     h.dex().update(|b| b.delay = Duration::from_millis(100));
-    let requests = (0..40).map(|i| {
-        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject_token(&format!("user-{i}")));
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(subject)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    });
-    let statuses = futures::future::join_all(requests).await;
-    assert!(
-        statuses.iter().all(|s| *s.as_ref().unwrap() == 200),
-        "{statuses:?}"
-    );
+    let subjects = (0..40).map(|i| subject_token(&format!("user-{i}")));
+    let statuses = h.get_all_at_once("/mcp", subjects, |r| r.status().as_u16()).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(h.dex().exchanges(), 40, "one exchange per distinct token");
     let peak = h.dex().max_concurrent_requests();
     assert!(
@@ -192,31 +142,17 @@ async fn an_app_refusing_every_fresh_token_costs_one_exchange_not_one_per_reques
     options.sidecar.unauthorized_retry_cooldown = Duration::from_secs(30);
     let h = Harness::start_with(options).await;
     h.upstream
-        .state
-        .reject_subjects
-        .lock()
-        .unwrap()
-        .extend((1..=50).map(|i| format!("exchanged-{i}")));
+        .reject_subjects((1..=50).map(|i| format!("exchanged-{i}")));
     let subject = subject_token("alice");
     for _ in 0..20 {
-        let response = h
-            .http
-            .post(h.url("/tools/call"))
-            .bearer_auth(&subject)
-            .body("{\"id\":7}")
-            .send()
-            .await
-            .unwrap();
+        let response = h.post("/tools/call", &subject, "{\"id\":7}").await;
         assert_eq!(response.status(), 401);
         assert_eq!(response.text().await.unwrap(), "token rejected");
     }
     assert_eq!(h.dex().exchanges(), 1);
     assert_eq!(h.upstream.seen().len(), 20);
-    let metrics = h.metrics().await;
-    assert!(
-        metrics.contains(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 0"#),
-        "{metrics}"
-    );
+    h.assert_metric(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 0"#)
+        .await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, HarnessOptions, subject_token};
+use common::{Harness, HarnessOptions, subject_token, text};
 use muster_exchange_dex::test_double::{DoubleClient, FailureMode};
 use serde_json::{Value, json};
 
@@ -39,23 +39,14 @@ async fn invalid_client_is_403_with_dex_error_and_hint_then_backs_off() {
     // Within the backoff window Dex is not asked again, whoever asks; the answer says when to retry.
     let (status, retry_after, body) = call(&h, &subject_token("bob")).await;
     assert_eq!((status, retry_after.as_deref()), (403, Some("2")));
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("not retrying yet after repeated failures (retry in 2s)")
-    );
+    assert!(text(&body, "message").contains("not retrying yet after repeated failures (retry in 2s)"));
     assert_eq!(body["dex_error"], "invalid_client");
     assert_eq!(h.dex().token_requests(), 1);
 }
 
 #[tokio::test]
 async fn connector_errors_carry_dex_wording_and_hints() {
-    let h = Harness::start_with(HarnessOptions {
-        clusters: vec!["unknown", "notallowed"],
-        ..Default::default()
-    })
-    .await;
+    let h = Harness::start_with_clusters(&["unknown", "notallowed"]).await;
     h.clusters[0].dex.update(|b| {
         b.connectors.clear();
     });
@@ -83,11 +74,8 @@ async fn connector_errors_carry_dex_wording_and_hints() {
     assert_eq!(response.status(), 403);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
-        (body["dex_error"].as_str(), body["dex_error_description"].as_str()),
-        (
-            Some("invalid_grant"),
-            Some("Connector not allowed for this client.")
-        )
+        (text(&body, "dex_error"), text(&body, "dex_error_description")),
+        ("invalid_grant", "Connector not allowed for this client.")
     );
     assert_eq!(
         body["hint"],
@@ -105,15 +93,10 @@ async fn access_denied_is_401_for_that_caller_only() {
     let (status, _, body) = call(&h, &refused).await;
     assert_eq!(status, 401);
     assert_eq!(
-        (body["error"].as_str(), body["dex_error"].as_str()),
-        (Some("exchange_denied"), Some("access_denied"))
+        (text(&body, "error"), text(&body, "dex_error")),
+        ("exchange_denied", "access_denied")
     );
-    assert!(
-        body["hint"]
-            .as_str()
-            .unwrap()
-            .starts_with("the remote Dex does not trust the central issuer")
-    );
+    assert!(text(&body, "hint").starts_with("the remote Dex does not trust the central issuer"));
     // The backoff is scoped to the refused caller: another user still gets through at once.
     let (status, _, _) = call(&h, &subject_token("alice")).await;
     assert_eq!(status, 200);
@@ -127,7 +110,7 @@ async fn wrong_issuer_fails_closed_with_the_expected_issuer_hint() {
     let (status, _, body) = call(&h, &subject_token("alice")).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"], "issuer_mismatch");
-    let message = body["message"].as_str().unwrap();
+    let message = text(&body, "message");
     assert!(
         message.contains(&format!(
             "expected \"{}\", got \"https://dex.real.example\"",
@@ -180,15 +163,9 @@ async fn an_absurd_expires_in_from_dex_is_an_invalid_response() {
     let h = Harness::start().await;
     h.dex().update(|b| b.expires_in = Some(u64::MAX));
     let (status, _, body) = call(&h, &subject_token("alice")).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (502, Some("dex_invalid_response"))
-    );
+    assert_eq!((status, text(&body, "error")), (502, "dex_invalid_response"));
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("expires_in 18446744073709551615"),
+        text(&body, "message").contains("expires_in 18446744073709551615"),
         "{body}"
     );
 }
@@ -200,21 +177,12 @@ async fn requests_queued_for_an_exchange_slot_see_the_backoff_and_never_reach_de
         b.delay = Duration::from_millis(400);
         b.failure = Some(FailureMode::ServerError);
     });
-    let requests = (0..24).map(|i| {
-        let (http, url, subject) = (h.http.clone(), h.url("/mcp"), subject_token(&format!("user-{i}")));
-        tokio::spawn(async move {
-            let response = http.get(url).bearer_auth(subject).send().await.unwrap();
-            (
-                response.status().as_u16(),
-                response.headers().contains_key("retry-after"),
-            )
+    let subjects = (0..24).map(|i| subject_token(&format!("user-{i}")));
+    let answers = h
+        .get_all_at_once("/mcp", subjects, |r| {
+            (r.status().as_u16(), r.headers().contains_key("retry-after"))
         })
-    });
-    let answers: Vec<(u16, bool)> = futures::future::join_all(requests)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+        .await;
     assert!(answers.iter().all(|(status, _)| *status == 502), "{answers:?}");
     assert_eq!(
         h.dex().token_requests(),
@@ -226,11 +194,7 @@ async fn requests_queued_for_an_exchange_slot_see_the_backoff_and_never_reach_de
 
 #[tokio::test]
 async fn oversized_response_and_server_errors_are_502() {
-    let h = Harness::start_with(HarnessOptions {
-        clusters: vec!["big", "broken"],
-        ..Default::default()
-    })
-    .await;
+    let h = Harness::start_with_clusters(&["big", "broken"]).await;
     h.clusters[0]
         .dex
         .update(|b| b.failure = Some(FailureMode::OversizedBody));
@@ -243,10 +207,7 @@ async fn oversized_response_and_server_errors_are_502() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "dex_invalid_response");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("response body larger than 1048576 bytes"),
+        text(&body, "message").ends_with("response body larger than 1048576 bytes"),
         "{body}"
     );
     let response = h.get("/clusters/broken/x", &subject).await;
@@ -259,11 +220,7 @@ async fn oversized_response_and_server_errors_are_502() {
 
 #[tokio::test]
 async fn hanging_dex_is_504_within_the_timeout_while_other_clusters_work() {
-    let h = Harness::start_with(HarnessOptions {
-        clusters: vec!["hang", "fine"],
-        ..Default::default()
-    })
-    .await;
+    let h = Harness::start_with_clusters(&["hang", "fine"]).await;
     h.clusters[0].dex.update(|b| b.failure = Some(FailureMode::Hang));
     let subject = subject_token("alice");
 
@@ -276,14 +233,11 @@ async fn hanging_dex_is_504_within_the_timeout_while_other_clusters_work() {
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(
-        (body["error"].as_str(), body["cluster"].as_str()),
-        (Some("dex_timeout"), Some("hang"))
+        (text(&body, "error"), text(&body, "cluster")),
+        ("dex_timeout", "hang")
     );
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer within 800ms"),
+        text(&body, "message").contains("did not answer within 800ms"),
         "{body}"
     );
 
@@ -324,10 +278,10 @@ async fn refused_connection_is_502_naming_cluster_and_cause() {
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
-        (body["error"].as_str(), body["cluster"].as_str()),
-        (Some("dex_unreachable"), Some("gone"))
+        (text(&body, "error"), text(&body, "cluster")),
+        ("dex_unreachable", "gone")
     );
-    let message = body["message"].as_str().unwrap();
+    let message = text(&body, "message");
     assert!(
         message.starts_with(&format!(
             "token exchange for cluster gone failed: cannot reach Dex at https://127.0.0.1:{port}/dex/token"

@@ -39,12 +39,7 @@ async fn logs_never_contain_tokens_or_secrets() {
     h.dex().update(|b| {
         b.refused_subject_tokens.insert(mallory.clone());
     });
-    h.upstream
-        .state
-        .reject_subjects
-        .lock()
-        .unwrap()
-        .insert("exchanged-1".into());
+    h.upstream.reject_subjects(["exchanged-1"]);
     assert_eq!(
         h.get("/mcp", &alice).await.status(),
         200,

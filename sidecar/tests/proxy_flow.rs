@@ -253,11 +253,7 @@ async fn oversized_headers_get_431_with_a_message() {
 
 #[tokio::test]
 async fn several_clusters_route_by_prefix_and_unknown_is_404() {
-    let h = Harness::start_with(HarnessOptions {
-        clusters: vec!["alpha", "beta"],
-        ..Default::default()
-    })
-    .await;
+    let h = Harness::start_with_clusters(&["alpha", "beta"]).await;
     let subject = subject_token("alice");
     assert_eq!(h.get("/clusters/beta/mcp?q=1", &subject).await.status(), 200);
     let seen = h.upstream.seen();

@@ -21,12 +21,50 @@ fn options() -> CacheOptions {
     }
 }
 
+/// A cache that holds at most `max_entries`, otherwise with the test [`options`].
+fn with_room_for(max_entries: usize) -> Cache {
+    Cache::new(CacheOptions {
+        max_entries,
+        ..options()
+    })
+}
+
+/// `count` keys for the same subject on clusters 0, 1, ...
+fn distinct_keys(count: usize) -> Vec<CacheKey> {
+    (0..count).map(|i| CacheKey::new(i, "s")).collect()
+}
+
 fn fetched(value: &str, lifetime: Duration) -> Fetched<String> {
     Fetched {
         value: value.to_string(),
         expires_at: SystemTime::now() + lifetime,
         subject_expires_at: None,
     }
+}
+
+/// A fetch that succeeds at once with `value`, valid for ten minutes.
+fn fill(value: &'static str) -> impl FnOnce() -> std::future::Ready<Result<Fetched<String>, Failed>> {
+    move || std::future::ready(Ok(fetched(value, Duration::from_secs(600))))
+}
+
+/// Moves the stored entry for `key` into its refresh window, so the next hit starts a refresh.
+fn make_refresh_due(cache: &Cache, key: &CacheKey) {
+    let mut state = cache.lock();
+    if let Some(Slot::Ready(e)) = state.slots.get_mut(key) {
+        e.validity.refresh_at = Some(Instant::now());
+    }
+}
+
+/// Polls until the slot for `key` holds a stored entry for which `stored` is true.
+async fn eventually_stored(cache: &Cache, key: &CacheKey, stored: impl Fn(&Entry<String>) -> bool) {
+    eventually(|| {
+        cache
+            .lock()
+            .slots
+            .get(key)
+            .is_some_and(|s| matches!(s, Slot::Ready(e) if stored(e)))
+    })
+    .await;
 }
 
 /// Polls `condition` until it holds or 5 s pass.
@@ -78,17 +116,10 @@ async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
         ..options()
     });
     let key = CacheKey::new(0, "subject");
-    let (v, lookup) = cache
-        .get(&key, || async { Ok(fetched("old", Duration::from_secs(600))) })
-        .await;
+    let (v, lookup) = cache.get(&key, fill("old")).await;
     assert_eq!((v, lookup), (Ok("old".to_string()), Lookup::Miss));
     // Refresh window > lifetime: refresh is due at half the lifetime; move into it by re-storing.
-    {
-        let mut state = cache.lock();
-        if let Some(Slot::Ready(e)) = state.slots.get_mut(&key) {
-            e.validity.refresh_at = Some(Instant::now());
-        }
-    }
+    make_refresh_due(&cache, &key);
     let refreshes = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     for round in 0..3 {
@@ -119,15 +150,7 @@ async fn refresh_runs_once_in_the_background_while_the_old_value_serves() {
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);
     gate.add_permits(1);
     let never = || async { Err::<Fetched<String>, _>(Failed) };
-    let c = cache.clone();
-    let k = key.clone();
-    eventually(move || {
-        c.lock()
-            .slots
-            .get(&k)
-            .is_some_and(|s| matches!(s, Slot::Ready(e) if e.value == "new"))
-    })
-    .await;
+    eventually_stored(&cache, &key, |e| e.value == "new").await;
     assert_eq!(cache.get(&key, never).await, (Ok("new".to_string()), Lookup::Hit));
 }
 
@@ -165,12 +188,8 @@ async fn failures_are_not_cached_and_subject_expiry_bounds_entries() {
 
 #[tokio::test]
 async fn evicts_least_recently_used_and_invalidates_only_the_stale_value() {
-    let cache = Cache::new(CacheOptions {
-        max_entries: 2,
-        ..options()
-    });
-    let keys: Vec<CacheKey> = (0..3).map(|i| CacheKey::new(i, "s")).collect();
-    let fill = |v: &'static str| move || async move { Ok(fetched(v, Duration::from_secs(600))) };
+    let cache = with_room_for(2);
+    let keys = distinct_keys(3);
     cache.get(&keys[0], fill("a")).await.0.unwrap();
     cache.get(&keys[1], fill("b")).await.0.unwrap();
     assert_eq!(cache.get(&keys[0], fill("x")).await.1, Lookup::Hit);
@@ -212,17 +231,8 @@ fn keys_hash_the_subject() {
 async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() {
     let cache = Cache::new(options());
     let key = CacheKey::new(0, "subject");
-    cache
-        .get(&key, || async { Ok(fetched("old", Duration::from_secs(600))) })
-        .await
-        .0
-        .unwrap();
-    {
-        let mut state = cache.lock();
-        if let Some(Slot::Ready(e)) = state.slots.get_mut(&key) {
-            e.validity.refresh_at = Some(Instant::now());
-        }
-    }
+    cache.get(&key, fill("old")).await.0.unwrap();
+    make_refresh_due(&cache, &key);
     let attempts = Arc::new(AtomicUsize::new(0));
     for _ in 0..3 {
         let attempts = attempts.clone();
@@ -231,15 +241,7 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
             async { Err(Failed) }
         };
         assert_eq!(cache.get(&key, failing).await.0, Ok("old".to_string()));
-        let c = cache.clone();
-        let k = key.clone();
-        eventually(move || {
-            c.lock()
-                .slots
-                .get(&k)
-                .is_some_and(|s| matches!(s, Slot::Ready(e) if !e.refreshing.load(Ordering::SeqCst)))
-        })
-        .await;
+        eventually_stored(&cache, &key, |e| !e.refreshing.load(Ordering::SeqCst)).await;
     }
     assert_eq!(
         attempts.load(Ordering::SeqCst),
@@ -250,12 +252,8 @@ async fn a_failed_refresh_keeps_serving_and_is_retried_later_not_on_every_hit() 
 
 #[tokio::test]
 async fn a_full_cache_evicts_a_batch_so_the_scan_is_not_repeated_on_every_store() {
-    let cache = Cache::new(CacheOptions {
-        max_entries: 10,
-        ..options()
-    });
-    let fill = |v: &'static str| move || async move { Ok(fetched(v, Duration::from_secs(600))) };
-    let keys: Vec<CacheKey> = (0..12).map(|i| CacheKey::new(i, "s")).collect();
+    let cache = with_room_for(10);
+    let keys = distinct_keys(12);
     for key in &keys[..10] {
         cache.get(key, fill("v")).await.0.unwrap();
     }

@@ -114,6 +114,15 @@ impl Harness {
         Self::start_with(HarnessOptions::default()).await
     }
 
+    /// A harness with the default options but these clusters (routed as `/clusters/<name>/...`).
+    pub async fn start_with_clusters(clusters: &[&'static str]) -> Self {
+        Self::start_with(HarnessOptions {
+            clusters: clusters.to_vec(),
+            ..Default::default()
+        })
+        .await
+    }
+
     pub async fn start_with(options: HarnessOptions) -> Self {
         install_provider();
         let dir = tempfile::tempdir().unwrap();
@@ -218,6 +227,41 @@ impl Harness {
             .unwrap()
     }
 
+    pub async fn post(&self, path: &str, subject: &str, body: &'static str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(subject)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends one GET to `path` per subject, all at once, and returns what `read` takes from each
+    /// response, in the order of `subjects`.
+    pub async fn get_all_at_once<T: Send + 'static>(
+        &self,
+        path: &str,
+        subjects: impl IntoIterator<Item = String>,
+        read: fn(&reqwest::Response) -> T,
+    ) -> Vec<T> {
+        let requests = subjects.into_iter().map(|subject| {
+            let (http, url) = (self.http.clone(), self.url(path));
+            tokio::spawn(async move { read(&http.get(url).bearer_auth(subject).send().await.unwrap()) })
+        });
+        futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Asserts that the `/metrics` text contains `sample` (a whole sample: name, labels and value).
+    pub async fn assert_metric(&self, sample: &str) {
+        let metrics = self.metrics().await;
+        assert!(metrics.contains(sample), "no {sample} in\n{metrics}");
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.url("/metrics"))
@@ -236,6 +280,13 @@ impl Drop for Harness {
             let _ = tx.send(());
         }
     }
+}
+
+/// The string at `field` of a JSON error body (fails the test, showing the body, if there is none).
+pub fn text<'a>(body: &'a serde_json::Value, field: &str) -> &'a str {
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field:?} in {body}"))
 }
 
 pub fn kubeconfig(server: &str) -> String {

@@ -60,6 +60,12 @@ impl Upstream {
         self.state.seen.lock().unwrap().clone()
     }
 
+    /// From now on, answers 401 to tokens whose `sub` is one of `subjects`.
+    pub fn reject_subjects(&self, subjects: impl IntoIterator<Item = impl Into<String>>) {
+        let mut rejected = self.state.reject_subjects.lock().unwrap();
+        rejected.extend(subjects.into_iter().map(Into::into));
+    }
+
     /// The sender for `/sse` events (each string is sent as one chunk).
     pub fn sse_channel(&self) -> mpsc::Sender<String> {
         let (tx, rx) = mpsc::channel(8);

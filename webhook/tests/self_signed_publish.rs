@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
-use muster_exchange_webhook::tls::ca_bundle::{CaBundleSink, PublishError};
+use muster_exchange_webhook::tls::ca_bundle::{
+    CaBundleSink, PublishError, PublishedBundles, ReadConfiguration,
+};
 use muster_exchange_webhook::tls::ca_certs::certificates;
 use muster_exchange_webhook::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use tokio_util::sync::CancellationToken;
 
-/// Two webhooks' `caBundle`s; fails like a missing configuration for the first `failures` publications.
+/// Two webhooks' `caBundle`s, one writer (concurrency is `self_signed_replicas.rs`); fails like a missing
+/// configuration for the first `failures` publications.
 struct FakeConfigurations {
     failures: usize,
     attempts: AtomicUsize,
@@ -42,7 +45,7 @@ fn not_found() -> PublishError {
             .with_code(404)
             .boxed(),
     );
-    PublishError {
+    PublishError::Api {
         kind: "MutatingWebhookConfiguration",
         name: "muster-exchange".into(),
         source,
@@ -50,7 +53,11 @@ fn not_found() -> PublishError {
 }
 
 impl CaBundleSink for FakeConfigurations {
-    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        bundle_pem: &'a str,
+        _read: &'a PublishedBundles,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
                 return Err(not_found());
@@ -63,10 +70,17 @@ impl CaBundleSink for FakeConfigurations {
         })
     }
 
-    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+    fn current(&self) -> BoxFuture<'_, Result<PublishedBundles, PublishError>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let webhooks = self.webhooks.lock().unwrap().clone();
-        Box::pin(async move { Ok(webhooks) })
+        let configurations = webhooks
+            .into_iter()
+            .map(|bundle| ReadConfiguration {
+                resource_version: "1".into(),
+                webhooks: vec![("webhook".into(), bundle)],
+            })
+            .collect();
+        Box::pin(async move { Ok(PublishedBundles { configurations }) })
     }
 }
 

@@ -17,7 +17,9 @@ use futures::future::BoxFuture;
 use muster_exchange_webhook::serve::serve;
 use muster_exchange_webhook::server::router;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
-use muster_exchange_webhook::tls::ca_bundle::{CaBundleSink, PublishError};
+use muster_exchange_webhook::tls::ca_bundle::{
+    CaBundleSink, PublishError, PublishedBundles, ReadConfiguration,
+};
 use muster_exchange_webhook::tls::pem_files::PemFiles;
 use muster_exchange_webhook::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use tokio_util::sync::CancellationToken;
@@ -28,15 +30,27 @@ const SERVICE: &str = "muster-exchange-webhook.muster-exchange.svc";
 struct RecordedBundles(Mutex<Vec<String>>);
 
 impl CaBundleSink for RecordedBundles {
-    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn publish<'a>(
+        &'a self,
+        bundle_pem: &'a str,
+        _read: &'a PublishedBundles,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
         self.0.lock().unwrap().push(bundle_pem.to_string());
         Box::pin(async { Ok(()) })
     }
 
     /// One webhook, carrying the last bundle published.
-    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+    fn current(&self) -> BoxFuture<'_, Result<PublishedBundles, PublishError>> {
         let last = self.0.lock().unwrap().last().cloned().unwrap_or_default();
-        Box::pin(async move { Ok(vec![last]) })
+        let configuration = ReadConfiguration {
+            resource_version: "1".into(),
+            webhooks: vec![("webhook".into(), last)],
+        };
+        Box::pin(async move {
+            Ok(PublishedBundles {
+                configurations: vec![configuration],
+            })
+        })
     }
 }
 

@@ -3,6 +3,10 @@
 //! Only `webhooks[*].clientConfig.caBundle` is applied, under its own field manager, so the installer
 //! (kubectl, Helm, Flux) keeps owning everything else. RBAC needs `get` and `patch` on exactly the two
 //! named configurations.
+//!
+//! Several replicas publish into the same configurations, so every apply carries the
+//! `metadata.resourceVersion` of the read it merged: a stale write is rejected (409 Conflict) instead of
+//! silently dropping the CAs another replica added in between.
 
 use base64::Engine;
 use futures::future::BoxFuture;
@@ -16,29 +20,87 @@ use serde_json::{Value, json};
 /// Field manager of the `caBundle` apply.
 pub const FIELD_MANAGER: &str = "muster-exchange-webhook";
 
-/// Why the CA bundle could not be published.
+/// Why the CA bundle could not be read or published.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot publish the CA bundle to {kind} {name}: {source}; check that it exists and that the webhook's \
-     ServiceAccount may get and patch it"
-)]
-pub struct PublishError {
-    /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
-    pub kind: &'static str,
-    /// Its name.
-    pub name: String,
-    /// The API error.
-    #[source]
-    pub source: kube::Error,
+pub enum PublishError {
+    /// The API server refused or could not be reached.
+    #[error(
+        "cannot publish the CA bundle to {kind} {name}: {source}; check that it exists and that the \
+         webhook's ServiceAccount may get and patch it"
+    )]
+    Api {
+        /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The configuration changed since it was read (409 Conflict on the `resourceVersion` precondition).
+    #[error(
+        "{kind} {name} changed since it was read at resourceVersion {resource_version:?}: another replica \
+         of the webhook wrote first; re-reading and merging its CAs before publishing again"
+    )]
+    Conflict {
+        /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The `resourceVersion` the write was based on.
+        resource_version: String,
+    },
 }
 
-/// Somewhere the CA bundle goes; the cluster in production, a recorder in tests.
-pub trait CaBundleSink: Send + Sync {
-    /// Publishes `bundle_pem` (one or more concatenated PEM certificates).
-    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>>;
+impl PublishError {
+    /// True when another writer came first: re-read, merge and retry rather than give up.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
 
-    /// The `caBundle` (PEM, empty when unset) of every webhook of every configuration, as published now.
-    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>>;
+/// One webhook configuration as read: the precondition of the next write and every webhook's bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadConfiguration {
+    /// `metadata.resourceVersion`; the write based on this read is rejected if it changed meanwhile.
+    pub resource_version: String,
+    /// `(webhook name, caBundle PEM or "")` of every webhook, in order.
+    pub webhooks: Vec<(String, String)>,
+}
+
+/// Every configuration of a sink as read, in the sink's order; handed back to [`CaBundleSink::publish`]
+/// so the write carries the read's preconditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedBundles {
+    /// One entry per configuration.
+    pub configurations: Vec<ReadConfiguration>,
+}
+
+impl PublishedBundles {
+    /// The `caBundle` (PEM, empty when unset) of every webhook of every configuration.
+    pub fn bundles(&self) -> Vec<String> {
+        self.configurations
+            .iter()
+            .flat_map(|configuration| configuration.webhooks.iter().map(|(_, bundle)| bundle.clone()))
+            .collect()
+    }
+}
+
+/// Somewhere the CA bundle goes; the cluster in production, an in-memory double in tests.
+///
+/// Several webhook replicas share one sink, so writes are optimistic: [`Self::publish`] must fail with
+/// [`PublishError::Conflict`] when a configuration changed since `read` was taken, never overwrite it.
+pub trait CaBundleSink: Send + Sync {
+    /// Publishes `bundle_pem` (one or more concatenated PEM certificates) to every webhook of `read`,
+    /// on condition that nothing changed since `read`.
+    fn publish<'a>(
+        &'a self,
+        bundle_pem: &'a str,
+        read: &'a PublishedBundles,
+    ) -> BoxFuture<'a, Result<(), PublishError>>;
+
+    /// Every configuration as published now, with its `resourceVersion`.
+    fn current(&self) -> BoxFuture<'_, Result<PublishedBundles, PublishError>>;
 }
 
 /// Applies the bundle to one MutatingWebhookConfiguration and one ValidatingWebhookConfiguration.
@@ -59,20 +121,32 @@ impl WebhookConfigurationPatcher {
         }
     }
 
-    async fn publish_both(&self, bundle_pem: &str) -> Result<(), PublishError> {
+    /// Applies `bundle_pem` to the webhooks of `read`, each apply conditional on the `resourceVersion`
+    /// read; a read that does not cover both configurations counts as stale.
+    async fn publish_both(&self, bundle_pem: &str, read: &PublishedBundles) -> Result<(), PublishError> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        for (resource, kind, name) in self.targets() {
-            let names: Vec<String> = self
-                .webhooks(&resource, kind, name)
-                .await?
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-            let body = apply_body(kind, name, &names, bundle_pem);
+        for (index, (resource, kind, name)) in self.targets().into_iter().enumerate() {
+            let Some(configuration) = read.configurations.get(index) else {
+                return Err(PublishError::Conflict {
+                    kind,
+                    name: name.to_string(),
+                    resource_version: String::new(),
+                });
+            };
+            let names: Vec<String> = configuration.webhooks.iter().map(|(n, _)| n.clone()).collect();
+            let version = configuration.resource_version.as_str();
+            let body = apply_body(kind, name, version, &names, bundle_pem);
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
             api.patch(name, &params, &Patch::Apply(body))
                 .await
-                .map_err(error(kind, name))?;
+                .map_err(|source| match source {
+                    kube::Error::Api(status) if status.is_conflict() => PublishError::Conflict {
+                        kind,
+                        name: name.to_string(),
+                        resource_version: version.to_string(),
+                    },
+                    source => error(kind, name)(source),
+                })?;
         }
         Ok(())
     }
@@ -95,13 +169,13 @@ impl WebhookConfigurationPatcher {
         ]
     }
 
-    /// One configuration's webhooks as `(webhook name, caBundle PEM or "")`.
-    async fn webhooks(
+    /// One configuration's `resourceVersion` and webhooks.
+    async fn read_one(
         &self,
         resource: &ApiResource,
         kind: &'static str,
         name: &str,
-    ) -> Result<Vec<(String, String)>, PublishError> {
+    ) -> Result<ReadConfiguration, PublishError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         let object = api.get(name).await.map_err(error(kind, name))?;
         let webhooks = object
@@ -110,7 +184,7 @@ impl WebhookConfigurationPatcher {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        Ok(webhooks
+        let webhooks = webhooks
             .iter()
             .map(|w| {
                 let webhook = w
@@ -126,40 +200,51 @@ impl WebhookConfigurationPatcher {
                     .unwrap_or_default();
                 (webhook, bundle)
             })
-            .collect())
+            .collect();
+        Ok(ReadConfiguration {
+            resource_version: object.metadata.resource_version.unwrap_or_default(),
+            webhooks,
+        })
     }
 
-    async fn read_both(&self) -> Result<Vec<String>, PublishError> {
-        let mut bundles = Vec::new();
+    async fn read_both(&self) -> Result<PublishedBundles, PublishError> {
+        let mut configurations = Vec::new();
         for (resource, kind, name) in self.targets() {
-            bundles.extend(
-                self.webhooks(&resource, kind, name)
-                    .await?
-                    .into_iter()
-                    .map(|(_, b)| b),
-            );
+            configurations.push(self.read_one(&resource, kind, name).await?);
         }
-        Ok(bundles)
+        Ok(PublishedBundles { configurations })
     }
 }
 
 fn error(kind: &'static str, name: &str) -> impl FnOnce(kube::Error) -> PublishError {
     let name = name.to_string();
-    move |source| PublishError { kind, name, source }
+    move |source| PublishError::Api { kind, name, source }
 }
 
 impl CaBundleSink for WebhookConfigurationPatcher {
-    fn publish<'a>(&'a self, bundle_pem: &'a str) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(self.publish_both(bundle_pem))
+    fn publish<'a>(
+        &'a self,
+        bundle_pem: &'a str,
+        read: &'a PublishedBundles,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(self.publish_both(bundle_pem, read))
     }
 
-    fn current(&self) -> BoxFuture<'_, Result<Vec<String>, PublishError>> {
+    fn current(&self) -> BoxFuture<'_, Result<PublishedBundles, PublishError>> {
         Box::pin(self.read_both())
     }
 }
 
-/// The apply configuration: for every webhook of the configuration, only its `caBundle`.
-pub fn apply_body(kind: &str, name: &str, webhook_names: &[String], bundle_pem: &str) -> Value {
+/// The apply configuration: for every webhook of the configuration, only its `caBundle`, conditional on
+/// `resource_version` (the API server answers 409 Conflict when the object changed since it was read,
+/// so a replica never overwrites CAs another replica added meanwhile).
+pub fn apply_body(
+    kind: &str,
+    name: &str,
+    resource_version: &str,
+    webhook_names: &[String],
+    bundle_pem: &str,
+) -> Value {
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(bundle_pem);
     let webhooks: Vec<Value> = webhook_names
         .iter()
@@ -168,7 +253,7 @@ pub fn apply_body(kind: &str, name: &str, webhook_names: &[String], bundle_pem: 
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind,
-        "metadata": {"name": name},
+        "metadata": {"name": name, "resourceVersion": resource_version},
         "webhooks": webhooks,
     })
 }

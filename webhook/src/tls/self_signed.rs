@@ -9,6 +9,10 @@
 //! - Rotation: the new CA is published next to the old one first; the new serving certificate is
 //!   switched in only after that succeeded and a propagation delay passed. The old CA stays in the bundle
 //!   until it expires, so an API server with a stale view of the bundle still trusts us.
+//! - Several replicas: each mints its own CA, and the published bundle is the union of every replica's
+//!   still-valid CAs. Every write is read-merge-publish conditional on the `resourceVersion` read; when
+//!   another replica wrote in between (409 Conflict) we re-read, merge its CAs and retry, so no replica's
+//!   CA is lost. Replicas that trust the same set find the bundle intact and write nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,14 +22,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::TlsError;
 use super::authority::{IssuedCertificate, issue, rotation_due};
-use super::ca_bundle::CaBundleSink;
+use super::ca_bundle::{CaBundleSink, PublishError};
 use super::ca_certs::{BundledCa, certificates};
 use super::server_config::{ClientVerifier, server_config};
 
 /// Retry interval while the CA bundle has not been published yet.
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
-/// CAs kept from earlier pods at most (newest first): bounds the bundle across many restarts.
-const MAX_INHERITED: usize = 6;
+/// CAs kept from other replicas and earlier pods at most (newest first): room for several replicas
+/// each holding a current and previous CA across rollouts, while bounding the bundle (about 0.6 KB of
+/// PEM per CA) across many restarts.
+pub const MAX_INHERITED: usize = 16;
+/// Read-merge-publish attempts per check when other replicas keep writing first (409 Conflict); after
+/// that the next check tries again.
+pub const MAX_PUBLISH_ATTEMPTS: usize = 5;
 
 /// How the self-signed authority behaves.
 #[derive(Debug, Clone)]
@@ -114,36 +123,58 @@ impl SelfSigned {
 
     /// Reads the published bundles, keeps their still-valid CAs, and publishes when any webhook lacks
     /// (or has more than) what we trust. Failures are logged and retried on the next check.
-    async fn sync_bundle(&mut self) {
-        let published = match self.sink.current().await {
-            Ok(published) => published,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the webhook CA bundles; will retry");
-                return;
-            }
-        };
-        self.inherit(&published);
-        let wanted = self.bundle();
-        let wanted_set = sorted_ders(&wanted);
-        if published.iter().all(|bundle| sorted_ders(bundle) == wanted_set) {
-            self.published = true;
-            return;
-        }
-        match self.sink.publish(&wanted).await {
-            Ok(()) => {
-                tracing::info!(certificates = wanted_set.len(), "published the webhook CA bundle");
-                self.published = true;
-            }
+    pub async fn sync_bundle(&mut self) {
+        match self.merge_and_publish(None).await {
+            Ok(()) => self.published = true,
+            Err(error) if error.is_conflict() => tracing::warn!(
+                %error,
+                attempts = MAX_PUBLISH_ATTEMPTS,
+                "other replicas kept writing the webhook CA bundle first; will retry at the next check"
+            ),
             Err(error) => tracing::warn!(%error, "cannot publish the webhook CA bundle; will retry"),
         }
     }
 
-    /// Remembers the still-valid CAs of `bundles` that are not ours, newest first, at most
+    /// Read-merge-publish, with `next` (a CA about to be served) in front of what we trust; on a
+    /// conflict re-read and merge again, at most [`MAX_PUBLISH_ATTEMPTS`] times.
+    async fn merge_and_publish(&mut self, next: Option<&IssuedCertificate>) -> Result<(), PublishError> {
+        let mut attempt = 1;
+        loop {
+            match self.merge_and_publish_once(next).await {
+                Err(error) if error.is_conflict() && attempt < MAX_PUBLISH_ATTEMPTS => {
+                    tracing::info!(%error, attempt, "the webhook CA bundle changed under us; merging again");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One read, merge and (when any webhook differs from what we trust) conditional publish.
+    async fn merge_and_publish_once(&mut self, next: Option<&IssuedCertificate>) -> Result<(), PublishError> {
+        let read = self.sink.current().await?;
+        let published = read.bundles();
+        self.inherit(&published, next);
+        let wanted = match next {
+            Some(next) => format!("{}{}", next.ca_pem, self.bundle()),
+            None => self.bundle(),
+        };
+        let wanted_set = sorted_ders(&wanted);
+        if published.iter().all(|bundle| sorted_ders(bundle) == wanted_set) {
+            return Ok(());
+        }
+        self.sink.publish(&wanted, &read).await?;
+        tracing::info!(certificates = wanted_set.len(), "published the webhook CA bundle");
+        Ok(())
+    }
+
+    /// Remembers the still-valid CAs of `bundles` that are not ours (nor `next`), newest first, at most
     /// [`MAX_INHERITED`].
-    fn inherit(&mut self, bundles: &[String]) {
+    fn inherit(&mut self, bundles: &[String], next: Option<&IssuedCertificate>) {
         let now = SystemTime::now();
         let ours: Vec<Vec<u8>> = std::iter::once(&self.current)
             .chain(self.previous.as_ref())
+            .chain(next)
             .flat_map(|generation| certificates(&generation.ca_pem))
             .map(|ca| ca.der)
             .collect();
@@ -157,11 +188,13 @@ impl SelfSigned {
         self.inherited.truncate(MAX_INHERITED);
     }
 
-    /// Mints a new generation, publishes it next to what we trust, then serves it.
+    /// Mints a new generation, publishes it next to what we and the other replicas trust (read, merged
+    /// and published conditionally, like every check), then serves it.
     pub async fn rotate(&mut self) -> Result<(), TlsError> {
         let next = issue(&self.settings.dns_names, self.settings.validity)?;
-        let bundle = format!("{}{}", next.ca_pem, self.bundle());
-        self.sink.publish(&bundle).await.map_err(TlsError::Publish)?;
+        self.merge_and_publish(Some(&next))
+            .await
+            .map_err(TlsError::Publish)?;
         tokio::time::sleep(self.settings.propagation_delay).await;
         let rotated = server_config(
             next.cert_pem.as_bytes(),

@@ -2,12 +2,21 @@
 //! `resourceVersion` precondition and 409 Conflict.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine;
 use http::{Method, Request, Response};
 use kube::client::Body;
+use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use muster_exchange_webhook::tls::ca_bundle::{
     CaBundleSink, PublishError, PublishedBundles, ReadConfiguration, WebhookConfigurationPatcher,
 };
+use muster_exchange_webhook::tls::ca_certs::certificates;
+use muster_exchange_webhook::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use serde_json::{Value, json};
 
 const BASE: &str = "/apis/admissionregistration.k8s.io/v1";
@@ -26,7 +35,12 @@ const OLD_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIA\n-----END CERTIFICATE---
 
 /// A configuration as the API server returns it: webhook `a.` carries `OLD_CA`, `b.` no bundle yet.
 fn config(kind: &str, name: &str, resource_version: &str) -> Value {
-    let old = base64::engine::general_purpose::STANDARD.encode(OLD_CA);
+    config_with(kind, name, resource_version, OLD_CA)
+}
+
+/// A configuration whose webhook `a.` carries `bundle_pem`, `b.` no bundle yet.
+fn config_with(kind: &str, name: &str, resource_version: &str, bundle_pem: &str) -> Value {
+    let old = base64::engine::general_purpose::STANDARD.encode(bundle_pem);
     json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
     "metadata": {"name": name, "resourceVersion": resource_version},
     "webhooks": [
@@ -47,12 +61,22 @@ fn patcher() -> (WebhookConfigurationPatcher, Handle) {
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// Answers the GET of `(resource, kind, name)` with [`config`] at `resource_version`.
-async fn answer_get(handle: &mut Handle, (resource, kind, name): (&str, &str, &str), resource_version: &str) {
+async fn answer_get(handle: &mut Handle, target: (&str, &str, &str), resource_version: &str) {
+    answer_get_with(handle, target, resource_version, OLD_CA).await;
+}
+
+/// Answers the GET of `(resource, kind, name)` with [`config_with`] `bundle_pem`.
+async fn answer_get_with(
+    handle: &mut Handle,
+    (resource, kind, name): (&str, &str, &str),
+    resource_version: &str,
+    bundle_pem: &str,
+) {
     let (request, send) = handle.next_request().await.expect("a GET");
     assert_eq!(request.method(), Method::GET);
     assert_eq!(request.uri().to_string(), format!("{BASE}/{resource}/{name}"));
     send.send_response(Response::new(Body::from(
-        serde_json::to_vec(&config(kind, name, resource_version)).unwrap(),
+        serde_json::to_vec(&config_with(kind, name, resource_version, bundle_pem)).unwrap(),
     )));
 }
 
@@ -70,6 +94,29 @@ async fn take_apply(
     assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
     let body = request.into_body().collect_bytes().await.unwrap();
     (serde_json::from_slice(&body).unwrap(), send)
+}
+
+/// The API server's answer to an apply whose `resourceVersion` is stale.
+fn conflict() -> Response<Body> {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "Operation cannot be fulfilled on mutatingwebhookconfigurations.admissionregistration.k8s.io \"mx-mutating\": the object has been modified; please apply your changes to the latest version and try again",
+        "reason": "Conflict", "code": 409});
+    Response::builder()
+        .status(409)
+        .body(Body::from(serde_json::to_vec(&status).unwrap()))
+        .unwrap()
+}
+
+/// The certificates of an applied webhook's `caBundle`, as a DER set.
+fn applied_ders(body: &Value, webhook: usize) -> BTreeSet<Vec<u8>> {
+    let encoded = body["webhooks"][webhook]["clientConfig"]["caBundle"]
+        .as_str()
+        .unwrap();
+    let pem = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    certificates(&String::from_utf8(pem).unwrap())
+        .into_iter()
+        .map(|ca| ca.der)
+        .collect()
 }
 
 #[tokio::test]
@@ -145,14 +192,7 @@ async fn a_stale_resource_version_answered_409_is_a_conflict_and_stops_the_publi
             body["metadata"],
             json!({"name": "mx-mutating", "resourceVersion": "41"})
         );
-        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "Operation cannot be fulfilled on mutatingwebhookconfigurations.admissionregistration.k8s.io \"mx-mutating\": the object has been modified; please apply your changes to the latest version and try again",
-            "reason": "Conflict", "code": 409});
-        let response = Response::builder()
-            .status(409)
-            .body(Body::from(serde_json::to_vec(&status).unwrap()))
-            .unwrap();
-        send.send_response(response);
+        send.send_response(conflict());
         // Nothing more: the validating configuration is not written on a stale read.
         assert!(
             handle.next_request().await.is_none(),
@@ -214,4 +254,54 @@ async fn a_missing_configuration_is_reported_with_what_to_check() {
     assert!(
         error.ends_with("check that it exists and that the webhook's ServiceAccount may get and patch it")
     );
+}
+
+#[tokio::test]
+async fn self_signed_rereads_after_a_409_and_applies_the_merge_at_the_new_resource_version() {
+    common::install_crypto_provider();
+    let (patcher, mut handle) = patcher();
+    let names = service_dns_names("muster-exchange-webhook", "muster-exchange");
+    let other_replica = issue(&names, Duration::from_secs(3600)).unwrap().ca_pem;
+    let api_server = tokio::spawn(async move {
+        answer_get(&mut handle, MUTATING, "41").await;
+        answer_get(&mut handle, VALIDATING, "57").await;
+        let (body, send) = take_apply(&mut handle, MUTATING).await;
+        assert_eq!(body["metadata"]["resourceVersion"], "41");
+        send.send_response(conflict());
+        // Meanwhile another replica published its CA.
+        answer_get_with(&mut handle, MUTATING, "43", &other_replica).await;
+        answer_get_with(&mut handle, VALIDATING, "58", &other_replica).await;
+        let mut applied = Vec::new();
+        for target in [MUTATING, VALIDATING] {
+            let (body, send) = take_apply(&mut handle, target).await;
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&config(target.1, target.2, "99")).unwrap(),
+            )));
+            applied.push(body);
+        }
+        (applied, other_replica)
+    });
+    let settings = SelfSignedSettings {
+        dns_names: names,
+        validity: Duration::from_secs(3600),
+        check_interval: Duration::from_secs(3600),
+        propagation_delay: Duration::ZERO,
+        client_verifier: None,
+    };
+    let authority = SelfSigned::start(settings, Arc::new(patcher)).await.unwrap();
+    let own = certificates(&authority.current().ca_pem).remove(0).der;
+    // Dropping the client ends the mock: a request that never came fails instead of hanging.
+    drop(authority);
+    let (applied, other_replica) = api_server.await.unwrap();
+    let other = certificates(&other_replica).remove(0).der;
+    let both = BTreeSet::from([own, other]);
+    let versions: Vec<&Value> = applied
+        .iter()
+        .map(|body| &body["metadata"]["resourceVersion"])
+        .collect();
+    assert_eq!(versions, ["43", "58"]);
+    for body in &applied {
+        assert_eq!(applied_ders(body, 0), both);
+        assert_eq!(applied_ders(body, 1), both);
+    }
 }

@@ -30,7 +30,9 @@ use super::server_config::{ClientVerifier, server_config};
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
 /// CAs kept from other replicas and earlier pods at most (newest first): room for several replicas
 /// each holding a current and previous CA across rollouts, while bounding the bundle (about 0.6 KB of
-/// PEM per CA) across many restarts.
+/// PEM per CA) across many restarts. Beyond that the oldest are dropped, which could drop a live
+/// replica's CA only after 17 newer CAs appeared within one validity (e.g. a crash-looping replica); that
+/// replica then re-adds its CA at its next check.
 pub const MAX_INHERITED: usize = 16;
 /// Read-merge-publish attempts per check when other replicas keep writing first (409 Conflict); after
 /// that the next check tries again.

@@ -44,7 +44,9 @@ pub fn protected_namespace(namespace: &str, controller_namespace: Option<&str>) 
 }
 
 /// Where a credentials Secret may live, relative to the namespace it must sit in (its MCPServer's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// No `Default`: the controller must say which namespace it runs in ([`Self::for_controller`]); only
+/// offline checks ([`Self::offline`]) leave it unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialsPolicy {
     /// The controller's own namespace: never read from, never granted in (`None`: not known here).
     pub controller_namespace: Option<String>,
@@ -54,6 +56,24 @@ pub struct CredentialsPolicy {
 }
 
 impl CredentialsPolicy {
+    /// The controller's policy: it runs in `controller_namespace`, and reads Secrets in other namespaces
+    /// than the MCPServer's only when `allow_cross_namespace` (`--allow-cross-namespace-credentials`).
+    pub fn for_controller(controller_namespace: &str, allow_cross_namespace: bool) -> Self {
+        Self {
+            controller_namespace: Some(controller_namespace.to_string()),
+            allow_cross_namespace,
+        }
+    }
+
+    /// Checks without a cluster (validation): the controller's namespace and flags are unknown, so only
+    /// the system namespaces are protected and another namespace is refused as the controller's default.
+    pub fn offline() -> Self {
+        Self {
+            controller_namespace: None,
+            allow_cross_namespace: false,
+        }
+    }
+
     /// `Some(refusal)` when the Secret in `secret_namespace` may not be used by an MCPServer in
     /// `server_namespace`. Protected namespaces are judged first, so the flag can never open them.
     pub fn refusal(&self, secret_namespace: &str, server_namespace: &str) -> Option<NamespaceRefusal> {
@@ -72,108 +92,74 @@ impl CredentialsPolicy {
     ) -> Result<(), CredentialsSecretRefused> {
         match self.refusal(secret_namespace, server_namespace) {
             None => Ok(()),
-            Some(why) => Err(CredentialsSecretRefused::new(
+            Some(why) => Err(CredentialsSecretRefused {
                 why,
-                secret_namespace,
-                name,
-                server_namespace,
-            )),
+                namespace: secret_namespace.to_string(),
+                name: name.to_string(),
+                server_namespace: server_namespace.to_string(),
+                server_namespace_protected: protected_namespace(
+                    server_namespace,
+                    self.controller_namespace.as_deref(),
+                )
+                .is_some(),
+            }),
         }
     }
 }
 
 /// A credentials Secret the policy refused, with what the MCPServer author should do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialsSecretRefused {
-    /// See [`NamespaceRefusal::SystemNamespace`].
-    #[error(
-        "Secret {namespace}/{name} is in a system namespace; muster-exchange never reads or grants access to \
-         credentials there: {}",
-        move_it(.server_namespace)
-    )]
-    SystemNamespace {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The MCPServer's namespace (empty when unknown, e.g. a manifest without one).
-        server_namespace: String,
-    },
-    /// See [`NamespaceRefusal::ControllerNamespace`].
-    #[error(
-        "Secret {namespace}/{name} is in the muster-exchange controller's own namespace; it never reads or \
-         grants access to credentials there: {}",
-        move_it(.server_namespace)
-    )]
-    ControllerNamespace {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The MCPServer's namespace.
-        server_namespace: String,
-    },
-    /// See [`NamespaceRefusal::CrossNamespace`].
-    #[error(
-        "Secret {namespace}/{name} is not in the MCPServer's namespace; {} (or, if every MCPServer author may \
-         use Secrets in {namespace:?}, start the controller with --allow-cross-namespace-credentials)",
-        move_it(.server_namespace)
-    )]
-    CrossNamespace {
-        /// Secret namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// The MCPServer's namespace.
-        server_namespace: String,
-    },
+#[error("{}", self.message())]
+pub struct CredentialsSecretRefused {
+    /// Which rule refused it.
+    pub why: NamespaceRefusal,
+    /// Secret namespace.
+    pub namespace: String,
+    /// Secret name.
+    pub name: String,
+    /// The MCPServer's namespace (empty when unknown, e.g. a manifest without one).
+    pub server_namespace: String,
+    /// The MCPServer itself sits in a protected namespace, so "next to the MCPServer" is no fix.
+    server_namespace_protected: bool,
 }
 
 impl CredentialsSecretRefused {
-    /// The error for `why`, about Secret `namespace/name` of an MCPServer in `server_namespace`.
-    pub fn new(why: NamespaceRefusal, namespace: &str, name: &str, server_namespace: &str) -> Self {
-        let (namespace, name, server_namespace) = (
-            namespace.to_string(),
-            name.to_string(),
-            server_namespace.to_string(),
-        );
-        match why {
-            NamespaceRefusal::SystemNamespace => Self::SystemNamespace {
-                namespace,
-                name,
-                server_namespace,
-            },
-            NamespaceRefusal::ControllerNamespace => Self::ControllerNamespace {
-                namespace,
-                name,
-                server_namespace,
-            },
-            NamespaceRefusal::CrossNamespace => Self::CrossNamespace {
-                namespace,
-                name,
-                server_namespace,
-            },
+    fn message(&self) -> String {
+        let Self { namespace, name, .. } = self;
+        let fix = self.fix();
+        match self.why {
+            NamespaceRefusal::SystemNamespace => format!(
+                "Secret {namespace}/{name} is in a system namespace; muster-exchange never reads or grants \
+                 access to credentials there: {fix}"
+            ),
+            NamespaceRefusal::ControllerNamespace => format!(
+                "Secret {namespace}/{name} is in the muster-exchange controller's own namespace; it never reads \
+                 or grants access to credentials there: {fix}"
+            ),
+            NamespaceRefusal::CrossNamespace => format!(
+                "Secret {namespace}/{name} is not in the MCPServer's namespace; {fix} (or, if every MCPServer \
+                 author may use Secrets in {namespace:?}, start the controller with \
+                 --allow-cross-namespace-credentials=true)"
+            ),
         }
     }
 
-    /// Which rule refused the Secret.
-    pub fn refusal(&self) -> NamespaceRefusal {
-        match self {
-            Self::SystemNamespace { .. } => NamespaceRefusal::SystemNamespace,
-            Self::ControllerNamespace { .. } => NamespaceRefusal::ControllerNamespace,
-            Self::CrossNamespace { .. } => NamespaceRefusal::CrossNamespace,
+    /// Where the Secret should go instead; an unknown MCPServer namespace is not quoted as `""`.
+    fn fix(&self) -> String {
+        let server_namespace = &self.server_namespace;
+        if self.server_namespace_protected {
+            return format!(
+                "move the MCPServer out of {server_namespace:?} into an application namespace and create the \
+                 Secret next to it"
+            );
         }
+        let target = if server_namespace.is_empty() {
+            "the MCPServer's namespace".to_string()
+        } else {
+            format!("the MCPServer's namespace {server_namespace:?}")
+        };
+        format!("create the Secret in {target} and point clientCredentialsSecretRef at it")
     }
-}
-
-/// The fix every refusal suggests; an unknown MCPServer namespace is not quoted as `""`.
-fn move_it(server_namespace: &str) -> String {
-    let target = if server_namespace.is_empty() {
-        "the MCPServer's namespace".to_string()
-    } else {
-        format!("the MCPServer's namespace {server_namespace:?}")
-    };
-    format!("create the Secret in {target} and point clientCredentialsSecretRef at it")
 }
 
 #[cfg(test)]

@@ -1,10 +1,7 @@
 use super::*;
 
 fn strict(controller_namespace: &str) -> CredentialsPolicy {
-    CredentialsPolicy {
-        controller_namespace: Some(controller_namespace.into()),
-        allow_cross_namespace: false,
-    }
+    CredentialsPolicy::for_controller(controller_namespace, false)
 }
 
 #[test]
@@ -34,7 +31,7 @@ fn protected_namespaces_are_the_system_ones_and_the_controllers_own() {
 fn a_secret_next_to_its_mcpserver_is_accepted() {
     assert_eq!(strict("mx").check("org-a", "creds", "org-a"), Ok(()));
     assert_eq!(
-        CredentialsPolicy::default().check("org-a", "creds", "org-a"),
+        CredentialsPolicy::offline().check("org-a", "creds", "org-a"),
         Ok(())
     );
 }
@@ -53,10 +50,7 @@ fn cross_namespace_needs_the_opt_in_which_never_opens_protected_namespaces() {
         strict("mx").refusal("mx", "mx"),
         Some(NamespaceRefusal::ControllerNamespace)
     );
-    let lax = CredentialsPolicy {
-        allow_cross_namespace: true,
-        ..strict("mx")
-    };
+    let lax = CredentialsPolicy::for_controller("mx", true);
     assert_eq!(lax.refusal("org-b", "org-a"), None);
     assert_eq!(
         lax.refusal("kube-system", "org-a"),
@@ -72,7 +66,7 @@ fn cross_namespace_needs_the_opt_in_which_never_opens_protected_namespaces() {
 fn refusals_say_where_to_put_the_secret() {
     let message = |ns: &str, server_ns: &str| {
         let error = strict("mx").check(ns, "creds", server_ns).unwrap_err();
-        (error.refusal().reason(), error.to_string())
+        (error.why.reason(), error.to_string())
     };
     assert_eq!(
         message("kube-system", "org-a"),
@@ -100,7 +94,7 @@ fn refusals_say_where_to_put_the_secret() {
             "CrossNamespace",
             "Secret org-b/creds is not in the MCPServer's namespace; create the Secret in the MCPServer's \
              namespace \"org-a\" and point clientCredentialsSecretRef at it (or, if every MCPServer author may \
-             use Secrets in \"org-b\", start the controller with --allow-cross-namespace-credentials)"
+             use Secrets in \"org-b\", start the controller with --allow-cross-namespace-credentials=true)"
                 .to_string()
         )
     );
@@ -108,11 +102,30 @@ fn refusals_say_where_to_put_the_secret() {
 
 #[test]
 fn an_unknown_mcpserver_namespace_is_not_quoted_as_empty() {
-    let error = CredentialsSecretRefused::new(NamespaceRefusal::SystemNamespace, "kube-system", "creds", "");
+    let error = CredentialsPolicy::offline()
+        .check("kube-system", "creds", "")
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "Secret kube-system/creds is in a system namespace; muster-exchange never reads or grants access to \
          credentials there: create the Secret in the MCPServer's namespace and point clientCredentialsSecretRef \
          at it"
+    );
+}
+
+#[test]
+fn an_mcpserver_in_a_protected_namespace_is_told_to_move_not_to_put_the_secret_next_to_it() {
+    let message = |ns: &str| strict("mx").check(ns, "creds", ns).unwrap_err().to_string();
+    assert_eq!(
+        message("kube-public"),
+        "Secret kube-public/creds is in a system namespace; muster-exchange never reads or grants access to \
+         credentials there: move the MCPServer out of \"kube-public\" into an application namespace and create \
+         the Secret next to it"
+    );
+    assert_eq!(
+        message("mx"),
+        "Secret mx/creds is in the muster-exchange controller's own namespace; it never reads or grants access \
+         to credentials there: move the MCPServer out of \"mx\" into an application namespace and create the \
+         Secret next to it"
     );
 }

@@ -67,13 +67,6 @@ pub const CONDITION_CONNECTED: &str = "Connected";
 pub const CONDITION_TOKEN_EXCHANGE_READY: &str = "TokenExchangeReady";
 /// MCPServer condition type: all of the above. The CRD's `Ready` printer column reads it.
 pub const CONDITION_READY: &str = "Ready";
-/// The four condition types, in the order the controller writes and `diagnose` prints them.
-pub const CONDITION_TYPES: [&str; 4] = [
-    CONDITION_CREDENTIALS_READY,
-    CONDITION_CONNECTED,
-    CONDITION_TOKEN_EXCHANGE_READY,
-    CONDITION_READY,
-];
 
 /// Namespaces nothing is ever injected or granted in.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -107,10 +100,6 @@ mod tests {
         assert_eq!(
             DEFAULT_SIDECAR_IMAGE,
             format!("ghcr.io/giantswarm/muster-exchange:{}", env!("CARGO_PKG_VERSION"))
-        );
-        assert_eq!(
-            CONDITION_TYPES,
-            ["CredentialsReady", "Connected", "TokenExchangeReady", "Ready"]
         );
     }
 }

@@ -24,7 +24,9 @@ pub struct ControllerArgs {
     /// Let an MCPServer use a credentials Secret in another namespace (probe reads it, the credentials reader
     /// is granted it). Risk: every MCPServer author can then have any such Secret read and sent to a token
     /// endpoint of their choosing; system namespaces and the controller's own stay refused regardless.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// `--allow-cross-namespace-credentials` alone means `=true`.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", require_equals = true)]
     pub allow_cross_namespace_credentials: bool,
     /// ServiceAccount that reads token-exchange credential Secrets (e.g. Muster's); unset: no credential grants.
     #[arg(long, value_name = "serviceaccount:NAMESPACE/NAME", value_parser = parse_service_account)]
@@ -151,6 +153,15 @@ mod tests {
         assert_eq!(a.mcpserver_namespace, "");
         assert!(a.leader_election && a.probe_exchange);
         assert!(!a.allow_cross_namespace_credentials, "off unless asked for");
+        // The spelling the refusal messages suggest, the bare flag, and an explicit false all parse.
+        for (flag, expected) in [
+            ("--allow-cross-namespace-credentials=true", true),
+            ("--allow-cross-namespace-credentials", true),
+            ("--allow-cross-namespace-credentials=false", false),
+        ] {
+            let parsed = Cli::try_parse_from(["controller", flag]).unwrap();
+            assert_eq!(parsed.args.allow_cross_namespace_credentials, expected, "{flag}");
+        }
         assert_eq!(a.leader_election_lease_name, "muster-exchange-controller");
     }
 

@@ -34,8 +34,10 @@ pub struct DiagnoseArgs {
     /// The controller's namespace: credentials Secrets there are refused (as the controller does).
     #[arg(long, default_value = "muster-exchange")]
     pub controller_namespace: String,
-    /// Accept credentials Secrets outside their MCPServer's namespace (as the controller flag of that name).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// Accept credentials Secrets outside their MCPServer's namespace (as the controller flag of that name;
+    /// alone it means `=true`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", require_equals = true)]
     pub allow_cross_namespace_credentials: bool,
 }
 

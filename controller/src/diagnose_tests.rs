@@ -353,6 +353,6 @@ async fn cluster_mode_never_reads_a_refused_secret() {
         input.targets[0].credentials_check.message,
         "Secret org-b/creds is not in the MCPServer's namespace; create the Secret in the MCPServer's namespace \
          \"org-a\" and point clientCredentialsSecretRef at it (or, if every MCPServer author may use Secrets in \
-         \"org-b\", start the controller with --allow-cross-namespace-credentials)"
+         \"org-b\", start the controller with --allow-cross-namespace-credentials=true)"
     );
 }

@@ -91,7 +91,7 @@ async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
         credentials["message"],
         "Secret org-b/db-password is not in the MCPServer's namespace; create the Secret in the MCPServer's \
          namespace \"muster\" and point clientCredentialsSecretRef at it (or, if every MCPServer author may \
-         use Secrets in \"org-b\", start the controller with --allow-cross-namespace-credentials)"
+         use Secrets in \"org-b\", start the controller with --allow-cross-namespace-credentials=true)"
     );
 }
 

@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use super::syntax::{self, UrlRules};
 use super::{FieldError, Report};
-use crate::credentials_policy::{
-    CredentialsPolicy, CredentialsSecretRefused, NamespaceRefusal, protected_namespace,
-};
+use crate::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 use crate::issuer;
 use crate::mcpserver::{AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, TokenExchangeConfig};
 
@@ -251,21 +249,25 @@ fn check_secret_namespace(mcpserver: &MCPServer, secret: &ClientCredentialsSecre
     let Some(secret_namespace) = explicit.or(own) else {
         return;
     };
-    let refused = match own {
-        Some(own) => CredentialsPolicy::default()
-            .check(secret_namespace, &secret.name, own)
-            .err(),
-        // Without its namespace (a manifest applied with `-n`) the MCPServer cannot be judged
-        // cross-namespace; the protected namespaces are refused all the same.
-        None => protected_namespace(secret_namespace, None)
-            .map(|why| CredentialsSecretRefused::new(why, secret_namespace, &secret.name, "")),
+    // Without its namespace (a manifest applied with `-n`) the MCPServer cannot be judged
+    // cross-namespace; the protected namespaces are refused all the same.
+    let policy = CredentialsPolicy {
+        allow_cross_namespace: own.is_none(),
+        ..CredentialsPolicy::offline()
     };
-    match refused {
-        None => {}
-        Some(refused) if refused.refusal() == NamespaceRefusal::CrossNamespace => {
-            report.warn(path, refused.to_string());
+    match policy.check(secret_namespace, &secret.name, own.unwrap_or("")) {
+        Ok(()) => {}
+        Err(refused) if refused.why == NamespaceRefusal::CrossNamespace => {
+            // The webhook mounts Secrets into the pod, so injection needs it in the pod's namespace whatever
+            // the controller allows.
+            report.warn(
+                path,
+                format!(
+                    "{refused}; an injected sidecar can only mount a Secret from its pod's namespace either way"
+                ),
+            );
         }
-        Some(refused) => report.error(FieldError::forbidden(path, refused.to_string())),
+        Err(refused) => report.error(FieldError::forbidden(path, refused.to_string())),
     }
 }
 

@@ -54,15 +54,14 @@ fn an_implied_system_namespace_is_forbidden_too() {
     // The reference names no namespace, so the Secret is the MCPServer's: in kube-system here. The
     // controller always judged this effective namespace; validation used to judge only an explicit one.
     let report = in_namespace(Some("kube-public"), None);
-    assert_eq!(report.errors.len(), 1);
-    assert_eq!(report.errors[0].path, PATH);
-    assert_eq!(report.errors[0].kind, ErrorKind::Forbidden);
-    assert!(
-        report.errors[0]
-            .detail
-            .starts_with("Secret kube-public/cluster-a-token-exchange-credentials is in a system namespace;"),
-        "{}",
-        report.errors[0].detail
+    assert_eq!(
+        report.errors,
+        [FieldError::forbidden(
+            PATH,
+            "Secret kube-public/cluster-a-token-exchange-credentials is in a system namespace; \
+             muster-exchange never reads or grants access to credentials there: move the MCPServer out of \
+             \"kube-public\" into an application namespace and create the Secret next to it"
+        )]
     );
 }
 
@@ -81,7 +80,7 @@ fn a_system_namespace_is_forbidden_even_when_the_mcpserver_has_no_namespace() {
 }
 
 #[test]
-fn another_namespace_is_a_warning_naming_the_controller_flag() {
+fn another_namespace_is_a_warning_naming_the_controller_flag_and_the_pod_namespace_rule() {
     let report = validate_value(&with(SECRET_NS, json!("org-acme")));
     assert_eq!(report.errors, Vec::new());
     assert_eq!(
@@ -92,7 +91,8 @@ fn another_namespace_is_a_warning_naming_the_controller_flag() {
                 "Secret org-acme/cluster-a-token-exchange-credentials is not in the MCPServer's namespace; \
                       create the Secret in the MCPServer's namespace \"muster\" and point \
                       clientCredentialsSecretRef at it (or, if every MCPServer author may use Secrets in \
-                      \"org-acme\", start the controller with --allow-cross-namespace-credentials)"
+                      \"org-acme\", start the controller with --allow-cross-namespace-credentials=true); an \
+                      injected sidecar can only mount a Secret from its pod's namespace either way"
                     .into()
         }]
     );

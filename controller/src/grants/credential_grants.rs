@@ -48,8 +48,8 @@ pub fn desired_credential_grants(
         let Some(location) = credentials_secret_of(server, &config.policy) else {
             continue;
         };
-        if let Some(why) = location.refusal {
-            refused.push((format!("{}/{}", location.namespace, location.name), why));
+        if let Some(refusal) = &location.refused {
+            refused.push((format!("{}/{}", location.namespace, location.name), refusal.why));
             continue;
         }
         secrets

@@ -3,9 +3,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use muster_exchange_api::credentials_policy::{
-    CredentialsPolicy, CredentialsSecretRefused, NamespaceRefusal,
-};
+use muster_exchange_api::credentials_policy::{CredentialsPolicy, CredentialsSecretRefused};
 use muster_exchange_api::{MCPServer, issuer};
 
 use super::credentials::{ClientCredentials, check_credentials};
@@ -20,24 +18,22 @@ pub struct SecretLocation {
     pub name: String,
     /// The MCPServer's namespace.
     pub server_namespace: String,
-    /// `Some` when the Secret must be neither read nor granted.
-    pub refusal: Option<NamespaceRefusal>,
+    /// `Some` (which rule, and what to do) when the Secret must be neither read nor granted.
+    pub refused: Option<CredentialsSecretRefused>,
 }
 
 impl SecretLocation {
     /// `(namespace, name)` when the Secret may be read.
     pub fn readable(&self) -> Option<(&str, &str)> {
-        self.refusal
+        self.refused
             .is_none()
             .then_some((self.namespace.as_str(), self.name.as_str()))
     }
 
     /// The `CredentialsReady=False` check of a refused Secret.
     pub fn refused_check(&self) -> Option<Check> {
-        let why = self.refusal?;
-        let message = CredentialsSecretRefused::new(why, &self.namespace, &self.name, &self.server_namespace)
-            .to_string();
-        Some(Check::fail("SecretNamespaceRefused", message))
+        let refused = self.refused.as_ref()?;
+        Some(Check::fail("SecretNamespaceRefused", refused.to_string()))
     }
 }
 
@@ -121,7 +117,9 @@ pub fn credentials_secret_of(server: &MCPServer, policy: &CredentialsPolicy) -> 
     let server_namespace = server.namespace().unwrap_or_default();
     let namespace = secret_ref.namespace_or(&server_namespace).to_string();
     Some(SecretLocation {
-        refusal: policy.refusal(&namespace, &server_namespace),
+        refused: policy
+            .check(&namespace, &secret_ref.name, &server_namespace)
+            .err(),
         namespace,
         name: secret_ref.name.clone(),
         server_namespace,

@@ -4,9 +4,6 @@
 use std::sync::Arc;
 
 use muster_exchange_api::MCPServer;
-use muster_exchange_api::credentials_policy::{
-    CredentialsPolicy, CredentialsSecretRefused, NamespaceRefusal,
-};
 use muster_exchange_api::names::{
     ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE, ANNOTATION_MCPSERVERS,
     KUBECONFIG_SECRET_SUFFIX,
@@ -112,11 +109,17 @@ fn resolve_one(
         .token_exchange()
         .and_then(|te| te.client_credentials_secret_ref.as_ref())
         .ok_or_else(|| unusable("spec.auth.tokenExchange.clientCredentialsSecretRef is not set".into()))?;
-    let secret = SecretPlace {
-        name: &secret_ref.name,
-        namespace: secret_ref.namespace_or(mcpserver_namespace),
-    };
-    check_mountable(name, mcpserver_namespace, &secret, pod_namespace)?;
+    // A Secret volume can only mount from the pod's own namespace. (A Secret in a system namespace was
+    // already refused by `validate` above, through the shared credentials policy.)
+    let secret_namespace = secret_ref.namespace_or(mcpserver_namespace);
+    if secret_namespace != pod_namespace {
+        return Err(Refusal::SecretInOtherNamespace {
+            mcpserver: name.to_string(),
+            secret: secret_ref.name.clone(),
+            secret_namespace: secret_namespace.to_string(),
+            pod_namespace: pod_namespace.to_string(),
+        });
+    }
     let kubeconfig_secret = match header_mode {
         HeaderMode::AuthHeaders => Some(kubeconfig_secret(
             mcpserver,
@@ -130,48 +133,6 @@ fn resolve_one(
         config,
         credentials_secret: secret_ref.name.clone(),
         kubeconfig_secret,
-    })
-}
-
-/// The credentials Secret of one MCPServer.
-struct SecretPlace<'a> {
-    name: &'a str,
-    namespace: &'a str,
-}
-
-/// The shared credentials policy, with the pod's namespace as the one the Secret must sit in: a Secret
-/// volume can only mount from the pod's own namespace, so no flag can allow another one (unlike the
-/// controller's `--allow-cross-namespace-credentials`). The webhook does not know the controller's
-/// namespace; the system namespaces are refused as everywhere.
-const MOUNT_POLICY: CredentialsPolicy = CredentialsPolicy {
-    controller_namespace: None,
-    allow_cross_namespace: false,
-};
-
-fn check_mountable(
-    mcpserver: &str,
-    mcpserver_namespace: &str,
-    secret: &SecretPlace<'_>,
-    pod_namespace: &str,
-) -> Result<(), Refusal> {
-    let Some(why) = MOUNT_POLICY.refusal(secret.namespace, pod_namespace) else {
-        return Ok(());
-    };
-    if why == NamespaceRefusal::CrossNamespace {
-        return Err(Refusal::SecretInOtherNamespace {
-            mcpserver: mcpserver.to_string(),
-            secret: secret.name.to_string(),
-            secret_namespace: secret.namespace.to_string(),
-            pod_namespace: pod_namespace.to_string(),
-        });
-    }
-    // Not reached today (validation refuses system-namespace Secrets and pods there are refused first);
-    // kept so that a change in either cannot let a protected Secret through unexplained.
-    let refused = CredentialsSecretRefused::new(why, secret.namespace, secret.name, mcpserver_namespace);
-    Err(Refusal::TokenExchangeUnusable {
-        namespace: mcpserver_namespace.to_string(),
-        name: mcpserver.to_string(),
-        detail: refused.to_string(),
     })
 }
 
@@ -206,45 +167,4 @@ fn annotated_kubeconfig_secret(mcpserver: &MCPServer) -> Option<String> {
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secret(namespace: &str) -> SecretPlace<'_> {
-        SecretPlace {
-            name: "creds",
-            namespace,
-        }
-    }
-
-    #[test]
-    fn the_credentials_secret_must_sit_in_the_pods_namespace() {
-        assert_eq!(check_mountable("a", "muster", &secret("apps"), "apps"), Ok(()));
-        assert_eq!(
-            check_mountable("a", "muster", &secret("muster"), "apps"),
-            Err(Refusal::SecretInOtherNamespace {
-                mcpserver: "a".into(),
-                secret: "creds".into(),
-                secret_namespace: "muster".into(),
-                pod_namespace: "apps".into(),
-            })
-        );
-    }
-
-    #[test]
-    fn a_system_namespace_secret_is_refused_by_the_shared_rule() {
-        assert_eq!(
-            check_mountable("a", "muster", &secret("kube-system"), "apps"),
-            Err(Refusal::TokenExchangeUnusable {
-                namespace: "muster".into(),
-                name: "a".into(),
-                detail: "Secret kube-system/creds is in a system namespace; muster-exchange never reads or \
-                         grants access to credentials there: create the Secret in the MCPServer's namespace \
-                         \"muster\" and point clientCredentialsSecretRef at it"
-                    .into(),
-            })
-        );
-    }
 }

@@ -60,6 +60,20 @@ fn main() -> Result<(), BoxError> {
 }
 
 /// Child mode: serve the webhook router plus the no-op floor route; print port and CA, then wait.
+/// One review POST; true when it succeeded and the whole answer was read.
+async fn review(client: &reqwest::Client, url: &str, body: &Bytes) -> bool {
+    match client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+    {
+        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 async fn serve_until_stdin_closes() -> Result<(), BoxError> {
     let catalog = StaticMcpServers::from_documents(parse_documents(MCPSERVERS, "mcpservers.yaml")?)?;
     let settings = InjectorSettings {
@@ -251,17 +265,7 @@ async fn run(
                 let (mut latencies, mut errors) = (Vec::new(), 0usize);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let ok = match client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                    {
-                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if ok {
+                    if review(&client, &url, &body).await {
                         latencies.push(sent.elapsed())
                     } else {
                         errors += 1
@@ -337,17 +341,7 @@ async fn run_offered(
                     } else {
                         tokio::time::Instant::now()
                     };
-                    let ok = match client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                    {
-                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if ok {
+                    if review(&client, &url, &body).await {
                         latencies.push(sent.elapsed())
                     } else {
                         errors += 1

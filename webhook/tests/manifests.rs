@@ -12,7 +12,6 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use muster_exchange_api::documents::{Document, read_documents};
@@ -240,36 +239,4 @@ fn the_network_policy_admits_only_the_webhook_port_to_the_webhook_pods() {
         ports[0].port,
         Some(IntOrString::Int(i32::from(args.listen.port())))
     );
-}
-
-#[test]
-fn two_replicas_spread_over_nodes_and_a_disruption_budget_keep_the_fail_closed_webhook_serving() {
-    let deployment: Deployment = one("Deployment");
-    let spec = deployment.spec.unwrap();
-    assert_eq!(
-        spec.replicas,
-        Some(2),
-        "the pod webhook fails closed: one replica is an outage per drain"
-    );
-    let anti_affinity = spec
-        .template
-        .spec
-        .unwrap()
-        .affinity
-        .unwrap()
-        .pod_anti_affinity
-        .unwrap()
-        .preferred_during_scheduling_ignored_during_execution
-        .unwrap();
-    let term = &anti_affinity[0].pod_affinity_term;
-    assert_eq!(term.topology_key, "kubernetes.io/hostname");
-    assert_eq!(
-        term.label_selector.as_ref().unwrap().match_labels,
-        spec.selector.match_labels
-    );
-    let budget: PodDisruptionBudget = one("PodDisruptionBudget");
-    let budget = budget.spec.unwrap();
-    assert_eq!(budget.selector.unwrap().match_labels, spec.selector.match_labels);
-    assert_eq!(budget.max_unavailable, Some(IntOrString::Int(1)));
-    assert!(budget.min_available.is_none());
 }

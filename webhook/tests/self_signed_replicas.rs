@@ -219,7 +219,6 @@ async fn conflicts_are_retried_a_bounded_number_of_times_per_check_then_at_the_n
     let mut authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
     assert_eq!(MAX_PUBLISH_ATTEMPTS, 5);
     assert_eq!(sink.counts(), (0, 5), "gave up after five refused writes");
-    assert!(!authority.ready().is_cancelled());
 
     authority.sync_bundle().await;
     let expected = union([authority.current().ca_pem.as_str(), other.ca_pem.as_str()]);

@@ -28,11 +28,12 @@ use super::server_config::{ClientVerifier, server_config};
 
 /// Retry interval while the CA bundle has not been published yet.
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
-/// CAs kept from other replicas and earlier pods at most (newest first): room for several replicas
-/// each holding a current and previous CA across rollouts, while bounding the bundle (about 0.6 KB of
-/// PEM per CA) across many restarts. Beyond that the oldest are dropped, which could drop a live
-/// replica's CA only after 17 newer CAs appeared within one validity (e.g. a crash-looping replica); that
-/// replica then re-adds its CA at its next check.
+/// CAs kept from other replicas and earlier pods at most (newest first): bounds the bundle (about 0.6 KB
+/// of PEM per CA) across many restarts. Every pod start mints a CA valid for the whole validity, so more
+/// than this many CAs of other pods can be valid at once (several replicas with frequent rollouts, or a
+/// crash-looping replica); then each replica drops the oldest, which can be a live replica's current CA,
+/// and that replica puts it back: the two keep rewriting the bundle and the older one is untrusted part
+/// of the time until the newer CAs expire. Hence one replica by default (its own CAs are always kept).
 pub const MAX_INHERITED: usize = 16;
 /// Read-merge-publish attempts per check when other replicas keep writing first (409 Conflict); after
 /// that the next check tries again.
@@ -186,7 +187,10 @@ impl SelfSigned {
             }
         }
         self.inherited.retain(|ca| ca.not_after > now);
-        self.inherited.sort_by_key(|ca| std::cmp::Reverse(ca.not_after));
+        // Newest first, ties broken by the certificate itself, so replicas that see the same CAs keep the
+        // same ones.
+        self.inherited
+            .sort_by(|a, b| b.not_after.cmp(&a.not_after).then_with(|| a.der.cmp(&b.der)));
         self.inherited.truncate(MAX_INHERITED);
     }
 

@@ -275,18 +275,7 @@ async fn run(
             })
         })
         .collect();
-    let mut samples = Samples {
-        latencies: Vec::new(),
-        errors: 0,
-        seconds: 0.0,
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await?;
-        samples.latencies.extend(latencies);
-        samples.errors += errors;
-    }
-    samples.seconds = started.elapsed().as_secs_f64();
-    Ok(samples)
+    gather(tasks, started).await
 }
 
 /// Measures both routes in alternating slices, so background load on a shared machine hits both alike.
@@ -352,14 +341,7 @@ async fn run_offered(
             })
         })
         .collect();
-    let mut samples = Samples::default();
-    for task in tasks {
-        let (latencies, errors) = task.await?;
-        samples.latencies.extend(latencies);
-        samples.errors += errors;
-    }
-    samples.seconds = started.elapsed().as_secs_f64();
-    Ok(samples)
+    gather(tasks, started.into_std()).await
 }
 
 /// [`compare`] at a fixed offered rate.
@@ -378,6 +360,21 @@ async fn compare_offered(
         pods.merge(run_offered("/mutate-pods", clients, port, body.clone(), rate, slice).await?);
     }
     Ok((floor.figures(), pods.figures()))
+}
+
+/// Waits for every client's latencies and error count; `seconds` from `started`.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+    started: Instant,
+) -> Result<Samples, BoxError> {
+    let mut samples = Samples::default();
+    for task in tasks {
+        let (latencies, errors) = task.await?;
+        samples.latencies.extend(latencies);
+        samples.errors += errors;
+    }
+    samples.seconds = started.elapsed().as_secs_f64();
+    Ok(samples)
 }
 
 #[derive(Default)]

@@ -246,10 +246,10 @@ fn context(
         },
         credentials: CredentialGrantConfig {
             reader: args.credentials_reader.clone(),
-            policy: CredentialsPolicy {
-                controller_namespace: Some(args.controller_namespace.clone()),
-                allow_cross_namespace: args.allow_cross_namespace_credentials,
-            },
+            policy: CredentialsPolicy::for_controller(
+                &args.controller_namespace,
+                args.allow_cross_namespace_credentials,
+            ),
             concurrency: args.grants_concurrency,
         },
         probe: ProbeLoopConfig {

@@ -44,10 +44,7 @@ pub struct DiagnoseArgs {
 impl DiagnoseArgs {
     /// The controller's rule for where credentials Secrets may live.
     pub fn credentials_policy(&self) -> CredentialsPolicy {
-        CredentialsPolicy {
-            controller_namespace: Some(self.controller_namespace.clone()),
-            allow_cross_namespace: self.allow_cross_namespace_credentials,
-        }
+        CredentialsPolicy::for_controller(&self.controller_namespace, self.allow_cross_namespace_credentials)
     }
 }
 

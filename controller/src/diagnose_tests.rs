@@ -295,10 +295,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
 }
 
 fn policy(allow_cross_namespace: bool) -> muster_exchange_api::credentials_policy::CredentialsPolicy {
-    muster_exchange_api::credentials_policy::CredentialsPolicy {
-        controller_namespace: Some("mx".into()),
-        allow_cross_namespace,
-    }
+    muster_exchange_api::credentials_policy::CredentialsPolicy::for_controller("mx", allow_cross_namespace)
 }
 
 /// Finding: diagnose read any Secret an MCPServer named. Refused Secrets are not even requested.

@@ -192,10 +192,7 @@ pub fn test_context(
         },
         credentials: crate::grants::credential_grants::CredentialGrantConfig {
             reader: None,
-            policy: muster_exchange_api::credentials_policy::CredentialsPolicy {
-                controller_namespace: Some("mx".into()),
-                allow_cross_namespace: false,
-            },
+            policy: muster_exchange_api::credentials_policy::CredentialsPolicy::for_controller("mx", false),
             concurrency: 1,
         },
         probe,

@@ -178,10 +178,7 @@ pub(super) fn credential_config(
 ) -> CredentialGrantConfig {
     CredentialGrantConfig {
         reader: reader.map(|r| parse_service_account(r).unwrap()),
-        policy: CredentialsPolicy {
-            controller_namespace: Some(controller_namespace.into()),
-            allow_cross_namespace,
-        },
+        policy: CredentialsPolicy::for_controller(controller_namespace, allow_cross_namespace),
         concurrency: 1,
     }
 }

@@ -94,12 +94,4 @@ mod tests {
         }
         assert_eq!(GRANT_KIND_LABEL, "exchange.muster.giantswarm.io/grant");
     }
-
-    #[test]
-    fn the_default_sidecar_image_is_this_release() {
-        assert_eq!(
-            DEFAULT_SIDECAR_IMAGE,
-            format!("ghcr.io/giantswarm/muster-exchange:{}", env!("CARGO_PKG_VERSION"))
-        );
-    }
 }

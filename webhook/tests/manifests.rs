@@ -15,7 +15,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use muster_exchange_api::documents::{Document, read_documents};
-use muster_exchange_api::names::{INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL};
+use muster_exchange_api::names::{
+    DEFAULT_SIDECAR_IMAGE, INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL,
+};
 use muster_exchange_webhook::cli::WebhookArgs;
 use muster_exchange_webhook::server::{MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVERS_PATH};
 use serde::de::DeserializeOwned;
@@ -238,5 +240,19 @@ fn the_network_policy_admits_only_the_webhook_port_to_the_webhook_pods() {
     assert_eq!(
         ports[0].port,
         Some(IntOrString::Int(i32::from(args.listen.port())))
+    );
+}
+
+#[test]
+fn the_webhook_runs_and_injects_the_image_of_this_release() {
+    // The default sidecar image follows the crate version; a release that bumps it must bump the manifest.
+    let deployment: Deployment = one("Deployment");
+    let container = deployment.spec.unwrap().template.spec.unwrap().containers[0].clone();
+    assert_eq!(container.image.as_deref(), Some(DEFAULT_SIDECAR_IMAGE));
+    assert!(
+        container
+            .args
+            .unwrap()
+            .contains(&format!("--sidecar-image={DEFAULT_SIDECAR_IMAGE}"))
     );
 }

@@ -18,9 +18,11 @@ use muster_exchange_webhook::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use tokio_util::sync::CancellationToken;
 
 /// Two webhooks' `caBundle`s, one writer (concurrency is `self_signed_replicas.rs`); fails like a missing
-/// configuration for the first `failures` publications.
+/// configuration for the first `failures` publications, and publication number `half_done_at` (from 0)
+/// writes the first configuration and then fails on the second.
 struct FakeConfigurations {
     failures: usize,
+    half_done_at: Option<usize>,
     attempts: AtomicUsize,
     reads: AtomicUsize,
     webhooks: Mutex<Vec<String>>,
@@ -31,6 +33,7 @@ impl FakeConfigurations {
     fn new(failures: usize, webhooks: [&str; 2]) -> Arc<Self> {
         Arc::new(Self {
             failures,
+            half_done_at: None,
             attempts: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             webhooks: Mutex::new(webhooks.map(str::to_string).to_vec()),
@@ -59,7 +62,12 @@ impl CaBundleSink for FakeConfigurations {
         _read: &'a PublishedBundles,
     ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
-            if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
+            let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if attempt < self.failures {
+                return Err(not_found());
+            }
+            if self.half_done_at == Some(attempt) {
+                self.webhooks.lock().unwrap()[0] = bundle_pem.to_string();
                 return Err(not_found());
             }
             self.published.lock().unwrap().push(bundle_pem.to_string());
@@ -171,4 +179,35 @@ async fn a_configuration_that_lost_the_bundle_gets_it_again() {
     stop.cancel();
     running.await.unwrap();
     assert_eq!(*sink.webhooks.lock().unwrap(), [bundle.clone(), bundle]);
+}
+
+#[tokio::test]
+async fn a_rotation_retried_after_a_half_done_write_publishes_the_ca_it_already_wrote() {
+    common::install_crypto_provider();
+    let sink = Arc::new(FakeConfigurations {
+        half_done_at: Some(1),
+        ..Arc::into_inner(FakeConfigurations::new(0, ["", ""])).unwrap()
+    });
+    let mut authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
+    let first = authority.current().ca_pem.clone();
+    assert!(
+        authority.rotate().await.is_err(),
+        "the second configuration refused it"
+    );
+    let written = certificates(&sink.webhooks.lock().unwrap()[0]).remove(0).der;
+
+    authority.rotate().await.unwrap();
+    let der = |pem: &str| certificates(pem).remove(0).der;
+    assert_eq!(
+        der(&authority.current().ca_pem),
+        written,
+        "the retry serves the CA the half-done write already published, not a third one"
+    );
+    let mut expected = vec![written, der(&first)];
+    expected.sort();
+    for bundle in sink.webhooks.lock().unwrap().iter() {
+        let mut ders: Vec<Vec<u8>> = certificates(bundle).into_iter().map(|c| c.der).collect();
+        ders.sort();
+        assert_eq!(ders, expected, "exactly the new and the previous CA, each once");
+    }
 }

@@ -61,6 +61,9 @@ pub struct SelfSigned {
     config: RustlsConfig,
     current: IssuedCertificate,
     previous: Option<IssuedCertificate>,
+    /// A generation minted by a rotation whose publication failed (possibly after one configuration took
+    /// it): the retry publishes this one, so a half-done write leaves no unused CA in the bundle.
+    pending: Option<IssuedCertificate>,
     inherited: Vec<BundledCa>,
     published: bool,
     ready: CancellationToken,
@@ -87,6 +90,7 @@ impl SelfSigned {
             config,
             current,
             previous: None,
+            pending: None,
             inherited: Vec::new(),
             published: false,
             ready: CancellationToken::new(),
@@ -181,6 +185,8 @@ impl SelfSigned {
             .flat_map(|generation| certificates(&generation.ca_pem))
             .map(|ca| ca.der)
             .collect();
+        // Ours are never "inherited", even when read back (a pending CA from a half-done write).
+        self.inherited.retain(|ca| !ours.contains(&ca.der));
         for ca in bundles.iter().flat_map(|bundle| certificates(bundle)) {
             if !ours.contains(&ca.der) && !self.inherited.iter().any(|kept| kept.der == ca.der) {
                 self.inherited.push(ca);
@@ -197,10 +203,14 @@ impl SelfSigned {
     /// Mints a new generation, publishes it next to what we and the other replicas trust (read, merged
     /// and published conditionally, like every check), then serves it.
     pub async fn rotate(&mut self) -> Result<(), TlsError> {
-        let next = issue(&self.settings.dns_names, self.settings.validity)?;
-        self.merge_and_publish(Some(&next))
-            .await
-            .map_err(TlsError::Publish)?;
+        let next = match self.pending.take() {
+            Some(pending) => pending,
+            None => issue(&self.settings.dns_names, self.settings.validity)?,
+        };
+        if let Err(error) = self.merge_and_publish(Some(&next)).await {
+            self.pending = Some(next);
+            return Err(TlsError::Publish(error));
+        }
         tokio::time::sleep(self.settings.propagation_delay).await;
         let rotated = server_config(
             next.cert_pem.as_bytes(),

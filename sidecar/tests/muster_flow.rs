@@ -510,3 +510,25 @@ async fn an_expired_passthrough_token_is_refused_without_reaching_the_app_or_dex
     assert!(installation.app.calls().is_empty());
     assert_eq!(remote.dex.token_requests(), 0);
 }
+
+#[tokio::test]
+async fn a_passthrough_token_the_app_refuses_is_returned_as_is_not_retried() {
+    // The harness retries a 401 for any exchanged token (no cooldown), so only the passthrough rule
+    // keeps this from being sent twice.
+    let h = common::Harness::start().await;
+    let exp = common::epoch_now() + 3600;
+    let token = unsigned_jwt(&json!({"iss": h.dex().issuer(), "sub": "carol", "exp": exp}));
+    h.upstream.reject_subjects(["carol"]);
+    let response = h.get("/mcp", &token).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.text().await.unwrap(), "token rejected");
+    let seen = h.upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(h.dex().token_requests(), 0);
+    h.assert_metric(r#"muster_exchange_sidecar_unauthorized_retries_total{cluster="alpha"} 0"#)
+        .await;
+}

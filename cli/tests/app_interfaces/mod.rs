@@ -179,7 +179,7 @@ const AGNHOST_NETEXEC: AppInterface = AppInterface {
         "udp-listen-addresses",
         "sctp-port",
         "tls-cert-file",
-        "tls-key-file",
+        "tls-private-key-file",
         "delay-shutdown",
     ],
     env: &[],

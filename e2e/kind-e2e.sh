@@ -141,6 +141,7 @@ CLUSTER_READY=1
 
 step "the e2e CA and the Dex serving certificate"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=muster-exchange-e2e-ca-$RUN_ID" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
   -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj "/CN=dex.mx-e2e-dex.svc" -keyout "$WORK/tls.key" -out "$WORK/tls.csr" 2>/dev/null
 printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' \
@@ -194,6 +195,17 @@ ca=$(kubectl get mutatingwebhookconfiguration muster-exchange -o jsonpath='{.web
 [ -n "$ca" ] || fail "the webhook is Ready but no caBundle was published"
 pass "webhook Ready with its caBundle published; controller Ready"
 
+# On a reused cluster: the app of a previous run goes, pods included, so the app step creates it afresh
+# (injected by this run's webhook, with this run's image) and its waits see no pod of the old run.
+remove_app() {
+  kubectl -n muster delete "deploy/$APP" --ignore-not-found --wait=true
+  for _ in $(seq 1 90); do
+    [ -z "$(kubectl -n muster get pods -l "app=$APP" -o name)" ] && return 0
+    sleep 2
+  done
+  fail "pods of the previous run's $APP did not go away"
+}
+
 # One topology, exactly as docs/install.md says (EXAMPLE, MCPSERVER, APP set by the caller).
 install_topology() {
   # install-step: namespace
@@ -206,7 +218,7 @@ install_topology() {
   # install-step: mcpserver
   kubectl apply -f "$EXAMPLE/mcpserver.yaml"
   # end-install-step
-  if [ -n "$REUSED" ]; then kubectl -n muster rollout restart "deploy/$APP" 2>/dev/null || true; fi
+  if [ -n "$REUSED" ]; then remove_app; fi
   # install-step: app
   kubectl apply -f "$EXAMPLE/app.yaml"
   kubectl -n muster rollout status "deploy/$APP" --timeout=300s
@@ -264,6 +276,7 @@ for app in mcp-kubernetes-cluster-a:bearer kubernetes-mcp-server-cluster-b:auth-
   config=$(kubectl -n muster get "$pod" -o jsonpath='{.spec.initContainers[0].env[?(@.name=="MUSTER_EXCHANGE_SIDECAR_CONFIG")].value}')
   grep -q "\"headerMode\":\"$mode\"" <<<"$config" || fail "$name: sidecar not in $mode mode: $config"
 done
+kubectl delete -f e2e/fixtures/plain-pod.yaml --ignore-not-found --wait=true
 kubectl apply -f e2e/fixtures/plain-pod.yaml
 [ -z "$(kubectl -n muster get pod plain -o jsonpath='{.spec.initContainers}')" ] || fail "the unannotated pod was injected"
 pass "sidecar injected into the annotated pods in their modes, not into the unannotated one"

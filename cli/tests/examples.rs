@@ -132,6 +132,12 @@ fn topology_m_enables_muster_exchange_and_topology_f_forwards_with_a_complete_bl
     );
     assert_ne!(m.pointer("/spec/auth/forwardToken"), Some(&Value::Bool(true)));
 
+    let out = validate(&repo().join("examples/sidecar-exchanges/mcpserver.yaml"));
+    assert!(
+        !text(&out.stderr).contains("Warning:"),
+        "topology F is valid without warnings: {}",
+        text(&out.stderr)
+    );
     let f = mcpserver(&repo().join("examples/sidecar-exchanges"));
     assert_eq!(f.pointer("/spec/auth/forwardToken"), Some(&Value::Bool(true)));
     assert_eq!(
@@ -295,11 +301,7 @@ fn topology_m_app_is_injectable_in_bearer_mode_without_a_kubeconfig() {
     );
 }
 
-// Awaits engineer "flow" (issue 9): `inject` accepts topology F (forwardToken with a complete, disabled
-// tokenExchange block). Until that lands on this branch, inject refuses it ("token exchange is not
-// enabled"); run with `--ignored` to see.
 #[test]
-#[ignore = "awaits flow (issue 9): inject of topology F"]
 fn topology_f_app_is_injectable_in_auth_headers_mode_with_its_kubeconfig() {
     let templates = injected(&repo().join("examples/sidecar-exchanges"));
     assert_eq!(templates.len(), 1);
@@ -545,9 +547,7 @@ fn the_e2e_topology_m_fixture_is_injectable() {
     assert_eq!(sidecar_config(&templates[0])["headerMode"], "bearer");
 }
 
-// Awaits engineer "flow" (issue 9), like topology_f_app_is_injectable_in_auth_headers_mode_with_its_kubeconfig.
 #[test]
-#[ignore = "awaits flow (issue 9): inject of topology F"]
 fn the_e2e_topology_f_fixture_is_injectable() {
     let templates = injected(&repo().join("e2e/fixtures/sidecar-exchanges"));
     assert_eq!(sidecar_config(&templates[0])["headerMode"], "auth-headers");

@@ -252,15 +252,16 @@ users:
 
 # --- 3. checks ----------------------------------------------------------------------------------------------
 
-step "validation refuses an incomplete MCPServer, naming the field"
-if out=$(kubectl apply -f examples/mcpserver-invalid-incomplete.yaml 2>&1); then fail "invalid MCPServer admitted: $out"; fi
-grep -q "spec.auth.tokenExchange.connectorId" <<<"$out" || fail "refusal does not name connectorId: $out"
-pass "invalid MCPServer refused: $(head -c 200 <<<"$out")"
-
 step "topology M (Muster exchanges): install"
 EXAMPLE=$WORK/fixtures/muster-exchanges MCPSERVER=cluster-a APP=mcp-kubernetes-cluster-a
 install_topology
 pass "M: pod Ready, cluster-a TokenExchangeReady"
+
+# In namespace muster, which now exists: a refusal must come from the webhook, not from a missing namespace.
+step "validation refuses an incomplete MCPServer, naming the field"
+if out=$(kubectl apply -f examples/mcpserver-invalid-incomplete.yaml 2>&1); then fail "invalid MCPServer admitted: $out"; fi
+grep -q "spec.auth.tokenExchange.connectorId" <<<"$out" || fail "refusal does not name connectorId: $out"
+pass "invalid MCPServer refused: $(head -c 200 <<<"$out")"
 
 step "topology F (the sidecar exchanges): install"
 EXAMPLE=$WORK/fixtures/sidecar-exchanges MCPSERVER=cluster-b APP=kubernetes-mcp-server-cluster-b

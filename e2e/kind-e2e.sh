@@ -7,8 +7,11 @@
 # 2. The install steps of docs/install.md, verbatim (the blocks between "# install-step: NAME" and
 #    "# end-install-step" below; cli/tests/install_steps.rs keeps them equal to the doc), for both
 #    topologies, with the copies of the examples in e2e/fixtures/ (the remote Dex above, an echo app).
-# 3. Checks that each fail the script: refusals, injection, the exchanged token the app received in each
-#    topology, conditions for a healthy and a broken MCPServer, grants.
+# 3. A second kind cluster plays the remote management cluster: its API server trusts the remote Dex
+#    (structured authentication configuration), and topology F's kubeconfig names it.
+# 4. Checks that each fail the script: refusals, injection, the exchanged token the app received in each
+#    topology, a SelfSubjectReview at the remote API server with what the sidecar forwarded, conditions
+#    for a healthy and a broken MCPServer, grants.
 #
 # Logs, descriptions and events of everything go to $ARTIFACTS (default e2e/artifacts/<run>) before the
 # cluster is deleted. KEEP_CLUSTER=1 keeps the cluster; a rerun reuses it (everything is applied
@@ -17,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLUSTER=${CLUSTER:-muster-exchange-e2e}
+REMOTE_CLUSTER=${REMOTE_CLUSTER:-$CLUSTER-remote}
+KIND_NETWORK=${KIND_EXPERIMENTAL_DOCKER_NETWORK:-kind}
 NODE_IMAGE=${NODE_IMAGE:-kindest/node:v1.33.1}   # k8s-openapi v1_33: the oldest API level we build against
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 # The tag the manifests and the webhook's --sidecar-image name, so the install steps need no edit.
@@ -29,6 +34,7 @@ REMOTE_ISSUER=https://remote-dex.mx-e2e-dex.svc
 WORK=$(mktemp -d)
 mkdir -p "$ARTIFACTS"
 CLUSTER_READY=
+REMOTE_READY=
 REUSED=
 
 fail() { echo "e2e: FAIL: $*" >&2; exit 1; }
@@ -58,15 +64,21 @@ collect() {
     done
   done
   kind export logs "$ARTIFACTS/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
+  if [ -n "$REMOTE_READY" ]; then
+    kind export logs "$ARTIFACTS/kind-remote" --name "$REMOTE_CLUSTER" >/dev/null 2>&1 || true
+    kubectl --kubeconfig "$WORK/remote.kubeconfig" -n kube-system logs "kube-apiserver-$REMOTE_CLUSTER-control-plane" \
+      >"$ARTIFACTS/remote.kube-apiserver.log" 2>&1 || true
+  fi
 }
 
 finish() {
   local rc=$?
   collect
   if [ "${KEEP_CLUSTER:-}" = 1 ]; then
-    echo "e2e: KEEP_CLUSTER=1: cluster $CLUSTER kept (KUBECONFIG: kind get kubeconfig --name $CLUSTER)"
+    echo "e2e: KEEP_CLUSTER=1: clusters $CLUSTER and $REMOTE_CLUSTER kept (kind get kubeconfig --name NAME)"
   else
     kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+    kind delete cluster --name "$REMOTE_CLUSTER" >/dev/null 2>&1 || true
   fi
   rm -rf "$WORK"
   if [ "$rc" -eq 0 ]; then echo "e2e: all checks passed"; else echo "e2e: FAILED (exit $rc); artifacts in $ARTIFACTS" >&2; fi
@@ -79,8 +91,9 @@ trap finish EXIT
 # Runs a command in the in-cluster client (curl), so requests go through the apps' Services.
 client() { kubectl -n mx-e2e-dex exec deploy/client -c curl -- "$@"; }
 
-# The value of a string field of a one-line JSON object (tokens and issuers hold no quotes).
-json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+# The value of a string field of a JSON object, compact or pretty-printed (tokens and issuers hold no
+# quotes).
+json_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p"; }
 
 # A JWT's payload, decoded (read only to check claims; the remote API server verifies signatures).
 jwt_payload() {
@@ -111,6 +124,19 @@ metric_value() {
   for matcher in "$@"; do line=$(grep -F "$matcher" <<<"$line" || true); done
   [ -n "$line" ] || { echo 0; return; }
   awk '{ sum += $NF } END { printf "%d\n", sum }' <<<"$line"
+}
+
+# The IP address of a kind cluster's node on the kind network (other clusters' containers reach it there).
+node_ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$KIND_NETWORK\").IPAddress}}" "$1-control-plane"; }
+
+# A SelfSubjectReview at the API server $3 (CA $2, base64 PEM) with bearer token $1, sent from the
+# in-cluster client exactly as an auth-headers app sends it: the response body, whatever the status.
+remote_review() {
+  # shellcheck disable=SC2016 # expanded by the client's shell, from its positional parameters
+  client sh -c 'printf %s "$2" | base64 -d >/tmp/remote-ca.crt && curl -sS --max-time 20 --cacert /tmp/remote-ca.crt -X POST \
+    -H "Authorization: Bearer $1" -H "Content-Type: application/json" \
+    -d "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"SelfSubjectReview\"}" \
+    "$3/apis/authentication.k8s.io/v1/selfsubjectreviews"' sh "$1" "$2" "$3"
 }
 
 condition() { # MCPSERVER TYPE FIELD
@@ -179,6 +205,48 @@ kubectl -n mx-e2e-dex rollout status deploy/remote-dex --timeout="$WAIT"
 kubectl -n mx-e2e-dex rollout status deploy/client --timeout="$WAIT"
 pass "central and remote Dex serve HTTPS"
 
+# --- the remote management cluster --------------------------------------------------------------------------
+
+step "remote management cluster $REMOTE_CLUSTER, whose API server trusts the remote Dex"
+kind get clusters 2>/dev/null | grep -qx "$REMOTE_CLUSTER" || kind create cluster --name "$REMOTE_CLUSTER" --image "$NODE_IMAGE" --wait 120s
+REMOTE_READY=1
+kind get kubeconfig --name "$REMOTE_CLUSTER" >"$WORK/remote.kubeconfig"
+DEX_NODE_IP=$(node_ip "$CLUSTER")
+REMOTE_IP=$(node_ip "$REMOTE_CLUSTER")
+if [ -z "$DEX_NODE_IP" ] || [ -z "$REMOTE_IP" ]; then fail "no address on docker network $KIND_NETWORK for the kind nodes"; fi
+REMOTE_NODE=$REMOTE_CLUSTER-control-plane
+REMOTE_SERVER=https://$REMOTE_IP:6443
+REMOTE_CA=$(kubectl --kubeconfig "$WORK/remote.kubeconfig" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+[ -n "$REMOTE_CA" ] || fail "no certificate-authority-data in the remote cluster's kubeconfig"
+# Tokens of the remote Dex, for its dex-k8s-authenticator client, name their user by email. The file sits
+# under /etc/kubernetes/pki, which kubeadm already mounts into the API server; it is reloaded on change.
+{
+  echo "apiVersion: apiserver.config.k8s.io/v1beta1"
+  echo "kind: AuthenticationConfiguration"
+  echo "jwt:"
+  echo "  - issuer:"
+  echo "      url: $REMOTE_ISSUER"
+  echo "      audiences: [dex-k8s-authenticator]"
+  echo "      certificateAuthority: |"
+  sed 's/^/        /' "$WORK/ca.crt"
+  echo "    claimMappings:"
+  echo "      username:"
+  echo "        claim: email"
+  echo "        prefix: \"\""
+} >"$WORK/authentication-config.yaml"
+docker exec "$REMOTE_NODE" mkdir -p /etc/kubernetes/pki/e2e-auth
+docker cp "$WORK/authentication-config.yaml" "$REMOTE_NODE:/etc/kubernetes/pki/e2e-auth/authentication-config.yaml"
+# The issuer's name resolves to the first cluster's node, where the remote Dex holds hostPort 443. Written
+# before the API server restarts below: a host-network pod gets a copy of the node's /etc/hosts.
+docker exec "$REMOTE_NODE" sh -c "grep -v ' remote-dex.mx-e2e-dex.svc\$' /etc/hosts >/tmp/hosts; echo '$DEX_NODE_IP remote-dex.mx-e2e-dex.svc' >>/tmp/hosts; cat /tmp/hosts >/etc/hosts"
+manifest=/etc/kubernetes/manifests/kube-apiserver.yaml
+if ! docker exec "$REMOTE_NODE" grep -q -- --authentication-config= "$manifest"; then
+  # Edited outside the manifests directory and renamed into it, so the kubelet never reads half a file.
+  docker exec "$REMOTE_NODE" sh -c "sed 's#^    - kube-apiserver\$#    - kube-apiserver\n    - --authentication-config=/etc/kubernetes/pki/e2e-auth/authentication-config.yaml#' $manifest >/etc/kubernetes/kube-apiserver.yaml.new && mv /etc/kubernetes/kube-apiserver.yaml.new $manifest"
+  docker exec "$REMOTE_NODE" grep -q -- --authentication-config= "$manifest" || fail "could not add --authentication-config to the remote API server"
+fi
+pass "remote API server configured to trust $REMOTE_ISSUER (audience dex-k8s-authenticator) at $REMOTE_SERVER"
+
 # --- 2. install: docs/install.md, step by step --------------------------------------------------------------
 
 step "install muster-exchange"
@@ -228,20 +296,17 @@ install_topology() {
   # end-install-step
 }
 
-# The fixtures, with the F kubeconfig pointing at this cluster's API server and CA (made here, because
-# the CA is this cluster's).
+# The fixtures, with the F kubeconfig naming the remote management cluster's API server and CA (made
+# here, because both are this run's).
 mkdir -p "$WORK/fixtures"
 cp -R e2e/fixtures/muster-exchanges e2e/fixtures/sidecar-exchanges "$WORK/fixtures/"
-KIND_CA=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-[ -n "$KIND_CA" ] || fail "no certificate-authority-data in the kind kubeconfig"
-KUBE_SERVER=https://kubernetes.default.svc
 kubectl -n muster create secret generic cluster-b-kubeconfig --dry-run=client -o yaml --from-literal=value="apiVersion: v1
 kind: Config
 clusters:
   - name: cluster-b
     cluster:
-      server: $KUBE_SERVER
-      certificate-authority-data: $KIND_CA
+      server: $REMOTE_SERVER
+      certificate-authority-data: $REMOTE_CA
 contexts:
   - name: cluster-b
     context: {cluster: cluster-b, user: cluster-b}
@@ -297,12 +362,27 @@ forwarded=${seen#Bearer }
 [ "$(jwt_iss "$forwarded")" = "$REMOTE_ISSUER" ] || fail "F: forwarded token issued by '$(jwt_iss "$forwarded")', not $REMOTE_ISSUER"
 jwt_payload "$forwarded" | grep -q '"dex-k8s-authenticator"' || fail "F: forwarded token lacks the requiredAudiences peer dex-k8s-authenticator"
 [ "$(app_saw "$SVC_F" kubernetes-authorization "$CENTRAL")" = "Bearer $forwarded" ] || fail "F: kubernetes-authorization differs from the exchanged token"
-[ "$(app_saw "$SVC_F" kubernetes-server "$CENTRAL")" = "$KUBE_SERVER" ] || fail "F: kubernetes-server is not the kubeconfig's $KUBE_SERVER"
-[ "$(app_saw "$SVC_F" kubernetes-certificate-authority-data "$CENTRAL")" = "$KIND_CA" ] || fail "F: kubernetes-certificate-authority-data is not the kubeconfig's CA"
+SERVER_SEEN=$(app_saw "$SVC_F" kubernetes-server "$CENTRAL")
+[ "$SERVER_SEEN" = "$REMOTE_SERVER" ] || fail "F: kubernetes-server is '$SERVER_SEEN', not the kubeconfig's $REMOTE_SERVER"
+CA_SEEN=$(app_saw "$SVC_F" kubernetes-certificate-authority-data "$CENTRAL")
+[ "$CA_SEEN" = "$REMOTE_CA" ] || fail "F: kubernetes-certificate-authority-data is not the kubeconfig's CA"
 metrics=$(sidecar_metrics "$SVC_F")
 exchanges=$(metric_value "$metrics" exchanges_total 'cluster="cluster-b"' 'outcome="success"')
 [ "$exchanges" = 1 ] || fail "F: 4 requests with one token made $exchanges successful exchanges, not exactly 1"
 pass "F: app saw token $(fingerprint "$forwarded") from $REMOTE_ISSUER with server and CA; 1 exchange for 4 calls"
+
+step "F: the remote API server authenticates jane with what the app received (token, server, CA)"
+username=
+for _ in $(seq 1 60); do
+  review=$(remote_review "$forwarded" "$CA_SEEN" "$SERVER_SEEN" || true)
+  username=$(json_field username <<<"$review")
+  [ "$username" = jane@example.com ] && break
+  sleep 3
+done
+[ "$username" = jane@example.com ] || fail "F: the remote API server did not authenticate the forwarded token as jane@example.com: $(head -c 400 <<<"$review")"
+review=$(remote_review "$CENTRAL" "$CA_SEEN" "$SERVER_SEEN" || true)
+grep -Eq '"code": *401' <<<"$review" || fail "F: the remote API server did not refuse the central token itself: $(head -c 400 <<<"$review")"
+pass "F: SelfSubjectReview at $SERVER_SEEN says jane@example.com for the forwarded token, 401 for the central one"
 
 step "M: Muster exchanges at the remote Dex itself; the sidecar passes its token through unchanged"
 body=$(client curl -sS --fail-with-body --max-time 20 --cacert /etc/e2e-ca/ca.crt -u muster-token-exchange:e2e-exchange-secret \

@@ -159,8 +159,10 @@ if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   REUSED=1
   echo "e2e: reusing cluster $CLUSTER (every Deployment is restarted onto this run's image and CA)"
 else
-  kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --wait 120s
+  kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --wait 120s --kubeconfig "$WORK/kubeconfig"
 fi
+# Own kubeconfig files: the user's is never touched, and creating the second cluster cannot switch the
+# context every command below uses.
 kind get kubeconfig --name "$CLUSTER" >"$WORK/kubeconfig"
 export KUBECONFIG=$WORK/kubeconfig
 CLUSTER_READY=1
@@ -205,10 +207,12 @@ kubectl -n mx-e2e-dex rollout status deploy/remote-dex --timeout="$WAIT"
 kubectl -n mx-e2e-dex rollout status deploy/client --timeout="$WAIT"
 pass "central and remote Dex serve HTTPS"
 
-# --- the remote management cluster --------------------------------------------------------------------------
+# --- 2. the remote management cluster -----------------------------------------------------------------------
 
 step "remote management cluster $REMOTE_CLUSTER, whose API server trusts the remote Dex"
-kind get clusters 2>/dev/null | grep -qx "$REMOTE_CLUSTER" || kind create cluster --name "$REMOTE_CLUSTER" --image "$NODE_IMAGE" --wait 120s
+if ! kind get clusters 2>/dev/null | grep -qx "$REMOTE_CLUSTER"; then
+  kind create cluster --name "$REMOTE_CLUSTER" --image "$NODE_IMAGE" --wait 120s --kubeconfig "$WORK/remote.kubeconfig"
+fi
 REMOTE_READY=1
 kind get kubeconfig --name "$REMOTE_CLUSTER" >"$WORK/remote.kubeconfig"
 DEX_NODE_IP=$(node_ip "$CLUSTER")
@@ -247,7 +251,7 @@ if ! docker exec "$REMOTE_NODE" grep -q -- --authentication-config= "$manifest";
 fi
 pass "remote API server configured to trust $REMOTE_ISSUER (audience dex-k8s-authenticator) at $REMOTE_SERVER"
 
-# --- 2. install: docs/install.md, step by step --------------------------------------------------------------
+# --- 3. install: docs/install.md, step by step --------------------------------------------------------------
 
 step "install muster-exchange"
 # install-step: crd
@@ -315,7 +319,7 @@ users:
   - name: cluster-b
     user: {}" >"$WORK/fixtures/sidecar-exchanges/kubeconfig-secret.yaml"
 
-# --- 3. checks ----------------------------------------------------------------------------------------------
+# --- 4. checks ----------------------------------------------------------------------------------------------
 
 step "topology M (Muster exchanges): install"
 EXAMPLE=$WORK/fixtures/muster-exchanges MCPSERVER=cluster-a APP=mcp-kubernetes-cluster-a

@@ -20,7 +20,7 @@ kubectl config use-context "kind-$CLUSTER" >/dev/null
 docker build -t "$IMAGE" .
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
-kubectl apply -f manifests/namespace.yaml -f manifests/crds/
+kubectl apply -f manifests/namespace.yaml -f manifests/components/mcpserver-crd/muster.giantswarm.io_mcpservers.yaml  # kind has no Muster
 kubectl wait --for=condition=Established crd/mcpservers.muster.giantswarm.io --timeout=60s
 kubectl apply -f manifests/webhook/ -f manifests/controller/
 kubectl -n muster-exchange rollout status deploy/muster-exchange-webhook --timeout=180s

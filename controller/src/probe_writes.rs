@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use muster_exchange_api::MCPServer;
-use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
-};
+use muster_exchange_api::names::is_our_condition_type;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -89,16 +87,7 @@ pub fn has_our_conditions(server: &MCPServer) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                [
-                    CONDITION_CREDENTIALS_READY,
-                    CONDITION_CONNECTED,
-                    CONDITION_TOKEN_EXCHANGE_READY,
-                ]
-                .contains(&c.type_.as_str())
-            })
-        })
+        .is_some_and(|conditions| conditions.iter().any(|c| is_our_condition_type(&c.type_)))
 }
 
 async fn write(

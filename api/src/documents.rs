@@ -253,10 +253,7 @@ mod tests {
             docs.iter().map(Document::kind).collect::<Vec<_>>(),
             ["A", "B", "C", "D"]
         );
-        assert_eq!(
-            docs.iter().map(|d| d.line).collect::<Vec<_>>(),
-            [1, 6, 8, 10]
-        );
+        assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 6, 8, 10]);
         let err = parse_documents("kind: A\n---\n{\"kind\": \"B\",\n \"x\": }\n", "s.yaml").unwrap_err();
         assert!(matches!(err, DocumentError::Parse { line: 4, .. }), "{err}");
     }

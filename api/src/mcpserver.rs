@@ -182,17 +182,13 @@ pub struct MCPServerAuth {
 
 tolerant_enum! {
     /// Authentication type of the server.
+    #[derive(Default)]
     pub enum AuthType {
         /// OAuth 2.0 / OIDC authentication.
         OAuth = "oauth",
         /// No authentication.
+        #[default]
         None = "none",
-    }
-}
-
-impl Default for AuthType {
-    fn default() -> Self {
-        AuthType::None
     }
 }
 

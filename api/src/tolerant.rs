@@ -103,9 +103,15 @@ mod tests {
         let kind: ServerType = serde_json::from_str("\"websocket\"").unwrap();
         assert!(kind.is_unknown());
         assert_eq!(kind.as_str(), "websocket");
-        assert_eq!(serde_json::to_string(&ServerType::StreamableHttp).unwrap(), "\"streamable-http\"");
+        assert_eq!(
+            serde_json::to_string(&ServerType::StreamableHttp).unwrap(),
+            "\"streamable-http\""
+        );
         assert_eq!(AuthType::default(), AuthType::None);
-        assert!(serde_json::from_str::<ServerType>("3").is_err(), "a non-string is still an error");
+        assert!(
+            serde_json::from_str::<ServerType>("3").is_err(),
+            "a non-string is still an error"
+        );
     }
 
     #[test]

@@ -76,7 +76,12 @@ fn compatibility_problems(theirs: &Value, ours: &Value) -> Vec<String> {
         }
         // Every value Muster's schema admits must be admitted by ours (Muster writes them).
         let our_values = our_node.get("enum").and_then(Value::as_array);
-        for value in their_node.get("enum").and_then(Value::as_array).into_iter().flatten() {
+        for value in their_node
+            .get("enum")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !our_values.is_some_and(|ours| ours.contains(value)) {
                 problems.push(format!("{path}: enum value {value} missing from ours"));
             }
@@ -143,10 +148,12 @@ fn the_check_notices_a_dropped_or_changed_field() {
         ["auth"]["properties"]["tokenExchange"]["properties"];
     te.as_object_mut().unwrap().remove("connectorId");
     te["scopes"]["default"] = Value::from("openid");
-    let status = &mut dropped["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
-        ["properties"];
+    let status = &mut dropped["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
     status["restartCount"]["format"] = Value::from("int32");
-    status["state"]["enum"].as_array_mut().unwrap().retain(|v| v != "Awaiting Session");
+    status["state"]["enum"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|v| v != "Awaiting Session");
     dropped["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
         .as_object_mut()
         .unwrap()

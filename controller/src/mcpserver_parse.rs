@@ -116,7 +116,11 @@ mod tests {
 
     #[test]
     fn an_unknown_spec_type_is_read_and_an_unreadable_spec_is_counted() {
-        let future_type = object("future", json!({}), json!({"type": "websocket", "url": "wss://x"}));
+        let future_type = object(
+            "future",
+            json!({}),
+            json!({"type": "websocket", "url": "wss://x"}),
+        );
         assert!(parse_lenient(&future_type).unwrap().spec.server_type.is_unknown());
         let broken = object("broken", json!({}), json!({"type": ["carrier-pigeon"]}));
         assert!(parse_lenient(&broken).is_err());

@@ -34,7 +34,8 @@ pub(super) fn server_json(name: &str, endpoint: &str) -> Value {
                 "clientCredentialsSecretRef": {"name": "creds"}}}}})
 }
 
-/// Answers Secret reads, status applies and events; records every request with its arrival time.
+/// Answers Secret and MCPServer reads, status patches and events; records every request with its arrival
+/// time.
 pub(super) fn mock_api(log: Log, servers: BTreeMap<String, Value>) -> Client {
     let service = tower::service_fn(move |request: Request<Body>| {
         let (log, servers) = (log.clone(), servers.clone());
@@ -130,8 +131,11 @@ async fn healthy_statuses_are_written_while_black_holes_time_out() {
     );
     for (name, body, at) in &writes {
         let conditions = body["status"]["conditions"].as_array().unwrap();
-        let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
-        let connected = conditions.iter().find(|c| c["type"] == "Connected").unwrap();
+        let ready = conditions
+            .iter()
+            .find(|c| c["type"] == "TokenExchangeReady")
+            .unwrap();
+        let connected = conditions.iter().find(|c| c["type"] == "DexConnected").unwrap();
         assert_eq!(
             body["status"].as_object().unwrap().len(),
             1,
@@ -158,6 +162,7 @@ async fn healthy_statuses_are_written_while_black_holes_time_out() {
         .iter()
         .filter(|(m, p, _, _)| m == "POST" && p.contains("/events"))
         .count();
-    // First statuses: no Event for healthy conditions, one per failing one (Connected and Ready of each hole).
+    // First statuses: no Event for healthy conditions, one per failing one (DexConnected and
+    // TokenExchangeReady of each hole).
     assert_eq!(events, 10 * 2);
 }

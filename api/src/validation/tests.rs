@@ -424,9 +424,18 @@ fn status_is_never_judged_and_never_fails_decoding() {
     let status = decoded.status.unwrap();
     assert_eq!(status.state, Some(crate::ServerState::AwaitingSession));
     assert_eq!(status.restart_count, None);
-    assert_eq!(status.conditions.unwrap().len(), 1, "the unreadable entry costs only itself");
+    assert_eq!(
+        status.conditions.unwrap().len(),
+        1,
+        "the unreadable entry costs only itself"
+    );
     let not_an_object = with("/status", json!("broken"));
-    assert!(crate::validation::decode(&not_an_object).unwrap().status.is_some());
+    assert!(
+        crate::validation::decode(&not_an_object)
+            .unwrap()
+            .status
+            .is_some()
+    );
 }
 
 #[test]

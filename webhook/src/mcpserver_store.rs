@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn an_undecodable_mcpserver_is_named_with_its_line() {
         let yaml = "kind: ConfigMap\n---\nkind: MCPServer\napiVersion: muster.giantswarm.io/v1alpha1\n\
-                    metadata:\n  name: bad\nspec:\n  type: carrier-pigeon\n";
+                    metadata:\n  name: bad\nspec:\n  type: [carrier-pigeon]\n";
         let err = StaticMcpServers::from_documents(parse_documents(yaml, "m.yaml").unwrap()).unwrap_err();
         let message = err.to_string();
         assert!(

@@ -83,7 +83,7 @@ pass "kubeconfig grants follow the organization label"
 
 # 5. Conditions: cluster-a's Dex does not exist here, so it must read Disconnected, visibly.
 kubectl -n muster wait mcps/cluster-a --timeout=180s \
-  --for=jsonpath='{.status.conditions[?(@.type=="Connected")].reason}'=Disconnected
+  --for=jsonpath='{.status.conditions[?(@.type=="DexConnected")].reason}'=Disconnected
 kubectl -n muster get mcps
 pass "unreachable remote Dex reported as Disconnected"
 

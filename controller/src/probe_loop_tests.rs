@@ -129,6 +129,12 @@ async fn healthy_statuses_are_written_while_black_holes_time_out() {
         "{:?}",
         writes.iter().map(|w| &w.0).collect::<Vec<_>>()
     );
+    let first_hole_write = writes
+        .iter()
+        .filter(|(name, _, _)| name.starts_with("hole-"))
+        .map(|(_, _, at)| *at)
+        .min()
+        .unwrap();
     for (name, body, at) in &writes {
         let conditions = body["status"]["conditions"].as_array().unwrap();
         let ready = conditions
@@ -143,10 +149,14 @@ async fn healthy_statuses_are_written_while_black_holes_time_out() {
         );
         if name.starts_with("ok-") {
             assert_eq!(ready["status"], "True", "{body}");
-            // Jitter (≤ 0.3 s), a tick, the probe and the slow write: long before the black holes time
-            // out. A loop that waited for black holes, or wrote statuses one after another inline,
-            // would land after half the timeout.
-            assert!(*at < timeout / 2, "{name} took {at:?}");
+            // Jitter, a tick, the probe and the slow write: before any black hole timed out. A loop that
+            // waited for black holes, or wrote statuses one after another inline (40 slow writes take as
+            // long as the timeout), would land after them. Compared with the black holes' writes, not
+            // with a wall-clock bound, so a loaded machine does not fail it.
+            assert!(
+                *at < first_hole_write,
+                "{name} at {at:?}, first black hole at {first_hole_write:?}"
+            );
         } else {
             assert_eq!(
                 (connected["status"].as_str(), connected["reason"].as_str()),

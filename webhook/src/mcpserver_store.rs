@@ -1,5 +1,5 @@
-//! Where the webhook looks MCPServers up: a watch-backed reflector cache in the cluster, or a YAML file
-//! (`--mcpservers FILE`) for offline use and tests. Lookups never touch the API server, so the admission
+//! Where the webhook looks MCPServers up: a watch-backed cache in the cluster (`mcpserver_watch`), or a
+//! YAML file (`--mcpservers FILE`) for offline use and tests. Lookups never touch the API server, so the admission
 //! hot path costs a hash lookup.
 
 use std::collections::HashMap;

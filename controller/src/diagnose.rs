@@ -123,12 +123,16 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
     let mut out = String::new();
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     for (target, outcome) in results {
-        let verdict = if outcome.is_ready() { "Ready" } else { "NOT READY" };
+        let verdict = if outcome.is_ready() {
+            "TokenExchangeReady"
+        } else {
+            "NOT READY"
+        };
         let _ = writeln!(out, "mcpserver {}: {verdict} ({})", target.key(), target.endpoint);
         for c in conditions_for(outcome, target.generation, &now) {
             let _ = writeln!(
                 out,
-                "  {} {:<19} {:<7} {}: {}",
+                "  {} {:<24} {:<7} {}: {}",
                 mark(&c.status),
                 c.type_,
                 c.status,

@@ -6,6 +6,8 @@ pub mod discovery;
 pub mod exchange_probe;
 pub mod fleet;
 pub mod outcome;
+pub mod read_target;
+pub mod secret_optin;
 pub mod target;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretLookup {
     /// The Secret exists and has opted in.
-    OptedIn(Secret),
+    OptedIn(Box<Secret>),
     /// No Secret of that name.
     NotFound,
     /// The Secret exists but may not be used; its values were not read.
@@ -110,7 +110,7 @@ pub fn judge(secret: &Secret) -> Result<(), OptInRefusal> {
 /// [`judge`] as a lookup result.
 pub fn judge_found(secret: Secret) -> SecretLookup {
     match judge(&secret) {
-        Ok(()) => SecretLookup::OptedIn(secret),
+        Ok(()) => SecretLookup::OptedIn(Box::new(secret)),
         Err(refusal) => SecretLookup::Refused(refusal),
     }
 }

@@ -116,3 +116,56 @@ fn deployment_flags_parse() {
         Some("muster-exchange")
     );
 }
+
+/// The controller's NetworkPolicy selects its pods, admits only the metrics port, and keeps link-local
+/// addresses (cloud metadata) out of every TCP egress rule; the injected-pod example admits only the
+/// sidecar's port.
+#[test]
+fn network_policies_fit_the_deployment_and_exclude_link_local() {
+    let deployment = &manifest("deployment.yaml")[0];
+    let policy = &manifest("networkpolicy.yaml")[0];
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let metrics = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+    assert_eq!(metrics["name"], "metrics");
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"protocol": "TCP", "port": metrics["containerPort"]}]}])
+    );
+    let example = read_documents(&format!(
+        "{}/../examples/networkpolicy-injected-pod.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()[0]
+        .value
+        .clone();
+    assert_eq!(
+        example["spec"]["ingress"][0]["ports"],
+        json!([{"protocol": "TCP", "port": muster_exchange_api::sidecar_config::DEFAULT_SIDECAR_PORT}])
+    );
+    for policy in [policy, &example] {
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        for rule in policy["spec"]["egress"].as_array().unwrap() {
+            let tcp_beyond_dns = rule["ports"].as_array().unwrap().iter().any(|p| p["port"] != 53);
+            if tcp_beyond_dns {
+                let excluded: Vec<&Value> = rule["to"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|to| to["ipBlock"]["except"].as_array().unwrap())
+                    .collect();
+                assert_eq!(
+                    excluded,
+                    [
+                        &json!("169.254.0.0/16"),
+                        &json!("fe80::/10"),
+                        &json!("fd00:ec2::254/128")
+                    ],
+                    "{rule}"
+                );
+            }
+        }
+    }
+}

@@ -23,6 +23,7 @@ kind load docker-image "$IMAGE" --name "$CLUSTER"
 kubectl apply -f manifests/namespace.yaml -f manifests/crds/
 kubectl wait --for=condition=Established crd/mcpservers.muster.giantswarm.io --timeout=60s
 kubectl apply -f manifests/webhook/ -f manifests/controller/
+kubectl apply -k manifests/policies/
 kubectl -n muster-exchange rollout status deploy/muster-exchange-webhook --timeout=180s
 kubectl -n muster-exchange rollout status deploy/muster-exchange-controller --timeout=180s
 # The self-signed CA must reach both webhook configurations before admission works.

@@ -13,6 +13,7 @@ pub mod mcpserver;
 pub mod names;
 pub mod redact;
 pub mod sidecar_config;
+pub mod topology;
 pub mod validation;
 
 pub use mcpserver::{

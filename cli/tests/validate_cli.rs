@@ -30,7 +30,10 @@ fn text(bytes: &[u8]) -> String {
 fn the_operator_guide_example_is_valid_and_other_kinds_are_noted() {
     let out = validate(&[&example("mcpserver-cluster-a.yaml")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "mcpserver/cluster-a: valid\n");
+    assert_eq!(
+        text(&out.stdout),
+        "mcpserver/cluster-a: valid; topology M: Muster exchanges (tokenExchange.enabled: true)\n"
+    );
     assert!(
         text(&out.stderr).contains("skipping secret/cluster-a-token-exchange-credentials: not an MCPServer")
     );

@@ -97,7 +97,7 @@ impl ProbeLoop {
             .parsed
             .servers(store)
             .into_iter()
-            .partition(|s| s.enabled_token_exchange().is_some());
+            .partition(|s| muster_exchange_api::topology::of(s).is_ok());
         let live: HashSet<String> = enabled.iter().map(key_of).collect();
         self.schedules.retain(|k, s| live.contains(k) || s.in_flight);
         if !ctx.is_leader() {

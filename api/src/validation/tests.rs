@@ -84,11 +84,55 @@ fn enabled_requires_endpoint_and_connector() {
         err.to_string()
             .starts_with("spec.auth.tokenExchange.connectorId: Required value: ")
     );
-    // Disabled: nothing is required (but the user is told exchange is off).
-    let mut disabled = with(&format!("{TE}/enabled"), json!(false));
-    set(&mut disabled, &format!("{TE}/connectorId"), Value::Null);
-    assert_eq!(error_paths(&disabled), Vec::<String>::new());
-    assert_eq!(warning_paths(&disabled), ["spec.auth.tokenExchange"]);
+}
+
+#[test]
+fn topology_f_is_valid_without_warnings_and_needs_the_whole_block() {
+    let mut f = with(&format!("{TE}/enabled"), json!(false));
+    set(&mut f, "/spec/auth/forwardToken", json!(true));
+    let report = validate_value(&f);
+    assert_eq!(report.errors, vec![]);
+    assert_eq!(report.warnings, vec![]);
+    for (field, path) in [
+        ("dexTokenEndpoint", "spec.auth.tokenExchange.dexTokenEndpoint"),
+        ("connectorId", "spec.auth.tokenExchange.connectorId"),
+        (
+            "clientCredentialsSecretRef",
+            "spec.auth.tokenExchange.clientCredentialsSecretRef",
+        ),
+    ] {
+        let mut incomplete = f.clone();
+        set(&mut incomplete, &format!("{TE}/{field}"), Value::Null);
+        let errors = validate_value(&incomplete).errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, path);
+        assert_eq!(errors[0].kind, ErrorKind::Required);
+        if field != "clientCredentialsSecretRef" {
+            assert!(errors[0].detail.contains("topology F"), "{}", errors[0].detail);
+        }
+    }
+}
+
+#[test]
+fn a_disabled_block_without_forward_token_is_refused_naming_both_topologies() {
+    let mut neither = with(&format!("{TE}/enabled"), json!(false));
+    set(&mut neither, &format!("{TE}/connectorId"), Value::Null);
+    let report = validate_value(&neither);
+    assert_eq!(error_paths(&neither), ["spec.auth.tokenExchange.enabled"]);
+    let message = report.errors[0].to_string();
+    assert!(
+        message.contains("set tokenExchange.enabled: true (Muster exchanges, topology M)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.auth.forwardToken: true (the sidecar exchanges, topology F)"),
+        "{message}"
+    );
+    // Without the block it is not a token-exchange server at all: nothing to refuse here (the webhook
+    // refuses to inject for it).
+    let mut plain = valid();
+    set(&mut plain, TE, Value::Null);
+    assert_eq!(error_paths(&plain), Vec::<String>::new());
 }
 
 #[test]
@@ -326,7 +370,7 @@ fn exclusivity_rules_of_musters_cel() {
     // authorizationServer with type none.
     let mut obj = with("/spec/auth/authorizationServer", issuer.clone());
     set(&mut obj, "/spec/auth/type", json!("none"));
-    set(&mut obj, &format!("{TE}/enabled"), json!(false));
+    set(&mut obj, TE, Value::Null);
     assert_eq!(error_paths(&obj), ["spec.auth.authorizationServer"]);
     // authorizationServer with forwardToken.
     let mut obj = with("/spec/auth/authorizationServer", issuer.clone());

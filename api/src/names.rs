@@ -52,6 +52,15 @@ pub const DEFAULT_SIDECAR_IMAGE: &str =
 /// Dockerfile (a test reads the Dockerfile so the two cannot drift).
 pub const SIDECAR_UID: i64 = 65532;
 
+/// Label a client-credentials Secret must carry (value [`CREDENTIALS_OPT_IN_VALUE`]), besides being of
+/// type [`CREDENTIALS_SECRET_TYPE`], before the controller reads it or grants Muster read on it: naming a
+/// Secret in an MCPServer is not enough, its owner must opt it in.
+pub const CREDENTIALS_OPT_IN_LABEL: &str = "exchange.muster.giantswarm.io/credentials";
+/// Value of [`CREDENTIALS_OPT_IN_LABEL`] that opts a Secret in.
+pub const CREDENTIALS_OPT_IN_VALUE: &str = "true";
+/// The only Secret type the controller reads client credentials from.
+pub const CREDENTIALS_SECRET_TYPE: &str = "Opaque";
+
 /// Label on every object the controller manages; it never touches objects without it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
@@ -108,9 +117,14 @@ mod tests {
             ANNOTATION_STATUS,
             ANNOTATION_KUBECONFIG_SECRET,
             GRANT_KIND_LABEL,
+            CREDENTIALS_OPT_IN_LABEL,
         ] {
             assert!(name.starts_with(&format!("{DOMAIN}/")), "{name}");
         }
         assert_eq!(GRANT_KIND_LABEL, "exchange.muster.giantswarm.io/grant");
+        assert_eq!(
+            CREDENTIALS_OPT_IN_LABEL,
+            "exchange.muster.giantswarm.io/credentials"
+        );
     }
 }

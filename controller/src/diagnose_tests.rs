@@ -22,7 +22,7 @@ fn server(name: &str, endpoint: &str, connector: &str, secret: &str, extra: &str
 
 fn secret(name: &str, id: &str, value: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: muster\nstringData:\n  client-id: {id}\n  client-secret: \"{value}\"\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: muster\n  labels:\n    exchange.muster.giantswarm.io/credentials: \"true\"\ntype: Opaque\nstringData:\n  client-id: {id}\n  client-secret: \"{value}\"\n---\n"
     )
 }
 
@@ -249,7 +249,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
     use serde_json::json;
 
     use crate::diagnose::input_from_cluster;
-    use crate::fixtures::{Expect, list, run_scenario};
+    use crate::fixtures::{Expect, list, metadata_list, run_scenario};
 
     let enabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "a", "namespace": "muster"},
@@ -270,9 +270,14 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
                 vec![enabled, disabled, malformed],
             ),
         ),
-        Expect::get("/api/v1/namespaces/secrets/secrets/creds", not_found.clone())
-            .failing(404)
-            .responding(not_found),
+        Expect::get(
+            "/api/v1/namespaces/secrets/secrets?&fieldSelector=metadata.name%3Dcreds%2Ctype%3DOpaque&labelSelector=exchange.muster.giantswarm.io%2Fcredentials%3Dtrue",
+            list("SecretList", "v1", vec![]),
+        ),
+        Expect::get(
+            "/api/v1/namespaces/secrets/secrets?&fieldSelector=metadata.name%3Dcreds",
+            metadata_list("secrets", &[]),
+        ),
     ];
     let input = run_scenario(expected, |client| async move {
         input_from_cluster(&client, None, &policy(true)).await

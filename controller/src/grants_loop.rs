@@ -167,7 +167,7 @@ async fn sync_credentials(ctx: &Context, servers: &Store<DynamicObject>) -> bool
         ctx,
         GrantKind::Credentials,
         LOOP,
-        result.map(|r| (r.sync, r.refused.len())),
+        result.map(|r| (r.sync, r.refused.len() + r.not_opted_in.len())),
     )
 }
 

@@ -102,10 +102,18 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
     let unreadable = metrics.mcpservers_unreadable.clone();
     let (catalog, catalog_synced) =
         build_catalog(&config.catalog, &mut client, stop.clone(), unreadable).await?;
-    let state = Arc::new(AppState {
+    let mut state = AppState {
         metrics,
         ..AppState::new(config.settings.clone(), catalog)
-    });
+    };
+    match kube_client(&mut client).await {
+        Ok(api) => state = state.with_access_reviewer(api),
+        Err(error) => tracing::warn!(
+            %error,
+            "no Kubernetes client: MCPServers naming a credentials Secret are denied until the webhook runs with API access"
+        ),
+    }
+    let state = Arc::new(state);
     let on_synced = state.clone();
     tokio::spawn(async move {
         catalog_synced.cancelled().await;

@@ -6,6 +6,9 @@ pub mod discovery;
 pub mod exchange_probe;
 pub mod fleet;
 pub mod outcome;
+pub mod read_target;
+pub mod resolve_guard;
+pub mod secret_optin;
 pub mod target;
 
 #[cfg(test)]
@@ -72,6 +75,13 @@ async fn probe_unbounded(
                 "tokenExchange.dexTokenEndpoint is not set; set the remote Dex token endpoint",
             ),
             token_exchange: Check::unknown("NotProbed", "skipped: no dexTokenEndpoint"),
+        };
+    }
+    if let Some(why) = resolve_guard::refused_endpoint(&resolve_guard::SystemLookup, &target.endpoint).await {
+        return ProbeOutcome {
+            credentials: credentials_check,
+            connected: Check::fail("EndpointRefused", why),
+            token_exchange: Check::unknown("NotProbed", "skipped: the Dex endpoint is refused"),
         };
     }
     let connected = check_connected(

@@ -260,7 +260,6 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
         "metadata": {"name": "b", "namespace": "muster"}, "spec": {"type": "streamable-http", "url": "https://b.example/mcp"}});
     let malformed = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": ["carrier-pigeon"]}});
-    let not_found = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404});
     let expected = vec![
         Expect::get(
             "/apis/muster.giantswarm.io/v1alpha1/mcpservers?",

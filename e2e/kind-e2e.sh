@@ -22,7 +22,8 @@ kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 kubectl apply -f manifests/namespace.yaml -f manifests/crds/
 kubectl wait --for=condition=Established crd/mcpservers.muster.giantswarm.io --timeout=60s
-kubectl apply -f manifests/webhook/ -f manifests/controller/
+# The default install (kustomize): namespace, webhook, controller, with the image set in one place.
+kubectl apply -k manifests/
 kubectl -n muster-exchange rollout status deploy/muster-exchange-webhook --timeout=180s
 kubectl -n muster-exchange rollout status deploy/muster-exchange-controller --timeout=180s
 # The self-signed CA must reach both webhook configurations before admission works.
@@ -31,6 +32,10 @@ for i in $(seq 1 60); do
   [ -n "$ca" ] && break; sleep 2
 done
 [ -n "$ca" ] || fail "caBundle was never published"
+# Both self-signed replicas share one CA: the Secret exists and the published bundle holds one certificate.
+kubectl -n muster-exchange get secret muster-exchange-webhook-ca >/dev/null || fail "no shared CA Secret"
+certs=$(printf '%s' "$ca" | base64 -d | grep -c 'BEGIN CERTIFICATE')
+[ "$certs" = 1 ] || fail "caBundle holds $certs CAs, expected the one shared CA"
 pass "webhook and controller running, caBundle published"
 
 kubectl create namespace muster --dry-run=client -o yaml | kubectl apply -f -

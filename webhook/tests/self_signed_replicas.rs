@@ -1,5 +1,8 @@
-//! `--self-signed` with several replicas sharing the webhook configurations: every replica's CA ends up
-//! published, however their reads and writes interleave, and replicas that agree stop writing.
+//! `--self-signed` replicas that do NOT share a CA (each has its own CA Secret here: pods of an earlier
+//! version that minted a CA per pod, or replicas configured with different `--self-signed-ca-secret`)
+//! publishing into the same webhook configurations: every replica's CA ends up published, however their
+//! reads and writes interleave, and replicas that agree stop writing. Replicas sharing one CA Secret are
+//! `self_signed_shared_ca.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 mod common;

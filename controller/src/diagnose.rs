@@ -23,9 +23,9 @@ pub const DIAGNOSE_CONCURRENCY: usize = 64;
 /// What to check, and what was found along the way.
 #[derive(Debug, Default)]
 pub struct DiagnoseInput {
-    /// MCPServers with token exchange enabled.
+    /// MCPServers someone exchanges for (topology M or F).
     pub targets: Vec<ProbeTarget>,
-    /// MCPServers skipped because token exchange is off (named, so nothing is silently skipped).
+    /// MCPServers skipped because nobody exchanges for them (named, so nothing is silently skipped).
     pub skipped: Vec<String>,
     /// Objects that are not valid MCPServers, with why.
     pub malformed: Vec<String>,
@@ -123,12 +123,16 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
     let mut out = String::new();
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     for (target, outcome) in results {
-        let verdict = if outcome.is_ready() { "Ready" } else { "NOT READY" };
+        let verdict = if outcome.is_ready() {
+            "TokenExchangeReady"
+        } else {
+            "NOT READY"
+        };
         let _ = writeln!(out, "mcpserver {}: {verdict} ({})", target.key(), target.endpoint);
         for c in conditions_for(outcome, target.generation, &now) {
             let _ = writeln!(
                 out,
-                "  {} {:<19} {:<7} {}: {}",
+                "  {} {:<24} {:<7} {}: {}",
                 mark(&c.status),
                 c.type_,
                 c.status,
@@ -144,7 +148,7 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
     for s in &input_notes.skipped {
         let _ = writeln!(
             out,
-            "[--]   mcpserver {s}: token exchange not enabled, nothing to check"
+            "[--]   mcpserver {s}: no token exchange (neither tokenExchange.enabled nor forwardToken), nothing to check"
         );
     }
     for i in &input_notes.ignored {

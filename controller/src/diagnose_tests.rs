@@ -105,48 +105,48 @@ async fn diagnose_reports_each_reason() {
     assert!(!report.all_ready);
     assert_eq!(
         line_of(t, "mcpserver muster/ok:"),
-        format!("mcpserver muster/ok: Ready ({ep})")
+        format!("mcpserver muster/ok: TokenExchangeReady ({ep})")
     );
     let expect = [
         (
             "creds-rejected",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   CredentialsRejected: Dex rejected",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   CredentialsRejected: Dex rejected",
         ),
         (
             "connector-unknown",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   ConnectorUnknown: ",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   ConnectorUnknown: ",
         ),
         (
             "connector-not-allowed",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   ConnectorNotAllowed: ",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   ConnectorNotAllowed: ",
         ),
         (
             "secret-not-found",
-            "CredentialsReady",
-            "[FAIL] CredentialsReady    False   SecretNotFound: Secret muster/absent not found",
+            "ExchangeCredentialsReady",
+            "[FAIL] ExchangeCredentialsReady False   SecretNotFound: Secret muster/absent not found",
         ),
         (
             "key-missing",
-            "CredentialsReady",
-            "[FAIL] CredentialsReady    False   KeyMissing: ",
+            "ExchangeCredentialsReady",
+            "[FAIL] ExchangeCredentialsReady False   KeyMissing: ",
         ),
         (
             "refused",
-            "Connected",
-            "[FAIL] Connected           False   Disconnected: cannot reach Dex at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   Disconnected: cannot reach Dex at ",
         ),
         (
             "five-hundred",
-            "Connected",
-            "[FAIL] Connected           False   Disconnected: Dex at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   Disconnected: Dex at ",
         ),
         (
             "wrong-issuer",
-            "Connected",
-            "[FAIL] Connected           False   IssuerMismatch: discovery at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   IssuerMismatch: discovery at ",
         ),
     ];
     for (name, condition, start) in expect {
@@ -236,7 +236,7 @@ async fn unreadable_or_malformed_input_is_an_error_not_a_report() {
         "{err}"
     );
     let bad = write_manifest(
-        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\nspec:\n  type: carrier-pigeon\n",
+        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\nspec:\n  type: [carrier-pigeon]\n",
     );
     let err = diagnose(&args(&[&bad], &ca, Duration::from_secs(1)))
         .await
@@ -259,7 +259,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
     let disabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "b", "namespace": "muster"}, "spec": {"type": "streamable-http", "url": "https://b.example/mcp"}});
     let malformed = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-        "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": "carrier-pigeon"}});
+        "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": ["carrier-pigeon"]}});
     let not_found = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404});
     let expected = vec![
         Expect::get(

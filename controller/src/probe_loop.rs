@@ -13,7 +13,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_DEX_CONNECTED, CONDITION_EXCHANGE_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_VERIFIED,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -98,7 +98,7 @@ impl ProbeLoop {
             .parsed
             .servers(store)
             .into_iter()
-            .partition(|s| s.enabled_token_exchange().is_some());
+            .partition(|s| muster_exchange_api::topology::of(s).is_ok());
         let live: HashSet<String> = enabled.iter().map(key_of).collect();
         self.schedules.retain(|k, s| live.contains(k) || s.in_flight);
         if !ctx.is_leader() {
@@ -181,9 +181,9 @@ fn record_outcome(ctx: &Context, done: &Done) {
         .get_or_create(&LoopLabels { r#loop: "probe" })
         .inc();
     for (condition, check) in [
-        (CONDITION_CREDENTIALS_READY, &done.outcome.credentials),
-        (CONDITION_CONNECTED, &done.outcome.connected),
-        (CONDITION_TOKEN_EXCHANGE_READY, &done.outcome.token_exchange),
+        (CONDITION_EXCHANGE_CREDENTIALS_READY, &done.outcome.credentials),
+        (CONDITION_DEX_CONNECTED, &done.outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_VERIFIED, &done.outcome.token_exchange),
     ] {
         let labels = ProbeLabels {
             cluster: done.key.clone(),

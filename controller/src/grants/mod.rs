@@ -14,3 +14,5 @@ mod credential_tests;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topology_tests;

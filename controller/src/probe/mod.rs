@@ -87,7 +87,10 @@ async fn probe_unbounded(
             "the probe exchange is switched off (--probe-exchange=false)",
         )
     } else if connected.status != CheckStatus::True {
-        Check::unknown("NotProbed", format!("skipped: Connected is {}", connected.reason))
+        Check::unknown(
+            "NotProbed",
+            format!("skipped: DexConnected is {}", connected.reason),
+        )
     } else if let Some(credentials) = &target.credentials {
         match exchange_probe::probe_exchange(client, target, credentials).await {
             Ok(check) => check,

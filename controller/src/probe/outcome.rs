@@ -62,14 +62,14 @@ impl Check {
     }
 }
 
-/// The three probed checks of one MCPServer (`Ready` is derived from them).
+/// The three probed checks of one MCPServer (the aggregate `TokenExchangeReady` is derived from them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeOutcome {
-    /// `CredentialsReady`.
+    /// `ExchangeCredentialsReady`.
     pub credentials: Check,
-    /// `Connected`.
+    /// `DexConnected`.
     pub connected: Check,
-    /// `TokenExchangeReady`.
+    /// `TokenExchangeVerified`.
     pub token_exchange: Check,
 }
 

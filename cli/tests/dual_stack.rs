@@ -17,6 +17,11 @@ use tokio::net::TcpStream;
 
 const LOOPBACKS: [IpAddr; 2] = [IpAddr::V6(Ipv6Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST)];
 
+/// What the binary's `main` does first (the webhook's TLS and the sidecar's Dex client need it).
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The default address with port 0, after checking it is the all-addresses IPv6 one.
 fn any_port(default: SocketAddr, what: &str) -> SocketAddr {
     assert_eq!(
@@ -48,7 +53,7 @@ async fn the_webhook_accepts_ipv6_and_ipv4_on_its_default_address() {
         #[command(flatten)]
         webhook: muster_exchange_webhook::cli::WebhookArgs,
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let args = Cli::try_parse_from(["webhook"]).unwrap().webhook;
     let listen = any_port(args.listen, "the webhook");
 
@@ -119,6 +124,7 @@ async fn the_controller_metrics_server_accepts_ipv6_and_ipv4_on_its_default_addr
 
 #[tokio::test]
 async fn the_sidecar_accepts_ipv6_and_ipv4_on_its_default_and_injected_address() {
+    install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         r#"{{"clusters": [{{"name": "a", "dexTokenEndpoint": "https://dex.a.example/token",

@@ -202,6 +202,28 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
 }
 
 #[test]
+fn the_disconnected_alert_selects_the_condition_and_reason_the_controller_records() {
+    use muster_exchange_api::names::{CONDITION_DEX_CONNECTED, REASON_DISCONNECTED};
+    let rule = rules()
+        .into_iter()
+        .find(|r| r["alert"] == "MusterExchangeClusterDisconnected")
+        .unwrap();
+    let expr = rule["expr"].as_str().unwrap();
+    assert!(
+        expr.contains(&format!("condition=\"{CONDITION_DEX_CONNECTED}\"")),
+        "{expr}"
+    );
+    assert!(
+        expr.contains(&format!("reason=\"{REASON_DISCONNECTED}\"")),
+        "{expr}"
+    );
+    assert!(
+        expr.contains(&format!("reason!=\"{REASON_DISCONNECTED}\"")),
+        "{expr}"
+    );
+}
+
+#[test]
 fn every_alert_has_a_firing_and_a_quiet_unit_test_and_a_runbook() {
     let tests = read_documents(monitoring().join("tests/rules_test.yaml").to_str().unwrap())
         .unwrap()

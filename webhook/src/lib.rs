@@ -15,6 +15,8 @@
 
 pub mod admission;
 pub mod cli;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod inject;
 pub mod inject_manifests;
 pub mod layout;

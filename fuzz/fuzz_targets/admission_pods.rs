@@ -42,8 +42,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Some(patch) = &patch {
         let mut object = sent["request"]["object"].clone();
-        json_patch::patch(&mut object, patch)
-            .unwrap_or_else(|e| panic!("the patch does not apply to the object reviewed: {e}\npatch: {patch:?}"));
+        json_patch::patch(&mut object, patch).unwrap_or_else(|e| {
+            panic!("the patch does not apply to the object reviewed: {e}\npatch: {patch:?}")
+        });
     }
     let Ok(pod) = serde_json::from_value::<Pod>(sent["request"]["object"].clone()) else {
         return;
@@ -86,7 +87,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for (which, state) in [("warm", &state), ("fresh", &REVIEWS.state())] {
         let (allowed, second) = answer_of(state, &again_body, &again);
-        assert!(allowed, "a second review ({which} state) of the patched pod was denied");
+        assert!(
+            allowed,
+            "a second review ({which} state) of the patched pod was denied"
+        );
         assert!(
             second.is_none(),
             "a second review ({which} state) of the patched pod patched again: {second:?}\npod: {patched}"
@@ -110,7 +114,10 @@ fn review(state: &Arc<AppState>, body: &[u8], sent: Option<&Value>) -> Reviewed 
     assert_eq!(first.body, second.body, "the same review got another answer");
     match first.status {
         400 => {
-            assert!(sent.is_none(), "a review re-serialised from an answered one was refused as malformed");
+            assert!(
+                sent.is_none(),
+                "a review re-serialised from an answered one was refused as malformed"
+            );
             return Reviewed::Malformed;
         }
         200 => {}
@@ -137,7 +144,8 @@ fn answer_of(state: &Arc<AppState>, body: &[u8], sent: &Value) -> (bool, Option<
 
 /// Checks the AdmissionReview answer's shape; returns `allowed` and the decoded patch.
 fn parse_answer(body: &[u8], sent: &Value) -> (bool, Option<json_patch::Patch>) {
-    let answer: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("the answer is not JSON: {e}"));
+    let answer: Value =
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("the answer is not JSON: {e}"));
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(answer["kind"], "AdmissionReview");
     let response = &answer["response"];
@@ -148,7 +156,9 @@ fn parse_answer(body: &[u8], sent: &Value) -> (bool, Option<json_patch::Patch>) 
     if !allowed {
         assert_eq!(response["status"]["code"], 403, "a denial without 403: {answer}");
         assert!(
-            response["status"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            response["status"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "a denial without a message: {answer}"
         );
     }
@@ -208,13 +218,20 @@ fn check_preserved(before: &Pod, after: &Pod) {
         foreign(&spec_after.volumes),
         "the patch changed volumes that are not ours"
     );
-    assert_eq!(before.metadata.labels, after.metadata.labels, "the patch changed labels");
+    assert_eq!(
+        before.metadata.labels, after.metadata.labels,
+        "the patch changed labels"
+    );
     let annotations = |pod: &Pod| {
         let mut all = pod.metadata.annotations.clone().unwrap_or_default();
         all.remove(STATUS_ANNOTATION);
         all
     };
-    assert_eq!(annotations(before), annotations(after), "the patch changed annotations");
+    assert_eq!(
+        annotations(before),
+        annotations(after),
+        "the patch changed annotations"
+    );
     let mut meta_before = before.metadata.clone();
     let mut meta_after = after.metadata.clone();
     meta_before.annotations = None;
@@ -238,7 +255,12 @@ fn consistent(pod: &Pod) -> bool {
         return false;
     }
     let mut volumes = BTreeSet::new();
-    if !spec.volumes.iter().flatten().all(|v| volumes.insert(v.name.as_str())) {
+    if !spec
+        .volumes
+        .iter()
+        .flatten()
+        .all(|v| volumes.insert(v.name.as_str()))
+    {
         return false;
     }
     containers

@@ -19,8 +19,15 @@ use muster_exchange_dex::jwt::peek_claims;
 use serde_json::Value;
 
 const ENDPOINT: &str = "https://dex.b/token";
-const STATUSES: [u16; 16] = [200, 200, 200, 200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 301, 204, 599];
-const ISSUERS: [Option<&str>; 4] = [None, Some("https://dex.b"), Some("https://dex.b/"), Some("https://dex.b/dex")];
+const STATUSES: [u16; 16] = [
+    200, 200, 200, 200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 301, 204, 599,
+];
+const ISSUERS: [Option<&str>; 4] = [
+    None,
+    Some("https://dex.b"),
+    Some("https://dex.b/"),
+    Some("https://dex.b/dex"),
+];
 
 fuzz_target!(|data: &[u8]| {
     let [status, issuer, body @ ..] = data else {
@@ -30,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
     let expected_issuer = ISSUERS[usize::from(*issuer) % ISSUERS.len()];
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let excerpt = body_excerpt(body);
-    assert!(excerpt.chars().count() <= 256 && !excerpt.contains('\n'), "excerpt {excerpt:?}");
+    assert!(
+        excerpt.chars().count() <= 256 && !excerpt.contains('\n'),
+        "excerpt {excerpt:?}"
+    );
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match interpret(ENDPOINT, status, body, expected_issuer, now) {
         Ok(token) => {
@@ -51,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
                     .issuer
                     .as_deref()
                     .unwrap_or_else(|| panic!("an expected issuer passed a token without iss"));
-                assert!(issuers_match(expected, issuer), "{issuer:?} passed for {expected:?}");
+                assert!(
+                    issuers_match(expected, issuer),
+                    "{issuer:?} passed for {expected:?}"
+                );
             }
             let shown = format!("{token:?}");
             if token.access_token.len() >= 8 {
@@ -67,8 +80,14 @@ fuzz_target!(|data: &[u8]| {
                 // Another field of the same body may legitimately carry the same text.
                 let elsewhere = String::from_utf8_lossy(body).matches(token).count() > 1;
                 if !elsewhere {
-                    assert!(!message.contains(token), "the error quotes the access token: {message}");
-                    assert!(!format!("{error:?}").contains(token), "Debug quotes the access token");
+                    assert!(
+                        !message.contains(token),
+                        "the error quotes the access token: {message}"
+                    );
+                    assert!(
+                        !format!("{error:?}").contains(token),
+                        "Debug quotes the access token"
+                    );
                 }
             }
         }

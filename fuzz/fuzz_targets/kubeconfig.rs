@@ -10,7 +10,12 @@ use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use muster_exchange_sidecar::fuzzing::kubeconfig_endpoint;
 
-const CREDENTIAL_KEYS: [&str; 4] = ["token:", "password:", "client-key-data:", "client-certificate-data:"];
+const CREDENTIAL_KEYS: [&str; 4] = [
+    "token:",
+    "password:",
+    "client-key-data:",
+    "client-certificate-data:",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -26,10 +26,17 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut defaulted = object.clone();
         let set = apply_defaults(&mut defaulted);
-        assert_eq!(set.is_empty(), defaulted == object, "paths set {set:?} disagree with the change");
+        assert_eq!(
+            set.is_empty(),
+            defaulted == object,
+            "paths set {set:?} disagree with the change"
+        );
         let mut again = defaulted.clone();
         let set_again = apply_defaults(&mut again);
-        assert!(set_again.is_empty() && again == defaulted, "defaulting is not idempotent: {set_again:?}");
+        assert!(
+            set_again.is_empty() && again == defaulted,
+            "defaulting is not idempotent: {set_again:?}"
+        );
         if let (Some(before), Some(after)) = (object.as_object(), defaulted.as_object()) {
             for (key, value) in before {
                 if key != "spec" {

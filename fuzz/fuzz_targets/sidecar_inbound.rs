@@ -19,9 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
 use muster_exchange_api::sidecar_config::HeaderMode;
 use muster_exchange_dex::jwt::peek_claims;
-use muster_exchange_sidecar::fuzzing::{
-    ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, inbound,
-};
+use muster_exchange_sidecar::fuzzing::{ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, inbound};
 use muster_exchange_sidecar::inbound_auth::{
     InboundError, MAX_INBOUND_HEADER_BYTES, MAX_SUBJECT_TOKEN_BYTES,
 };
@@ -96,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             } else {
                 let prefix = format!("/clusters/{}", names[forwarded.cluster]);
-                assert!(path.starts_with(&prefix), "{path} routed to {}", names[forwarded.cluster]);
+                assert!(
+                    path.starts_with(&prefix),
+                    "{path} routed to {}",
+                    names[forwarded.cluster]
+                );
             }
             check_subject(&sent, &forwarded.subject);
             if let Some(at) = forwarded.subject_expires_at {
@@ -118,7 +120,10 @@ fuzz_target!(|data: &[u8]| {
             let value = sent.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             let token = value.and_then(|v| v.split_once(' ')).map(|(_, t)| t.trim());
             let at = token.and_then(peek_claims).and_then(|c| c.expires_at());
-            assert!(at.is_some_and(|at| at <= now), "refused as expired without an exp in the past");
+            assert!(
+                at.is_some_and(|at| at <= now),
+                "refused as expired without an exp in the past"
+            );
         }
         Err(Refused::Inbound(InboundError::Malformed)) => {
             assert!(sent.contains_key(header::AUTHORIZATION));
@@ -137,9 +142,15 @@ fn check_subject(sent: &HeaderMap, subject: &str) {
     let (scheme, token) = value
         .split_once(' ')
         .unwrap_or_else(|| panic!("a subject from an Authorization without a scheme: {value:?}"));
-    assert!(scheme.eq_ignore_ascii_case("bearer"), "scheme {scheme:?} accepted");
+    assert!(
+        scheme.eq_ignore_ascii_case("bearer"),
+        "scheme {scheme:?} accepted"
+    );
     assert_eq!(token.trim(), subject);
-    assert!(!subject.is_empty() && !subject.contains(' '), "subject {subject:?}");
+    assert!(
+        !subject.is_empty() && !subject.contains(' '),
+        "subject {subject:?}"
+    );
     assert!(subject.len() <= MAX_SUBJECT_TOKEN_BYTES);
 }
 
@@ -158,7 +169,10 @@ fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
     let expected: Vec<(String, String)> = match mode {
         HeaderMode::Bearer => Vec::new(),
         HeaderMode::AuthHeaders => vec![
-            ("kubernetes-authorization".into(), format!("Bearer {EXCHANGED_TOKEN}")),
+            (
+                "kubernetes-authorization".into(),
+                format!("Bearer {EXCHANGED_TOKEN}"),
+            ),
             ("kubernetes-server".into(), ENDPOINT_SERVER.into()),
             ("kubernetes-certificate-authority-data".into(), ENDPOINT_CA.into()),
         ],
@@ -167,7 +181,10 @@ fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
     ours_sorted.sort();
     let mut expected_sorted = expected;
     expected_sorted.sort();
-    assert_eq!(ours_sorted, expected_sorted, "kubernetes-* headers reaching the app");
+    assert_eq!(
+        ours_sorted, expected_sorted,
+        "kubernetes-* headers reaching the app"
+    );
     let connection_named: BTreeSet<String> = sent
         .get_all(header::CONNECTION)
         .iter()
@@ -177,12 +194,21 @@ fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
         .map(|n| n.to_string())
         .collect();
     for name in forwarded.keys() {
-        assert!(!HOP_BY_HOP.contains(&name.as_str()), "hop-by-hop {name} forwarded");
-        assert!(!connection_named.contains(name.as_str()), "{name} named by Connection forwarded");
+        assert!(
+            !HOP_BY_HOP.contains(&name.as_str()),
+            "hop-by-hop {name} forwarded"
+        );
+        assert!(
+            !connection_named.contains(name.as_str()),
+            "{name} named by Connection forwarded"
+        );
         assert_ne!(name, header::HOST, "the caller's Host forwarded");
     }
     if sent.contains_key(header::HOST) {
-        assert!(forwarded.contains_key("x-forwarded-host"), "Host not kept as X-Forwarded-Host");
+        assert!(
+            forwarded.contains_key("x-forwarded-host"),
+            "Host not kept as X-Forwarded-Host"
+        );
     }
     for name in sent.keys() {
         let dropped = HOP_BY_HOP.contains(&name.as_str())
@@ -197,6 +223,9 @@ fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
         }
         let before: Vec<&HeaderValue> = sent.get_all(name).iter().collect();
         let after: Vec<&HeaderValue> = forwarded.get_all(name).iter().collect();
-        assert_eq!(before, after, "caller header {name} changed on the way to the app");
+        assert_eq!(
+            before, after,
+            "caller header {name} changed on the way to the app"
+        );
     }
 }

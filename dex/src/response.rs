@@ -137,9 +137,14 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
     }
 }
 
-/// The first 256 characters of a body, on one line, for error messages.
+/// Members of a JSON body that hold credentials; an excerpt never quotes their values.
+const CREDENTIAL_MEMBERS: [&str; 4] = ["access_token", "id_token", "refresh_token", "subject_token"];
+
+/// The first 256 characters of a body, on one line, for error messages (which reach logs and
+/// conditions), with the values of [`CREDENTIAL_MEMBERS`] of a JSON object replaced.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let redacted = redact_credentials(body);
+    let text = String::from_utf8_lossy(redacted.as_deref().unwrap_or(body));
     let one_line: String = text
         .chars()
         .take(256)
@@ -150,6 +155,24 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     } else {
         one_line
     }
+}
+
+/// A JSON object body re-serialised with its credential members' values replaced; `None` when it is not
+/// one or has none.
+fn redact_credentials(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    let mut redacted = false;
+    for name in CREDENTIAL_MEMBERS {
+        if let Some(member) = object.get_mut(name) {
+            *member = serde_json::Value::String("<redacted>".into());
+            redacted = true;
+        }
+    }
+    if !redacted {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 #[cfg(test)]
@@ -231,6 +254,21 @@ mod tests {
         assert!(matches!(e, ExchangeError::IssuerMismatch { ref actual, .. } if actual == "https://other"));
         let e = interpret(EP, 200, &ok_body("opaque", Some(5)), Some("https://dex.b"), now()).unwrap_err();
         assert!(matches!(e, ExchangeError::IssuerMismatch { .. }));
+    }
+
+    #[test]
+    fn an_error_answer_carrying_a_token_is_quoted_without_it() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        for status in [400, 404, 502] {
+            let body = json!({"access_token": token, "id_token": "id-token-value", "expires_in": 60});
+            let e = interpret(EP, status, body.to_string().as_bytes(), None, now()).unwrap_err();
+            let message = e.to_string();
+            assert!(!message.contains(&token), "{message}");
+            assert!(!message.contains("id-token-value"), "{message}");
+            assert!(message.contains(r#""access_token":"<redacted>""#), "{message}");
+            assert!(message.contains(r#""expires_in":60"#), "{message}");
+        }
+        assert_eq!(body_excerpt(b"not json"), "not json");
     }
 
     #[test]

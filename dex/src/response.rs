@@ -66,8 +66,11 @@ pub(crate) fn interpret(
         endpoint: endpoint.to_string(),
         reason,
     };
+    // serde_json skips unknown members without checking their UTF-8: the whole body is checked first,
+    // so an answer that is not JSON is refused whatever part of it is broken.
+    let text = std::str::from_utf8(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let parsed: TokenResponse =
-        serde_json::from_slice(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
+        serde_json::from_str(text).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let access_token = parsed
         .access_token
         .filter(|t| !t.is_empty())
@@ -269,6 +272,30 @@ mod tests {
             assert!(message.contains(r#""expires_in":60"#), "{message}");
         }
         assert_eq!(body_excerpt(b"not json"), "not json");
+    }
+
+    #[test]
+    fn a_success_body_that_is_not_utf8_is_not_json_even_in_unknown_members() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        let body = |unknown: &[u8]| {
+            let mut body =
+                format!(r#"{{"access_token":"{token}","expires_in":60,"token_tye":""#).into_bytes();
+            body.extend_from_slice(unknown);
+            body.extend_from_slice(br#""}"#);
+            body
+        };
+        assert!(interpret(EP, 200, &body(b"id"), None, now()).is_ok());
+        let e = interpret(EP, 200, &body(b"\xa1\x8b"), None, now()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExchangeError::InvalidResponse {
+                    reason: InvalidResponse::NotJson(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
             let again = decode(&value)
                 .unwrap_or_else(|e| panic!("a serialised MCPServer does not decode: {e}\n{value}"));
             assert_eq!(mcpserver.spec, again.spec, "the round trip changed the spec");
-            assert_eq!(mcpserver.metadata, again.metadata, "the round trip changed the metadata");
+            assert_eq!(
+                mcpserver.metadata, again.metadata,
+                "the round trip changed the metadata"
+            );
         }
     }
 });

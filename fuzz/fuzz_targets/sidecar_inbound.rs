@@ -4,22 +4,32 @@
 //! Input: one flags byte (bit 0: two clusters `a`, `b`; bit 1: `auth-headers` mode; bit 2: the app URL
 //! has a base path), then lines: the path and query, then `name: value` headers.
 //!
+//! Two clusters are configured with their Dex issuers (`a`: `https://dex.a.example.com`, `b`:
+//! `https://dex.b.example.com/dex`); no Dex is called.
+//!
 //! Asserts: a refusal is the right one (the budget counts exactly, a missing token means no
 //! `Authorization`, an expired token has `exp` not after now); a forwarded request carries the routed
 //! URL, exactly one `Authorization` (the exchanged token), exactly our `kubernetes-*` headers (none in
 //! `bearer` mode), no hop-by-hop header or header named by `Connection`, no `Host`, and every other
 //! caller header unchanged; the subject is the caller's bearer token, non-empty, without spaces and
-//! within the size limit, and not yet expired.
+//! within the size limit, and not yet expired; a token whose `iss` is the routed cluster's Dex is passed
+//! through unchanged (and needs an `exp`), one of another configured cluster's Dex is refused, any other
+//! is exchanged.
 #![no_main]
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
+use muster_exchange_api::issuer::issuers_match;
 use muster_exchange_api::sidecar_config::HeaderMode;
 use muster_exchange_dex::jwt::peek_claims;
-use muster_exchange_sidecar::fuzzing::{ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, inbound};
+use muster_exchange_sidecar::errors::ExchangeFailure;
+use muster_exchange_sidecar::fuzzing::{
+    CLUSTERS, Clusters, ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, inbound,
+};
 use muster_exchange_sidecar::inbound_auth::{
     InboundError, MAX_INBOUND_HEADER_BYTES, MAX_SUBJECT_TOKEN_BYTES,
 };
@@ -35,11 +45,20 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// One and two configured clusters (`a`; `a` and `b`), built once.
+static CONFIGURED: LazyLock<[Clusters; 2]> = LazyLock::new(|| {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!("muster-exchange-fuzz-{}", std::process::id()));
+    let build = |count| Clusters::new(count, &dir).unwrap_or_else(|e| panic!("fuzz clusters: {e}"));
+    [build(1), build(2)]
+});
+
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let names: &[&str] = if flags & 1 == 0 { &["a"] } else { &["a", "b"] };
+    let clusters = &CONFIGURED[usize::from(flags & 1)];
+    let names = clusters.names();
     let mode = if flags & 2 == 0 {
         HeaderMode::Bearer
     } else {
@@ -76,7 +95,19 @@ fuzz_target!(|data: &[u8]| {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let sent = headers.clone();
     let budget: usize = sent.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-    match inbound(names, upstream, path, headers, mode, now) {
+    let issuer = |index: usize| CLUSTERS[index].1;
+    let subject_iss = sent
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(_, t)| peek_claims(t.trim()))
+        .and_then(|c| c.iss);
+    let iss_is = |index: usize| {
+        subject_iss
+            .as_deref()
+            .is_some_and(|iss| issuers_match(issuer(index), iss))
+    };
+    match inbound(clusters, upstream, path, headers, mode, now) {
         Ok(forwarded) => {
             assert!(forwarded.cluster < names.len());
             assert!(budget <= MAX_INBOUND_HEADER_BYTES, "over budget yet forwarded");
@@ -104,8 +135,46 @@ fuzz_target!(|data: &[u8]| {
             if let Some(at) = forwarded.subject_expires_at {
                 assert!(at > now, "an expired subject was forwarded");
             }
-            check_forwarded(&sent, &forwarded.headers, mode);
+            assert_eq!(
+                forwarded.passthrough,
+                iss_is(forwarded.cluster),
+                "passthrough exactly for the routed cluster's own tokens"
+            );
+            if !forwarded.passthrough {
+                assert!(
+                    !(0..names.len()).any(iss_is),
+                    "a token of a configured cluster's Dex was exchanged"
+                );
+            } else {
+                assert!(
+                    forwarded.subject_expires_at.is_some(),
+                    "a passthrough without exp"
+                );
+            }
+            let token = if forwarded.passthrough {
+                forwarded.subject.as_str()
+            } else {
+                EXCHANGED_TOKEN
+            };
+            check_forwarded(&sent, &forwarded.headers, mode, token);
         }
+        Err(Refused::Subject(ExchangeFailure::IssuedForOtherCluster { issuer_cluster })) => {
+            let other = names
+                .iter()
+                .position(|n| *n == issuer_cluster)
+                .unwrap_or_else(|| panic!("refused for unknown cluster {issuer_cluster}"));
+            assert!(
+                iss_is(other),
+                "refused as {issuer_cluster}'s token without its issuer"
+            );
+        }
+        Err(Refused::Subject(ExchangeFailure::PassthroughWithoutExpiry)) => {
+            assert!(
+                (0..names.len()).any(iss_is),
+                "refused as a passthrough without a cluster's issuer"
+            );
+        }
+        Err(Refused::Subject(other)) => panic!("unexpected refusal: {other}"),
         Err(Refused::Inbound(InboundError::HeadersTooLarge { size, limit })) => {
             assert_eq!(size, budget);
             assert!(size > limit);
@@ -154,12 +223,13 @@ fn check_subject(sent: &HeaderMap, subject: &str) {
     assert!(subject.len() <= MAX_SUBJECT_TOKEN_BYTES);
 }
 
-fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
+/// `token` is what the app must see: the exchanged token, or the caller's own on a passthrough.
+fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode, token: &str) {
     let authorization: Vec<&HeaderValue> = forwarded.get_all(header::AUTHORIZATION).iter().collect();
     assert_eq!(
         authorization,
-        [&HeaderValue::from_str(&format!("Bearer {EXCHANGED_TOKEN}")).unwrap_or_else(|e| panic!("{e}"))],
-        "the app must see exactly the exchanged token"
+        [&HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|e| panic!("{e}"))],
+        "the app must see exactly the forwarded token"
     );
     let ours: Vec<(String, String)> = forwarded
         .iter()
@@ -169,10 +239,7 @@ fn check_forwarded(sent: &HeaderMap, forwarded: &HeaderMap, mode: HeaderMode) {
     let expected: Vec<(String, String)> = match mode {
         HeaderMode::Bearer => Vec::new(),
         HeaderMode::AuthHeaders => vec![
-            (
-                "kubernetes-authorization".into(),
-                format!("Bearer {EXCHANGED_TOKEN}"),
-            ),
+            ("kubernetes-authorization".into(), format!("Bearer {token}")),
             ("kubernetes-server".into(), ENDPOINT_SERVER.into()),
             ("kubernetes-certificate-authority-data".into(), ENDPOINT_CA.into()),
         ],

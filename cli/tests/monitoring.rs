@@ -13,97 +13,19 @@ use std::process::Command;
 use muster_exchange_api::documents::{Document, read_documents};
 use serde_json::Value;
 
+mod exposition;
+
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/components/monitoring")
 }
 
-/// Every series name the components expose, from their registries' exposition (`# TYPE` lines):
-/// counters as `<name>_total`, histograms as `_bucket`, `_sum` and `_count`. A labelled family appears in
-/// the exposition only once it has a series, so the test gives each family one.
+/// Every series name the components expose: counters as `<name>_total`, histograms as `_bucket`, `_sum`
+/// and `_count`.
 fn exported() -> BTreeSet<String> {
-    let controller = {
-        use muster_exchange_controller::metrics::{
-            ErrorLabels, GrantLabels, LoopLabels, Metrics, ProbeLabels, WriteLabels,
-        };
-        let metrics = Metrics::default();
-        metrics
-            .reconciles
-            .get_or_create(&LoopLabels { r#loop: "probe" })
-            .inc();
-        metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                r#loop: "probe",
-                error: "list",
-            })
-            .inc();
-        let probe = ProbeLabels {
-            cluster: "org/a".into(),
-            condition: "DexConnected",
-            reason: "Disconnected",
-        };
-        metrics.probe_results.get_or_create(&probe).inc();
-        metrics
-            .grants_managed
-            .get_or_create(&GrantLabels { kind: "kubeconfig" })
-            .set(1);
-        metrics
-            .grants_refused
-            .get_or_create(&GrantLabels { kind: "kubeconfig" })
-            .set(1);
-        let write = WriteLabels {
-            kind: "kubeconfig",
-            operation: "apply",
-        };
-        metrics.grant_writes.get_or_create(&write).inc();
-        let mut registry = prometheus_client::registry::Registry::default();
-        metrics.register(&mut registry);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        text
-    };
-    let webhook = {
-        let metrics = muster_exchange_webhook::metrics::Metrics::default();
-        metrics.record_review("mutate-pods", "patched", "apps", 0.001);
-        metrics.record_refusal("unknown-mcpserver");
-        metrics.encode().unwrap()
-    };
-    let sidecar = {
-        use muster_exchange_sidecar::metrics::{
-            CacheLabels, ClusterLabels, ExchangeLabels, Metrics, RequestLabels,
-        };
-        let metrics = Metrics::default();
-        let cluster = ClusterLabels { cluster: "a".into() };
-        let exchange = ExchangeLabels {
-            cluster: "a".into(),
-            outcome: "success",
-        };
-        metrics.exchanges.get_or_create(&exchange).inc();
-        let lookup = CacheLabels {
-            cluster: "a".into(),
-            result: "hit",
-        };
-        metrics.cache_lookups.get_or_create(&lookup).inc();
-        metrics.background_refreshes.get_or_create(&cluster).inc();
-        metrics.unauthorized_retries.get_or_create(&cluster).inc();
-        let request = RequestLabels {
-            cluster: "a".into(),
-            code: "2xx",
-        };
-        metrics.requests.get_or_create(&request).inc();
-        metrics.exchange_duration.get_or_create(&cluster).observe(0.01);
-        metrics.proxy_duration.get_or_create(&cluster).observe(0.01);
-        metrics.encode().unwrap()
-    };
     let mut names = BTreeSet::new();
-    for text in [controller, webhook, sidecar] {
-        for line in text.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("#") || words.next() != Some("TYPE") {
-                continue;
-            }
-            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
-            match kind {
+    for text in exposition::expositions() {
+        for (name, kind) in exposition::families(&text) {
+            match kind.as_str() {
                 "counter" => {
                     names.insert(format!("{name}_total"));
                 }
@@ -113,7 +35,7 @@ fn exported() -> BTreeSet<String> {
                     }
                 }
                 _ => {
-                    names.insert(name.to_string());
+                    names.insert(name);
                 }
             }
         }

@@ -21,6 +21,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod token_cache;
+pub mod upstream_pool;
 
 pub use server::{Sidecar, StartError};
 pub use state::SidecarOptions;

@@ -22,6 +22,7 @@ pub mod server;
 pub mod state;
 pub mod subject;
 pub mod token_cache;
+pub mod upstream_pool;
 
 pub use server::{Sidecar, StartError};
 pub use state::SidecarOptions;

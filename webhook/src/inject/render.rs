@@ -21,6 +21,9 @@ pub struct InjectorSettings {
     pub sidecar_image: String,
     /// Namespace to find MCPServers in when the pod does not say (`--mcpserver-namespace`).
     pub default_mcpserver_namespace: Option<String>,
+    /// The central Dex's issuer (`--central-issuer`), rendered as the sidecar's `centralIssuer`: the
+    /// sidecar then refuses subject tokens of any other issuer before asking Dex.
+    pub central_issuer: Option<String>,
 }
 
 /// Everything one injection adds to a pod.
@@ -49,6 +52,7 @@ pub fn render(
         upstream: format!("http://127.0.0.1:{}", options.upstream_port),
         header_mode: options.header_mode,
         clusters: clusters.iter().map(|c| c.config.clone()).collect(),
+        central_issuer: settings.central_issuer.clone(),
     };
     config.check()?;
     let config_json = serde_json::to_string(&config).map_err(|e| e.to_string())?;
@@ -189,6 +193,7 @@ mod tests {
         let settings = InjectorSettings {
             sidecar_image: "img".into(),
             default_mcpserver_namespace: None,
+            central_issuer: None,
         };
         assert!(render(&options, &[cluster("https://dex.example.com/token")], &settings).is_ok());
         let error = render(&options, &[cluster("http://dex.example.com/token")], &settings).unwrap_err();

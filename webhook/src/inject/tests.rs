@@ -15,6 +15,7 @@ pub(super) fn settings() -> InjectorSettings {
     InjectorSettings {
         sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
         default_mcpserver_namespace: None,
+        central_issuer: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod exchanger;
 pub mod forward;
 pub mod inbound_auth;
 pub mod kubeconfig;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::limits::Limiter;
 use crate::proxy::proxy;
 use crate::state::{AppState, SidecarOptions, StateError};
 
@@ -89,6 +90,7 @@ pub enum StartError {
 pub struct Sidecar {
     listener: TcpListener,
     app: Arc<AppState>,
+    limiter: Arc<Limiter>,
 }
 
 impl Sidecar {
@@ -103,7 +105,16 @@ impl Sidecar {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| listen_error(e.to_string()))?;
-        Ok(Self { listener, app })
+        let limiter = Limiter::new(
+            options.limits.clone(),
+            app.metrics.shed_requests.clone(),
+            app.metrics.idle_connections_closed.clone(),
+        );
+        Ok(Self {
+            listener,
+            app,
+            limiter,
+        })
     }
 
     /// The bound address.
@@ -143,6 +154,7 @@ impl Sidecar {
             let listener = self.listener.into_std()?;
             for index in 0..workers {
                 let (listener, app, stop) = (listener.try_clone()?, self.app.clone(), stop_rx.clone());
+                let limiter = self.limiter.clone();
                 let (done_tx, done_rx) = tokio::sync::oneshot::channel();
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -151,7 +163,8 @@ impl Sidecar {
                     .name(format!("sidecar-worker-{index}"))
                     .spawn(move || {
                         let result = runtime.block_on(async move {
-                            accept_loop(TcpListener::from_std(listener)?, app, stop, grace).await;
+                            let listener = TcpListener::from_std(listener)?;
+                            accept_loop(listener, app, limiter, stop, grace).await;
                             Ok(())
                         });
                         let _ = done_tx.send(result);
@@ -164,7 +177,7 @@ impl Sidecar {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        accept_loop(listener, self.app, stop_rx, grace).await;
+        accept_loop(listener, self.app, self.limiter, stop_rx, grace).await;
         for worker in done {
             // A worker whose runtime could not take the socket failed at once: report it.
             if let Ok(Err(e)) = worker.await {
@@ -176,10 +189,11 @@ impl Sidecar {
 }
 
 /// Accepts until `stop`, then closes the socket, asks open connections to finish and aborts what is left
-/// after `grace` (SSE streams never end on their own).
+/// after `grace` (SSE streams never end on their own). Every connection holds one of `limiter`'s slots.
 async fn accept_loop(
     listener: TcpListener,
     app: Arc<AppState>,
+    limiter: Arc<Limiter>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -189,7 +203,17 @@ async fn accept_loop(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // CONNECT protocol for HTTP/2 websockets, as the axum server it replaces offered.
     builder.http2().enable_connect_protocol();
+    limiter.configure(&mut builder);
     loop {
+        // At the connection cap, stop accepting (the backlog holds new ones) until one closes.
+        let slot = tokio::select! {
+            slot = limiter.connection_slot() => match slot {
+                Some(slot) => slot,
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = stopped(&mut stop) => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
@@ -197,14 +221,23 @@ async fn accept_loop(
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
                     }
-                    let service = SidecarService { app: app.clone(), router: router.clone() };
+                    let first_request = Arc::new(AtomicBool::new(false));
+                    let service = SidecarService {
+                        app: app.clone(),
+                        router: router.clone(),
+                        limiter: limiter.clone(),
+                        first_request: first_request.clone(),
+                    };
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(tcp), service)
                         .into_owned();
                     let connection = graceful.watch(connection);
+                    let limiter = limiter.clone();
                     connections.spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::trace!(error = %e, "connection ended with an error");
+                        match limiter.serve_connection(connection, first_request, slot).await {
+                            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
+                            Some(Ok(())) => {}
+                            None => tracing::trace!("closed a connection that sent no request in time"),
                         }
                     });
                 }
@@ -246,6 +279,9 @@ async fn accept_error(e: std::io::Error) {
 struct SidecarService {
     app: Arc<AppState>,
     router: Router,
+    limiter: Arc<Limiter>,
+    /// Set on the connection's first request (see [`Limiter::serve_connection`]).
+    first_request: Arc<AtomicBool>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for SidecarService {
@@ -254,11 +290,19 @@ impl hyper::service::Service<Request<Incoming>> for SidecarService {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let request = request.map(Body::new);
+        self.first_request.store(true, Ordering::Release);
+        let request = request.map(|body| self.limiter.bound_body(body));
+        // Probes and scrapes are never shed: a sidecar under attack must not look dead.
         if OPERATIONS_PATHS.contains(&request.uri().path()) {
             let router = self.router.clone();
             return Box::pin(router.oneshot(request));
         }
-        Box::pin(proxy(State(self.app.clone()), request).map(Ok))
+        let Some(slot) = self.limiter.request_slot() else {
+            return Box::pin(std::future::ready(Ok(crate::limits::overloaded())));
+        };
+        Box::pin(proxy(State(self.app.clone()), request).map(move |response| {
+            drop(slot);
+            Ok(response)
+        }))
     }
 }

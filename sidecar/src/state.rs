@@ -37,6 +37,8 @@ pub struct SidecarOptions {
     pub unauthorized_retry_cooldown: Duration,
     /// Most requests of one cluster waiting for an exchange slot; further ones get 503 at once.
     pub exchange_queue_limit: usize,
+    /// Bounds of the HTTP server (timeouts, connection and in-flight caps).
+    pub limits: crate::limits::ServerLimits,
 }
 
 impl Default for SidecarOptions {
@@ -48,6 +50,7 @@ impl Default for SidecarOptions {
             replay_limit: 64 * 1024,
             unauthorized_retry_cooldown: Duration::from_secs(30),
             exchange_queue_limit: DEFAULT_EXCHANGE_QUEUE_LIMIT,
+            limits: crate::limits::ServerLimits::default(),
         }
     }
 }

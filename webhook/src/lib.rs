@@ -18,6 +18,7 @@ pub mod cli;
 pub mod inject;
 pub mod inject_manifests;
 pub mod layout;
+pub mod limits;
 pub mod mcpserver_store;
 pub mod mcpserver_watch;
 pub mod metrics;

@@ -7,7 +7,8 @@
 //!   [`ServerLimits::header_read_timeout`] of connecting (TLS handshake included) is closed;
 //! - **headers**: hyper's HTTP/1 header-read timeout (the same duration) for every further request; it
 //!   also ends a keep-alive connection idle for that long. Read buffer at most [`MAX_READ_BUFFER`];
-//! - **bodies**: a review body that sends nothing for [`ServerLimits::body_timeout`] fails (400);
+//! - **requests**: a request not answered within [`ServerLimits::request_timeout`] (body read
+//!   included) gets 408, so a slow or trickling body holds its memory for at most that long;
 //! - **in flight**: at most [`ServerLimits::max_in_flight`] requests at once; further ones get 503 with
 //!   `Retry-After: 1` at once.
 
@@ -29,7 +30,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Largest HTTP/1 read buffer of one connection (headers; bodies stream into the 4 MiB body limit).
 pub const MAX_READ_BUFFER: usize = 64 * 1024;
@@ -39,8 +40,9 @@ pub const MAX_READ_BUFFER: usize = 64 * 1024;
 pub struct ServerLimits {
     /// Time from connect to a complete first request head, and from a response to the next head.
     pub header_read_timeout: Duration,
-    /// Longest pause between two pieces of a review body.
-    pub body_timeout: Duration,
+    /// Longest time for one request, from its head to the answer (the API server sends a review at
+    /// once; only a trickling client needs longer).
+    pub request_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
     /// Most requests handled at once.
@@ -51,7 +53,7 @@ impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
             max_connections: 256,
             max_in_flight: 128,
         }
@@ -73,12 +75,15 @@ pub fn configure(limits: &ServerLimits, builder: &mut auto::Builder<TokioExecuto
         .max_concurrent_streams(32);
 }
 
-/// The body timeout and the in-flight cap around `router`.
+/// The request timeout and the in-flight cap around `router`.
 pub fn layer(limits: &ServerLimits, router: Router) -> Router {
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(slots, shed))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
 }
 
 async fn shed(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {

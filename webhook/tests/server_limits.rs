@@ -1,5 +1,5 @@
 //! The webhook's bounds over real TLS on loopback: a connection that sends nothing (not even a TLS
-//! hello) is closed after the header-read timeout, a stalled review body fails with 400, and the
+//! hello) is closed after the header-read timeout, a trickling review body gets 408, and the
 //! connection cap closes a connection beyond it while reviews on open ones still succeed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -68,14 +68,19 @@ async fn a_silent_connection_is_closed_and_reviews_still_succeed() {
 }
 
 #[tokio::test]
-async fn a_stalled_review_body_is_answered_400() {
+async fn a_trickling_review_body_is_answered_408_after_the_request_timeout() {
     let (addr, client) = start(ServerLimits {
-        body_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
         ..Default::default()
     })
     .await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    tx.send(Ok(b"{\"apiVersion\":".to_vec())).await.unwrap();
+    // One byte every 100 ms: never a long pause, but never done either.
+    let trickle = tokio::spawn(async move {
+        while tx.send(Ok(b" ".to_vec())).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let response = client
         .post(format!("https://{SERVICE}:{}/mutate-pods", addr.port()))
@@ -84,8 +89,8 @@ async fn a_stalled_review_body_is_answered_400() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
-    drop(tx);
+    assert_eq!(response.status(), 408);
+    trickle.abort();
 }
 
 #[tokio::test]

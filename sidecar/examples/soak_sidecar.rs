@@ -213,21 +213,28 @@ async fn parent(slow: usize, garbage: usize) {
     };
     let legit = {
         let (done, http, url, user) = (done.clone(), http.clone(), url.clone(), user.clone());
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0usize;
-            while !done.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                match http.get(&url).bearer_auth(&user).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(started.elapsed());
+        // Its own thread and runtime: its latency is the server's, not this process's attack tasks'.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match http.get(&url).bearer_auth(&user).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            latencies.push(started.elapsed());
+                        }
+                        _ => failures += 1,
                     }
-                    _ => failures += 1,
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (latencies, failures)
+                (latencies, failures)
+            })
         })
     };
 
@@ -273,7 +280,7 @@ async fn parent(slow: usize, garbage: usize) {
     }
     done.store(true, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
-    let (mut latencies, failures) = legit.await.unwrap();
+    let (mut latencies, failures) = legit.join().unwrap();
     latencies.sort();
     closed.sort();
     let rss_end = rss_kib(pid).unwrap_or(0);

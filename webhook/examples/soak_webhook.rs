@@ -206,21 +206,28 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
     };
     let legit = {
         let (done, client, url, review) = (done.clone(), client.clone(), url.clone(), review.clone());
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0usize;
-            while !done.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                match client.post(&url).json(&review).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(started.elapsed());
+        // Its own thread and runtime: its latency is the server's, not this process's attack tasks'.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match client.post(&url).json(&review).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            latencies.push(started.elapsed());
+                        }
+                        _ => failures += 1,
                     }
-                    _ => failures += 1,
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (latencies, failures)
+                (latencies, failures)
+            })
         })
     };
 
@@ -295,7 +302,7 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
     }
     done.store(true, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
-    let (mut latencies, failures) = legit.await.unwrap();
+    let (mut latencies, failures) = legit.join().unwrap();
     latencies.sort();
     slow_durations.sort();
     silent_closed.sort();

@@ -266,7 +266,7 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
                         return;
                     }
                     let mut body = review.clone();
-                    let (kind, namespace) = if i % 2 == 0 {
+                    let (kind, namespace) = if i.is_multiple_of(2) {
                         ("crafted namespace", crafted_namespace(i))
                     } else {
                         ("distinct valid namespace", format!("ns-{i}"))

@@ -131,6 +131,13 @@ fn volumes(cluster: &ResolvedCluster) -> Vec<Value> {
             "secret": {"secretName": secret, "defaultMode": 0o444}
         }));
     }
+    if let Some(configmap) = &cluster.dex_ca_configmap {
+        let key = muster_exchange_api::names::DEX_CA_KEY;
+        volumes.push(json!({
+            "name": layout::dex_ca_volume_name(name),
+            "configMap": {"name": configmap, "items": [{"key": key, "path": key}], "defaultMode": 0o444}
+        }));
+    }
     volumes
 }
 
@@ -145,6 +152,13 @@ fn volume_mounts(cluster: &ResolvedCluster) -> Vec<Value> {
         mounts.push(json!({
             "name": layout::kubeconfig_volume_name(name),
             "mountPath": layout::kubeconfig_dir(name),
+            "readOnly": true
+        }));
+    }
+    if cluster.dex_ca_configmap.is_some() {
+        mounts.push(json!({
+            "name": layout::dex_ca_volume_name(name),
+            "mountPath": layout::dex_ca_dir(name),
             "readOnly": true
         }));
     }
@@ -177,6 +191,7 @@ mod tests {
             },
             credentials_secret: "cluster-a-exchange".into(),
             kubeconfig_secret: None,
+            dex_ca_configmap: None,
         }
     }
 

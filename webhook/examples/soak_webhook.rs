@@ -166,13 +166,17 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
         .unwrap();
     let webhook = Proc(child);
     let pid = webhook.0.id();
-    let roots = reqwest::Certificate::from_pem_bundle(certificate.ca_pem.as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only(roots)
-        .resolve(SERVICE, addr)
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
+    // One client (connection pool) per attacker and one for the legitimate reviewer, so nobody shares an
+    // HTTP/2 connection and its stream limit with anyone else.
+    let new_client = || {
+        let roots = reqwest::Certificate::from_pem_bundle(certificate.ca_pem.as_bytes()).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only(roots)
+            .resolve(SERVICE, addr)
+            .build()
+            .unwrap()
+    };
+    let client = new_client();
     let base = format!("https://{SERVICE}:{port}");
     for _ in 0..500 {
         if client.get(format!("{base}/healthz")).send().await.is_ok() {
@@ -205,7 +209,7 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
         })
     };
     let legit = {
-        let (done, client, url, review) = (done.clone(), client.clone(), url.clone(), review.clone());
+        let (done, client, url, review) = (done.clone(), new_client(), url.clone(), review.clone());
         // Its own thread and runtime: its latency is the server's, not this process's attack tasks'.
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -244,7 +248,7 @@ async fn parent(crafted: usize, slow: usize, silent: usize) {
         })
         .collect();
     let slow_tasks: Vec<_> = (0..slow)
-        .map(|_| tokio::spawn(slow_body(client.clone(), url.clone())))
+        .map(|_| tokio::spawn(slow_body(new_client(), url.clone())))
         .collect();
     let statuses = Arc::new(std::sync::Mutex::new(
         std::collections::BTreeMap::<String, usize>::new(),

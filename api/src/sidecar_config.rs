@@ -120,9 +120,14 @@ fn default_client_secret_key() -> String {
 /// Why an MCPServer cannot become a sidecar cluster entry.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClusterConfigError {
-    /// `tokenExchange` missing or `enabled: false`.
-    #[error("token exchange is not enabled on MCPServer {0}; set spec.auth.tokenExchange.enabled: true")]
-    NotEnabled(String),
+    /// Neither Muster nor the sidecar would exchange for this MCPServer (see [`crate::topology`]).
+    #[error("MCPServer {name} uses neither token-exchange topology: {why}")]
+    NoTopology {
+        /// MCPServer name.
+        name: String,
+        /// Which fields are missing, naming both topologies.
+        why: crate::topology::NoTopology,
+    },
     /// A field the exchange needs is missing.
     #[error(
         "MCPServer {name} has no spec.auth.tokenExchange.{field}; set it (run `muster-exchange validate`)"
@@ -143,9 +148,19 @@ impl ClusterConfig {
         kubeconfig_file: Option<PathBuf>,
     ) -> Result<Self, ClusterConfigError> {
         let name = mcpserver.metadata.name.clone().unwrap_or_default();
-        let te = mcpserver
-            .enabled_token_exchange()
-            .ok_or_else(|| ClusterConfigError::NotEnabled(name.clone()))?;
+        let te = match crate::topology::of(mcpserver) {
+            Ok(_) => mcpserver.token_exchange(),
+            Err(why) => {
+                return Err(ClusterConfigError::NoTopology {
+                    name: name.clone(),
+                    why,
+                });
+            }
+        };
+        let te = te.ok_or(ClusterConfigError::NoTopology {
+            name: name.clone(),
+            why: crate::topology::NoTopology::NoTokenExchange,
+        })?;
         let missing = |field| ClusterConfigError::Missing {
             name: name.clone(),
             field,

@@ -1,6 +1,7 @@
-//! Credential grants: for every MCPServer with token exchange enabled, the `--credentials-reader` may
-//! `get` exactly the Secret its `clientCredentialsSecretRef` names, in that Secret's namespace (defaulting
-//! to the MCPServer's). Grants no MCPServer needs any more are removed by [`sync_grants`].
+//! Credential grants: for every MCPServer in topology M (Muster exchanges, `tokenExchange.enabled: true`),
+//! the `--credentials-reader` may `get` exactly the Secret its `clientCredentialsSecretRef` names, in that
+//! Secret's namespace (defaulting to the MCPServer's). In topology F Muster never reads the Secret (only
+//! the sidecar mounts it), so no grant is made. Grants no MCPServer needs any more are removed by [`sync_grants`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +9,9 @@ use k8s_openapi::api::rbac::v1::Subject;
 use kube::Client;
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
+use muster_exchange_api::topology;
 
+use super::credential_optin::{opted_in_secrets, retain_opted_in};
 use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
@@ -32,6 +35,8 @@ pub struct CredentialSyncReport {
     pub sync: SyncReport,
     /// `(namespace/secret, why)` for credential Secrets in namespaces that may not be granted in.
     pub refused: Vec<(String, NamespaceRefusal)>,
+    /// `namespace/secret` of credential Secrets not granted because they have not opted in.
+    pub not_opted_in: Vec<String>,
 }
 
 /// The desired credential grants for these MCPServers, keyed by namespace, and the refused Secrets.
@@ -45,6 +50,9 @@ pub fn desired_credential_grants(
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut refused = Vec::new();
     for server in servers {
+        if !topology::of(server).is_ok_and(topology::Topology::muster_reads_credentials) {
+            continue;
+        }
         let Some(location) = credentials_secret_of(server, &config.policy) else {
             continue;
         };
@@ -81,9 +89,17 @@ pub async fn sync_credential_grants(
     config: &CredentialGrantConfig,
     incomplete: bool,
 ) -> Result<CredentialSyncReport, Error> {
-    let (desired, refused) = desired_credential_grants(servers, config);
+    let (mut desired, refused) = desired_credential_grants(servers, config);
     for (secret, why) in &refused {
         tracing::warn!(secret = %secret, reason = why.reason(), "refusing to grant credential Secret access here");
+    }
+    let not_opted_in = if desired.is_empty() {
+        Vec::new()
+    } else {
+        retain_opted_in(&mut desired, &opted_in_secrets(client).await?)
+    };
+    for secret in &not_opted_in {
+        tracing::warn!(secret = %secret, "not granting access to a credentials Secret that has not opted in (label and type Opaque)");
     }
     let limits = SyncLimits {
         no_deletes: incomplete,
@@ -97,5 +113,9 @@ pub async fn sync_credential_grants(
         &limits,
     )
     .await?;
-    Ok(CredentialSyncReport { sync, refused })
+    Ok(CredentialSyncReport {
+        sync,
+        refused,
+        not_opted_in,
+    })
 }

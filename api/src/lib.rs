@@ -13,10 +13,11 @@ pub mod mcpserver;
 pub mod names;
 pub mod redact;
 pub mod sidecar_config;
+mod tolerant;
 pub mod topology;
 pub mod validation;
 
 pub use mcpserver::{
     AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, MCPServerSpec, MCPServerStatus,
-    ServerType, TokenExchangeConfig,
+    ServerState, ServerType, TokenExchangeConfig,
 };

@@ -72,10 +72,13 @@ fn exchange_client(args: &ControllerArgs) -> Result<ExchangeClient, StartError> 
         Some(p) => Some(std::fs::read(p).map_err(|e| StartError::CaFile(p.display().to_string(), e))?),
         None => None,
     };
-    Ok(ExchangeClient::new(ClientOptions {
-        timeout: crate::probe::http_client_timeout(args.probe_timeout),
-        extra_ca_pem,
-    })?)
+    Ok(ExchangeClient::with_resolver(
+        ClientOptions {
+            timeout: crate::probe::http_client_timeout(args.probe_timeout),
+            extra_ca_pem,
+        },
+        crate::probe::resolve_guard::GuardedResolver::system(),
+    )?)
 }
 
 fn identity(args: &ControllerArgs) -> String {

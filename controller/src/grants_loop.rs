@@ -158,13 +158,16 @@ async fn sync_credentials(ctx: &Context, servers: &Store<DynamicObject>) -> bool
     const LOOP: &str = "credential_grants";
     count_run(ctx, LOOP);
     let parsed = parsed_servers(servers, true);
+    ctx.metrics
+        .mcpservers_unreadable
+        .set(i64::try_from(parsed.malformed).unwrap_or(i64::MAX));
     let incomplete = parsed.malformed > 0;
     let result = sync_credential_grants(&ctx.client, &parsed.servers, &ctx.credentials, incomplete).await;
     record_outcome(
         ctx,
         GrantKind::Credentials,
         LOOP,
-        result.map(|r| (r.sync, r.refused.len())),
+        result.map(|r| (r.sync, r.refused.len() + r.not_opted_in.len())),
     )
 }
 

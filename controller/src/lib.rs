@@ -4,8 +4,10 @@
 //! Where things are:
 //! - `grants/`: pure RBAC builders, the generic sync (desired vs observed, SSA, guarded deletes), the
 //!   kubeconfig and credential reconcilers; `grants_loop` runs them on watch events and resyncs.
-//! - `probe/`: credentials, discovery (`Connected`), the probe exchange (`TokenExchangeReady`), the fleet
-//!   runner; `conditions/` turns outcomes into conditions; `status_writer` and `events` publish them;
+//! - `probe/`: credentials (`ExchangeCredentialsReady`), discovery (`DexConnected`), the probe exchange
+//!   (`TokenExchangeVerified`), the fleet runner; `conditions/` turns outcomes into conditions (plus the
+//!   aggregate `TokenExchangeReady`); `status_writer` (read, merge, patch guarded by resourceVersion) and
+//!   `events` publish them;
 //!   `probe_loop` schedules probes with `backoff`.
 //! - `diagnose` / `diagnose_cmd`: the one-shot check; `controller_cmd` / `controller_runtime`: the
 //!   long-running controller; `cli`: the entry points the binary wires in.
@@ -43,3 +45,7 @@ pub mod triggers;
 mod fixtures;
 #[cfg(test)]
 mod manifest_tests;
+#[cfg(test)]
+mod mock_apiserver;
+#[cfg(test)]
+mod status_coexist_tests;

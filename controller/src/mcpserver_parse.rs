@@ -1,13 +1,13 @@
 //! Reading MCPServers from the cache leniently: the controller needs metadata, spec and the conditions.
 //! Muster owns the rest of `status` and may add values this build does not know (a new `state`); such an
-//! object must still be probed and keep its credential grant, so the rest of `status` is best effort.
+//! object must still be probed and keep its credential grant. Objects are parsed one by one, so one that
+//! cannot be read at all costs only itself (logged, counted in `mcpservers_unreadable`).
 
 use std::collections::HashMap;
 
 use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
-use muster_exchange_api::{MCPServer, MCPServerStatus};
-use serde_json::{Value, json};
+use muster_exchange_api::MCPServer;
 
 /// MCPServers as read from the cache, and how many objects did not parse (spec or metadata broken).
 #[derive(Debug, Default)]
@@ -18,20 +18,10 @@ pub struct ParsedServers {
     pub malformed: usize,
 }
 
-/// Parses metadata and spec strictly, `status` leniently (whole, else conditions only, else none).
+/// Parses an object from the cache. `status` never fails it (the api types read it field by field, and
+/// enums keep values this build does not know), so an error means metadata or spec cannot be read.
 pub fn parse_lenient(object: &DynamicObject) -> Result<MCPServer, serde_json::Error> {
-    let mut value = serde_json::to_value(object)?;
-    let status = value.as_object_mut().and_then(|o| o.remove("status"));
-    let mut server: MCPServer = serde_json::from_value(value)?;
-    server.status = status.and_then(lenient_status);
-    Ok(server)
-}
-
-fn lenient_status(status: Value) -> Option<MCPServerStatus> {
-    let conditions_only = json!({"conditions": status.get("conditions").cloned()});
-    serde_json::from_value(status)
-        .ok()
-        .or_else(|| serde_json::from_value(conditions_only).ok())
+    serde_json::from_value(serde_json::to_value(object)?)
 }
 
 /// Every MCPServer in the store; objects that do not parse are counted and, with `report`, logged.
@@ -84,14 +74,11 @@ impl ParseCache {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
-    fn object(status: Value, spec: Value) -> DynamicObject {
-        let name = if spec["type"] == "carrier-pigeon" {
-            "broken"
-        } else {
-            "a"
-        };
+    fn object(name: &str, status: Value, spec: Value) -> DynamicObject {
         serde_json::from_value(
             json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
             "metadata": {"name": name, "namespace": "org-a", "resourceVersion": "7"},
@@ -106,30 +93,43 @@ mod tests {
 
     #[test]
     fn an_unknown_status_state_keeps_the_server_and_its_conditions() {
-        let condition = json!({"type": "Connected", "status": "True", "reason": "IssuerMatches", "message": "",
+        let condition = json!({"type": "DexConnected", "status": "True", "reason": "IssuerMatches", "message": "",
             "lastTransitionTime": "2026-01-01T00:00:00Z"});
-        let future = object(json!({"state": "Hibernating", "conditions": [condition]}), spec());
-        assert!(
-            future.clone().try_parse::<MCPServer>().is_err(),
-            "the strict parse drops it"
+        let future = object(
+            "a",
+            json!({"state": "Awaiting Session", "conditions": [condition], "newField": {"x": 1}}),
+            spec(),
         );
         let server = parse_lenient(&future).unwrap();
-        let conditions = server.status.and_then(|s| s.conditions).unwrap();
+        let status = server.status.unwrap();
+        assert_eq!(
+            status.state,
+            Some(muster_exchange_api::ServerState::AwaitingSession)
+        );
+        let conditions = status.conditions.unwrap();
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].reason, "IssuerMatches");
-        let broken_status = object(json!({"state": "Hibernating", "conditions": "nope"}), spec());
-        assert!(parse_lenient(&broken_status).unwrap().status.is_none());
+        let broken_status = object("a", json!({"state": 7, "conditions": "nope"}), spec());
+        let status = parse_lenient(&broken_status).unwrap().status.unwrap();
+        assert_eq!((status.state, status.conditions), (None, None));
     }
 
     #[test]
-    fn a_broken_spec_is_still_an_error_and_is_counted() {
-        let broken = object(json!({}), json!({"type": "carrier-pigeon"}));
+    fn an_unknown_spec_type_is_read_and_an_unreadable_spec_is_counted() {
+        let future_type = object(
+            "future",
+            json!({}),
+            json!({"type": "websocket", "url": "wss://x"}),
+        );
+        assert!(parse_lenient(&future_type).unwrap().spec.server_type.is_unknown());
+        let broken = object("broken", json!({}), json!({"type": ["carrier-pigeon"]}));
         assert!(parse_lenient(&broken).is_err());
         let store = crate::fixtures::synced_store(&[
             serde_json::to_value(broken).unwrap(),
-            serde_json::to_value(object(json!({"state": "Hibernating"}), spec())).unwrap(),
+            serde_json::to_value(future_type).unwrap(),
+            serde_json::to_value(object("a", json!({"state": "Hibernating"}), spec())).unwrap(),
         ]);
         let parsed = parsed_servers(&store, false);
-        assert_eq!((parsed.servers.len(), parsed.malformed), (1, 1));
+        assert_eq!((parsed.servers.len(), parsed.malformed), (2, 1));
     }
 }

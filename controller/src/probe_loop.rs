@@ -13,7 +13,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_DEX_CONNECTED, CONDITION_EXCHANGE_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_VERIFIED,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -26,10 +26,9 @@ use crate::mcpserver_parse::ParseCache;
 use crate::metrics::{LoopLabels, ProbeLabels};
 use crate::probe::outcome::{Check, ProbeOutcome};
 use crate::probe::probe_one;
-use crate::probe::target::{ProbeTarget, credentials_secret_of};
+use crate::probe::read_target::target_from_cluster;
 use crate::probe_schedule::{ProbeResult, Schedule, after_probe};
 use crate::probe_writes::{StatusWrites, has_our_conditions};
-use crate::sources::get_secret;
 use crate::status_writer::plan_status;
 
 /// How often due probes are looked for.
@@ -181,9 +180,9 @@ fn record_outcome(ctx: &Context, done: &Done) {
         .get_or_create(&LoopLabels { r#loop: "probe" })
         .inc();
     for (condition, check) in [
-        (CONDITION_CREDENTIALS_READY, &done.outcome.credentials),
-        (CONDITION_CONNECTED, &done.outcome.connected),
-        (CONDITION_TOKEN_EXCHANGE_READY, &done.outcome.token_exchange),
+        (CONDITION_EXCHANGE_CREDENTIALS_READY, &done.outcome.credentials),
+        (CONDITION_DEX_CONNECTED, &done.outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_VERIFIED, &done.outcome.token_exchange),
     ] {
         let labels = ProbeLabels {
             cluster: done.key.clone(),
@@ -202,33 +201,18 @@ fn key_of(server: &MCPServer) -> String {
     )
 }
 
-/// Reads the credentials Secret (only where the policy allows, bounded by the probe timeout) and probes.
+/// Reads the credentials Secret (only where the policy allows and the Secret opted in, bounded by the
+/// probe timeout) and probes.
 async fn probe_server(ctx: &Context, server: &MCPServer, last_answered: Option<Timestamp>) -> ProbeOutcome {
     let policy = &ctx.credentials.policy;
     let timeout = ctx.probe.settings.timeout;
-    let readable = credentials_secret_of(server, policy)
-        .and_then(|l| l.readable().map(|(ns, name)| (ns.to_string(), name.to_string())));
-    let secret = match readable {
-        Some((ns, name)) => match tokio::time::timeout(timeout, get_secret(&ctx.client, &ns, &name)).await {
-            Ok(read) => read.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "the Kubernetes API did not return Secret {ns}/{name} within the probe timeout of {timeout:?}; \
-                 the next probe retries"
-            )),
-        },
-        None => Ok(None),
-    };
-    let unreadable = secret.as_ref().err().cloned();
-    let Some(mut target) = ProbeTarget::from_server(server, secret.ok().flatten().as_ref(), policy) else {
+    let Some(mut target) = target_from_cluster(&ctx.client, server, policy, timeout).await else {
         return ProbeOutcome {
             credentials: Check::unknown("NotProbed", "token exchange is not enabled"),
             connected: Check::unknown("NotProbed", "token exchange is not enabled"),
             token_exchange: Check::unknown("NotProbed", "token exchange is not enabled"),
         };
     };
-    if let Some(error) = unreadable {
-        target.credentials_check = Check::unknown("SecretUnreadable", error);
-    }
     target.last_answered = last_answered;
     probe_one(&ctx.exchange, &target, &ctx.probe.settings).await
 }

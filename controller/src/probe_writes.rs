@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use muster_exchange_api::MCPServer;
-use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
-};
+use muster_exchange_api::names::is_our_condition_type;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::context::Context;
 use crate::events::publish_transitions;
 use crate::metrics::ErrorLabels;
-use crate::status_writer::{StatusPlan, write_conditions};
+use crate::status_writer::{ConditionChange, StatusPlan, WriteOutcome, write_conditions};
 
 /// Status writes in flight at most.
 pub const WRITE_CONCURRENCY: usize = 8;
@@ -38,28 +36,30 @@ impl Default for StatusWrites {
 }
 
 impl StatusWrites {
-    /// Writes `plan` to `server`'s status (leader only), then publishes the transitions as Events.
+    /// Writes `plan` to `server`'s status (leader only), then publishes the flips the write made as Events.
     pub fn spawn_plan(&mut self, ctx: &Arc<Context>, server: MCPServer, plan: StatusPlan) {
         let (ctx, permits) = (ctx.clone(), self.permits.clone());
         self.tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            if write(&ctx, &server, &plan.conditions).await {
-                publish_transitions(&ctx.recorder, &server, &plan.transitions).await;
+            if let Some(WriteOutcome::Written(flips)) =
+                write(&ctx, &server, ConditionChange::Set(&plan.conditions)).await
+            {
+                publish_transitions(&ctx.recorder, &server, &flips).await;
             }
         });
     }
 
-    /// Removes our conditions from `server` (token exchange switched off): an apply of an empty list with
-    /// our field manager drops exactly the entries we own and leaves Muster's.
+    /// Removes our conditions from `server` (token exchange switched off); every other writer's entries
+    /// stay.
     pub fn spawn_clear(&mut self, ctx: &Arc<Context>, server: MCPServer) {
         let (ctx, permits) = (ctx.clone(), self.permits.clone());
         self.tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            write(&ctx, &server, &[]).await;
+            write(&ctx, &server, ConditionChange::Clear).await;
         });
     }
 
@@ -89,32 +89,26 @@ pub fn has_our_conditions(server: &MCPServer) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                [
-                    CONDITION_CREDENTIALS_READY,
-                    CONDITION_CONNECTED,
-                    CONDITION_TOKEN_EXCHANGE_READY,
-                ]
-                .contains(&c.type_.as_str())
-            })
-        })
+        .is_some_and(|conditions| conditions.iter().any(|c| is_our_condition_type(&c.type_)))
 }
 
-async fn write(
-    ctx: &Context,
-    server: &MCPServer,
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> bool {
+async fn write(ctx: &Context, server: &MCPServer, change: ConditionChange<'_>) -> Option<WriteOutcome> {
     // Leadership may have been lost while this write waited for a permit.
     if !ctx.is_leader() {
-        return false;
+        return None;
     }
     let (ns, name) = (server.namespace().unwrap_or_default(), server.name_any());
-    match write_conditions(&ctx.client, &ns, &name, conditions).await {
-        Ok(()) => {
-            ctx.metrics.status_writes.inc();
-            true
+    let conflicts = &ctx.metrics.status_write_conflicts;
+    match write_conditions(&ctx.client, &ns, &name, change, || {
+        conflicts.inc();
+    })
+    .await
+    {
+        Ok(outcome) => {
+            if matches!(outcome, WriteOutcome::Written(_)) {
+                ctx.metrics.status_writes.inc();
+            }
+            Some(outcome)
         }
         Err(e) => {
             tracing::warn!(error = %e, mcpserver = %format!("{ns}/{name}"), "status write failed; the next probe retries");
@@ -125,7 +119,7 @@ async fn write(
                     error: e.category(),
                 })
                 .inc();
-            false
+            None
         }
     }
 }

@@ -20,6 +20,7 @@ use muster_exchange_api::names::{GRANT_KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::grants::credential_optin::OptInChanges;
 use crate::grants::rbac_objects::GrantKind;
 
 /// What wakes which sync of the grant loop.
@@ -192,6 +193,7 @@ pub async fn watch_grant_inputs(
         watcher::Config::default().labels(&managed),
     )
     .default_backoff();
+    let mut opt_in = OptInChanges::default();
     let t = || (triggers.clone(), shutdown.clone());
     let ((t1, s1), (t2, s2), (t3, s3), (t4, s4)) = (t(), t(), t(), t());
     tokio::join!(
@@ -205,7 +207,15 @@ pub async fn watch_grant_inputs(
         drive(
             "secrets",
             secrets,
-            |e| kubeconfig_if(changed(e, |s| s.name_any().ends_with(&suffix))),
+            move |e| {
+                let credentials = opt_in.relevant(e);
+                match (changed(e, |s| s.name_any().ends_with(&suffix)), credentials) {
+                    (true, true) => Wake::Both,
+                    (true, false) => Wake::Kubeconfig,
+                    (false, true) => Wake::Credentials,
+                    (false, false) => Wake::Nothing,
+                }
+            },
             t2,
             s2
         ),

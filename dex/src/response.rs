@@ -117,7 +117,11 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
         (500..=599, Some(o)) => ExchangeError::ServerError {
             endpoint: endpoint.to_string(),
             status,
-            detail: format!("{} - {}", o.error, o.error_description.unwrap_or_default()),
+            detail: format!(
+                "{} - {}",
+                capped(&o.error),
+                capped(&o.error_description.unwrap_or_default())
+            ),
         },
         (500..=599, None) => ExchangeError::ServerError {
             endpoint: endpoint.to_string(),
@@ -126,8 +130,8 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
         },
         (_, Some(o)) => ExchangeError::Rejected {
             status,
-            error: o.error,
-            description: o.error_description.unwrap_or_default(),
+            error: capped(&o.error),
+            description: capped(&o.error_description.unwrap_or_default()),
         },
         (_, None) => ExchangeError::UnexpectedStatus {
             endpoint: endpoint.to_string(),
@@ -135,6 +139,22 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
             body: body_excerpt(body),
         },
     }
+}
+
+/// Most bytes of Dex's `error` or `error_description` kept in an error: enough for any message Dex
+/// writes, bounded so that a hostile or broken endpoint cannot fill logs and conditions.
+pub const MAX_DEX_TEXT_BYTES: usize = 1024;
+
+/// `text` cut to [`MAX_DEX_TEXT_BYTES`] on a character boundary, marked with `…` when cut.
+pub(crate) fn capped(text: &str) -> String {
+    if text.len() <= MAX_DEX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_DEX_TEXT_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The first 256 characters of a body, on one line, for error messages.
@@ -155,6 +175,25 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_40k_character_dex_error_description_is_capped_on_a_char_boundary() {
+        let description = "é".repeat(40_000);
+        let body = serde_json::to_vec(
+            &serde_json::json!({"error": "invalid_client", "error_description": description}),
+        )
+        .unwrap();
+        for status in [401, 503] {
+            let error = error_from_status("https://dex.example/token", status, &body);
+            let text = error.to_string();
+            assert!(text.len() < 2 * MAX_DEX_TEXT_BYTES + 200, "{} bytes", text.len());
+            assert!(text.ends_with('…'), "{status}");
+        }
+        let short = capped("short");
+        assert_eq!(short, "short");
+        let cut = capped(&"é".repeat(600));
+        assert!(cut.len() <= MAX_DEX_TEXT_BYTES && cut.ends_with('…'));
+    }
     use crate::jwt::unsigned_jwt;
     use serde_json::json;
 

@@ -14,12 +14,13 @@
 //!
 //! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- RATE FIXED_SECS SAT_SECS ROUNDS CONNECTIONS]`
 //! (defaults 2000 4 3 3 32). `BENCH_PATHS=direct,sidecar` limits the paths, `BENCH_APPS=trivial` the apps,
-//! `BENCH_SIDECAR_WRAPPER="valgrind --tool=callgrind"` runs the sidecar under a profiler.
+//! `BENCH_SIDECAR_WRAPPER="valgrind --tool=callgrind"` runs the sidecar under a profiler,
+//! `BENCH_SIDECAR_THREADS=N` passes `--threads N`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +129,9 @@ fn child_sidecar(config: PathBuf) {
         listen: None,
         exchange_timeout_seconds: 10,
         shutdown_grace_seconds: 1,
-        threads: None,
+        threads: std::env::var("BENCH_SIDECAR_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok()),
     };
     muster_exchange_sidecar::cli::run(args);
 }

@@ -67,6 +67,9 @@ pub struct AdmissionRequest {
     /// No persistence; the webhook has no side effects, so it changes nothing here.
     #[serde(default)]
     pub dry_run: bool,
+    /// Who sent the request (user, groups, uid, extra); read by the credentials Secret access check.
+    #[serde(default)]
+    pub user_info: Option<k8s_openapi::api::authentication::v1::UserInfo>,
 }
 
 /// [`AdmissionRequest`] of a pod review: `object` (but not `oldObject`, which no pod decision reads)
@@ -98,6 +101,7 @@ impl From<PodAdmissionRequest> for AdmissionRequest {
             object: r.object,
             old_object: r.old_object,
             dry_run: r.dry_run,
+            user_info: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`inject_manifests`]: offline injection across workload kinds.
 
 pub mod admission;
+pub mod admission_sar;
 pub mod cli;
 pub mod inject;
 pub mod inject_manifests;

@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -46,6 +47,8 @@ pub struct Metrics {
     pub injections: Counter,
     /// Pods refused, by reason.
     pub refusals: Family<ReasonLabels, Counter>,
+    /// MCPServers the cache cannot read at all (left out of it; the log names them).
+    pub mcpservers_unreadable: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -76,12 +79,19 @@ impl Default for Metrics {
             injections.clone(),
         );
         registry.register("refusals", "Pods refused injection, by reason", refusals.clone());
+        let mcpservers_unreadable = Gauge::default();
+        registry.register(
+            "mcpservers_unreadable",
+            "MCPServers the cache cannot read at all and leaves out (see the log for their names)",
+            mcpservers_unreadable.clone(),
+        );
         Self {
             registry,
             reviews,
             review_duration,
             injections,
             refusals,
+            mcpservers_unreadable,
         }
     }
 }

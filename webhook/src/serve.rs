@@ -99,8 +99,22 @@ pub enum RunError {
 pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
     let stop = CancellationToken::new();
     let mut client = None;
-    let (catalog, catalog_synced) = build_catalog(&config.catalog, &mut client, stop.clone()).await?;
-    let state = Arc::new(AppState::new(config.settings.clone(), catalog));
+    let metrics = crate::metrics::Metrics::default();
+    let unreadable = metrics.mcpservers_unreadable.clone();
+    let (catalog, catalog_synced) =
+        build_catalog(&config.catalog, &mut client, stop.clone(), unreadable).await?;
+    let mut state = AppState {
+        metrics,
+        ..AppState::new(config.settings.clone(), catalog)
+    };
+    match kube_client(&mut client).await {
+        Ok(api) => state = state.with_access_reviewer(api),
+        Err(error) => tracing::warn!(
+            %error,
+            "no Kubernetes client: MCPServers naming a credentials Secret are denied until the webhook runs with API access"
+        ),
+    }
+    let state = Arc::new(state);
     let on_synced = state.clone();
     tokio::spawn(async move {
         catalog_synced.cancelled().await;
@@ -162,6 +176,7 @@ async fn build_catalog(
     source: &CatalogSource,
     client: &mut Option<kube::Client>,
     stop: CancellationToken,
+    unreadable: prometheus_client::metrics::gauge::Gauge,
 ) -> Result<(Arc<dyn McpServerLookup>, CancellationToken), RunError> {
     let synced = CancellationToken::new();
     match source {
@@ -174,7 +189,8 @@ async fn build_catalog(
         CatalogSource::Cluster => {
             let done = synced.clone();
             let client = kube_client(client).await?;
-            let store = crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop);
+            let store =
+                crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop, unreadable);
             Ok((Arc::new(store), synced))
         }
     }

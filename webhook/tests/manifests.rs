@@ -18,8 +18,11 @@ use muster_exchange_api::documents::{Document, read_documents};
 use muster_exchange_api::names::{
     DEFAULT_SIDECAR_IMAGE, INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL,
 };
+use muster_exchange_webhook::admission_sar::SAR_TIMEOUT;
 use muster_exchange_webhook::cli::WebhookArgs;
-use muster_exchange_webhook::server::{MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVERS_PATH};
+use muster_exchange_webhook::server::{
+    MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVER_CREDENTIALS_PATH, VALIDATE_MCPSERVERS_PATH,
+};
 use serde::de::DeserializeOwned;
 
 #[derive(Parser)]
@@ -138,11 +141,36 @@ fn the_mcpserver_webhooks_use_the_defaulting_and_validation_routes() {
         validating.metadata.name.as_deref(),
         Some(args.validating_webhook_configuration.as_str())
     );
-    let validate = &validating.webhooks.unwrap()[0];
+    let webhooks = validating.webhooks.unwrap();
+    let validate = &webhooks[0];
     assert_service(&validate.client_config, VALIDATE_MCPSERVERS_PATH, &args, &service);
     assert_eq!(validate.side_effects, "None");
     assert_eq!(validate.admission_review_versions, ["v1"]);
     assert!(validate.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
+    // The credentials Secret access check fails closed, only for MCPServers naming a Secret, and gives
+    // up on the API server (SAR_TIMEOUT) before the API server gives up on it.
+    let access = &webhooks[1];
+    assert_eq!(webhooks.len(), 2);
+    assert_service(
+        &access.client_config,
+        VALIDATE_MCPSERVER_CREDENTIALS_PATH,
+        &args,
+        &service,
+    );
+    assert_eq!(access.failure_policy.as_deref(), Some("Fail"));
+    assert_eq!(access.side_effects, "None");
+    let conditions = access.match_conditions.clone().unwrap();
+    assert_eq!(conditions.len(), 1);
+    assert!(
+        conditions[0]
+            .expression
+            .contains("has(object.spec.auth.tokenExchange.clientCredentialsSecretRef)")
+    );
+    assert!(
+        access
+            .timeout_seconds
+            .is_some_and(|t| u64::try_from(t).unwrap() > SAR_TIMEOUT.as_secs())
+    );
 }
 
 #[test]
@@ -203,10 +231,17 @@ fn rbac_is_limited_to_watching_mcpservers_and_patching_the_two_configurations() 
     let args = defaults();
     let role: ClusterRole = one("ClusterRole");
     let rules = role.rules.unwrap();
-    assert_eq!(rules.len(), 3);
+    assert_eq!(rules.len(), 4);
     assert_eq!(rules[0].resources.clone().unwrap(), ["mcpservers"]);
     assert_eq!(rules[0].verbs, ["list", "watch"]);
-    for (rule, name) in rules[1..].iter().zip([
+    assert_eq!(
+        (rules[3].resources.clone().unwrap(), rules[3].verbs.clone()),
+        (
+            vec!["subjectaccessreviews".to_string()],
+            vec!["create".to_string()]
+        )
+    );
+    for (rule, name) in rules[1..3].iter().zip([
         &args.mutating_webhook_configuration,
         &args.validating_webhook_configuration,
     ]) {

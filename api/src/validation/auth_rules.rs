@@ -36,7 +36,7 @@ pub(super) fn check(mcpserver: &MCPServer, report: &mut Report) {
 
 fn check_exclusivity(auth: &MCPServerAuth, report: &mut Report) {
     let has_as = auth.authorization_server.is_some();
-    if has_as && auth.auth_type != AuthType::OAuth {
+    if has_as && auth.auth_type == AuthType::None {
         report.error(FieldError::forbidden(
             format!("{AUTH}.authorizationServer"),
             "authorizationServer is only valid when type is oauth; set spec.auth.type: oauth or remove it",

@@ -431,11 +431,55 @@ fn musters_spec_level_rules() {
 
 #[test]
 fn undecodable_values_are_reported_at_their_path() {
-    let err = &validate_value(&with("/spec/type", json!("grpc"))).errors[0];
+    let err = &validate_value(&with("/spec/type", json!(["grpc"]))).errors[0];
     assert_eq!(err.path, "spec.type");
-    assert!(err.detail.contains("unknown variant"), "{}", err.detail);
     let err = &validate_value(&with(&format!("{TE}/enabled"), json!("yes"))).errors[0];
     assert_eq!(err.path, "spec.auth.tokenExchange.enabled");
+}
+
+#[test]
+fn an_unknown_spec_enum_value_is_a_warning_naming_the_field_and_skips_the_rules_on_it() {
+    let report = validate_value(&with("/spec/type", json!("grpc")));
+    assert!(report.is_valid(), "{:?}", report.errors);
+    let warning = report.warnings.iter().find(|w| w.path == "spec.type").unwrap();
+    assert!(
+        warning
+            .message
+            .starts_with("\"grpc\" is not known to this version of muster-exchange"),
+        "{}",
+        warning.message
+    );
+    let report = validate_value(&with("/spec/auth/type", json!("mtls")));
+    let paths: Vec<_> = report.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert!(paths.contains(&"spec.auth.type"), "{paths:?}");
+    assert!(report.is_valid(), "{:?}", report.errors);
+}
+
+#[test]
+fn status_is_never_judged_and_never_fails_decoding() {
+    let mut value = valid();
+    value["status"] = json!({"state": "Awaiting Session", "restartCount": "many"});
+    value["status"]["conditions"] = json!([{"type": "Ready"}, {"type": "Ready", "status": "True",
+        "reason": "Up", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+    value["status"]["somethingNew"] = json!({"a": 1});
+    let report = validate_value(&value);
+    assert_eq!(report, validate_value(&valid()));
+    let decoded = crate::validation::decode(&value).unwrap();
+    let status = decoded.status.unwrap();
+    assert_eq!(status.state, Some(crate::ServerState::AwaitingSession));
+    assert_eq!(status.restart_count, None);
+    assert_eq!(
+        status.conditions.unwrap().len(),
+        1,
+        "the unreadable entry costs only itself"
+    );
+    let not_an_object = with("/status", json!("broken"));
+    assert!(
+        crate::validation::decode(&not_an_object)
+            .unwrap()
+            .status
+            .is_some()
+    );
 }
 
 #[test]

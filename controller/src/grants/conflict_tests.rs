@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::fixtures::{
-    CREDENTIALS, KUBECONFIG, credential_config, list_org_namespaces, list_secrets, list_secrets_failing,
-    mcpserver, stored, sync_credentials, sync_kubeconfig,
+    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets,
+    list_secrets_failing, mcpserver, stored, sync_credentials, sync_kubeconfig,
 };
 
 /// Finding: with the Role taken over by someone else, our RoleBinding stayed and bound our subjects to
@@ -54,6 +54,7 @@ async fn an_unreadable_namespace_is_left_alone_and_the_others_sync() {
 async fn an_incomplete_mcpserver_view_deletes_no_credential_grant() {
     let server = mcpserver("org-a", "a", true, json!({"name": "dex-a"}));
     let expected = vec![
+        list_opted_in(&[("org-a", "dex-a")]),
         CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("org-b", &["dex-b"]), "r1")]),
         CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("org-b"), "b1")]),
         CREDENTIALS.apply_role("org-a", &["dex-a"]),

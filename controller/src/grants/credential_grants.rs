@@ -11,6 +11,7 @@ use muster_exchange_api::MCPServer;
 use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 use muster_exchange_api::topology;
 
+use super::credential_optin::{opted_in_secrets, retain_opted_in};
 use super::grant_sync::{SyncLimits, SyncReport, sync_grants};
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::error::Error;
@@ -34,6 +35,8 @@ pub struct CredentialSyncReport {
     pub sync: SyncReport,
     /// `(namespace/secret, why)` for credential Secrets in namespaces that may not be granted in.
     pub refused: Vec<(String, NamespaceRefusal)>,
+    /// `namespace/secret` of credential Secrets not granted because they have not opted in.
+    pub not_opted_in: Vec<String>,
 }
 
 /// The desired credential grants for these MCPServers, keyed by namespace, and the refused Secrets.
@@ -86,9 +89,17 @@ pub async fn sync_credential_grants(
     config: &CredentialGrantConfig,
     incomplete: bool,
 ) -> Result<CredentialSyncReport, Error> {
-    let (desired, refused) = desired_credential_grants(servers, config);
+    let (mut desired, refused) = desired_credential_grants(servers, config);
     for (secret, why) in &refused {
         tracing::warn!(secret = %secret, reason = why.reason(), "refusing to grant credential Secret access here");
+    }
+    let not_opted_in = if desired.is_empty() {
+        Vec::new()
+    } else {
+        retain_opted_in(&mut desired, &opted_in_secrets(client).await?)
+    };
+    for secret in &not_opted_in {
+        tracing::warn!(secret = %secret, "not granting access to a credentials Secret that has not opted in (label and type Opaque)");
     }
     let limits = SyncLimits {
         no_deletes: incomplete,
@@ -102,5 +113,9 @@ pub async fn sync_credential_grants(
         &limits,
     )
     .await?;
-    Ok(CredentialSyncReport { sync, refused })
+    Ok(CredentialSyncReport {
+        sync,
+        refused,
+        not_opted_in,
+    })
 }

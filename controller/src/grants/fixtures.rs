@@ -135,6 +135,21 @@ pub(super) fn list_org_namespaces(names: &[&str]) -> Expect {
     )
 }
 
+/// The cluster-wide metadata list of opted-in credentials Secrets, answered with `secrets` (`(ns, name)`).
+pub(super) fn list_opted_in(secrets: &[(&str, &str)]) -> Expect {
+    let items = secrets
+        .iter()
+        .map(|(ns, name)| {
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"), "resourceVersion": "1"}})
+        })
+        .collect();
+    Expect::get(
+        "/api/v1/secrets?&fieldSelector=type%3DOpaque&labelSelector=exchange.muster.giantswarm.io%2Fcredentials%3Dtrue",
+        list("PartialObjectMetadataList", "meta.k8s.io/v1", items),
+    )
+}
+
 /// `GET /api/v1/namespaces/{ns}/secrets?`, answered with Secrets named `names`.
 pub(super) fn list_secrets(ns: &str, names: &[&str]) -> Expect {
     Expect::get(secrets_uri(ns), metadata_list(ns, names))

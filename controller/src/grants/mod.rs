@@ -1,6 +1,7 @@
 //! Secret-read grants: kubeconfig grants per organization namespace and credential grants per MCPServer.
 
 pub mod credential_grants;
+pub mod credential_optin;
 pub mod grant_sync;
 pub mod kubeconfig_grants;
 pub mod rbac_objects;

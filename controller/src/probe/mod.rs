@@ -6,6 +6,9 @@ pub mod discovery;
 pub mod exchange_probe;
 pub mod fleet;
 pub mod outcome;
+pub mod read_target;
+pub mod resolve_guard;
+pub mod secret_optin;
 pub mod target;
 
 #[cfg(test)]
@@ -74,6 +77,13 @@ async fn probe_unbounded(
             token_exchange: Check::unknown("NotProbed", "skipped: no dexTokenEndpoint"),
         };
     }
+    if let Some(why) = resolve_guard::refused_endpoint(&resolve_guard::SystemLookup, &target.endpoint).await {
+        return ProbeOutcome {
+            credentials: credentials_check,
+            connected: Check::fail("EndpointRefused", why),
+            token_exchange: Check::unknown("NotProbed", "skipped: the Dex endpoint is refused"),
+        };
+    }
     let connected = check_connected(
         client,
         &target.endpoint,
@@ -87,7 +97,10 @@ async fn probe_unbounded(
             "the probe exchange is switched off (--probe-exchange=false)",
         )
     } else if connected.status != CheckStatus::True {
-        Check::unknown("NotProbed", format!("skipped: Connected is {}", connected.reason))
+        Check::unknown(
+            "NotProbed",
+            format!("skipped: DexConnected is {}", connected.reason),
+        )
     } else if let Some(credentials) = &target.credentials {
         match exchange_probe::probe_exchange(client, target, credentials).await {
             Ok(check) => check,

@@ -30,7 +30,7 @@ impl SecretLocation {
             .then_some((self.namespace.as_str(), self.name.as_str()))
     }
 
-    /// The `CredentialsReady=False` check of a refused Secret.
+    /// The `ExchangeCredentialsReady=False` check of a refused Secret.
     pub fn refused_check(&self) -> Option<Check> {
         let refused = self.refused.as_ref()?;
         Some(Check::fail("SecretNamespaceRefused", refused.to_string()))

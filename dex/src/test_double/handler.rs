@@ -65,6 +65,9 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         Some(FailureMode::ServerError) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", ""),
         Some(FailureMode::OversizedBody) => oversized(),
         Some(FailureMode::NotJson) => (StatusCode::OK, "<html>not dex</html>").into_response(),
+        Some(FailureMode::LongRejection(length)) => {
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &"é".repeat(length))
+        }
         None => match check_and_issue(&shared, &behaviour, &recorded) {
             Ok(response) => response,
             Err((status, error, description)) => oauth_error(status, error, description),

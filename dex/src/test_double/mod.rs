@@ -48,6 +48,8 @@ pub enum FailureMode {
     OversizedBody,
     /// 200 with an HTML body.
     NotJson,
+    /// 401 `invalid_client` whose `error_description` is this many characters long (a hostile Dex).
+    LongRejection(usize),
 }
 
 /// Everything a test can change while the double runs (see [`DexDouble::update`]).

@@ -1,5 +1,6 @@
 //! HTTP routes: the three admission routes and the operational ones.
 
+pub mod credentials_access;
 pub mod mcpservers;
 pub mod ops;
 pub mod pods;
@@ -47,18 +48,23 @@ pub fn handle_review_parsed_by(
             return malformed(format!("{error}\n"));
         }
     };
-    // The namespace keys caches and appears in logs: anything but a namespace name is not a review
-    // the API server sent.
-    let namespace = request.namespace.as_deref().unwrap_or_default();
-    if !namespace.is_empty() && !is_dns1123_label(namespace) {
-        tracing::warn!(route, uid = %request.uid, namespace_bytes = namespace.len(),
-            "malformed admission review: request.namespace is not a namespace name");
-        return malformed(format!(
-            "request.namespace is not a namespace name (a DNS-1123 label of at most 63 characters): {:?}\n",
-            truncated(namespace)
-        ));
+    if let Some(problem) = namespace_problem(route, &request) {
+        return malformed(problem);
     }
     let (answer, outcome) = decide(state, &request);
+    respond(state, route, &request, answer, outcome, started)
+}
+
+/// Records a decided review and writes its answer.
+pub fn respond(
+    state: &AppState,
+    route: &'static str,
+    request: &AdmissionRequest,
+    answer: AdmissionAnswer,
+    outcome: &'static str,
+    started: Instant,
+) -> Response {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
     let allowed = answer.allowed();
     let body = answer.to_body();
     state
@@ -76,6 +82,22 @@ pub fn handle_review_parsed_by(
                 .into_response()
         }
     }
+}
+
+/// The 400 message for a review whose `request.namespace` is not a namespace name, `None` when it is
+/// one or empty. The namespace keys caches and appears in logs: anything else is not a review the API
+/// server sent.
+pub(crate) fn namespace_problem(route: &'static str, request: &AdmissionRequest) -> Option<String> {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    if namespace.is_empty() || is_dns1123_label(namespace) {
+        return None;
+    }
+    tracing::warn!(route, uid = %request.uid, namespace_bytes = namespace.len(),
+        "malformed admission review: request.namespace is not a namespace name");
+    Some(format!(
+        "request.namespace is not a namespace name (a DNS-1123 label of at most 63 characters): {:?}\n",
+        truncated(namespace)
+    ))
 }
 
 /// At most the first 64 characters of `text`, so an answer never echoes a huge value back.

@@ -10,7 +10,7 @@
 //! - **requests**: a request not answered within [`ServerLimits::request_timeout`] (body read
 //!   included) gets 408, so a slow or trickling body holds its memory for at most that long;
 //! - **in flight**: at most [`ServerLimits::max_in_flight`] requests at once; further ones get 503 with
-//!   `Retry-After: 1` at once.
+//!   `Retry-After: 1` at once (`/healthz`, `/readyz` and `/metrics` are never refused).
 
 use std::future::Future;
 use std::io;
@@ -86,7 +86,13 @@ pub fn layer(limits: &ServerLimits, router: Router) -> Router {
         .layer(axum::middleware::from_fn_with_state(slots, shed))
 }
 
+/// Probes and scrapes, never shed: a webhook under attack must not look dead to the kubelet.
+const OPERATIONS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 async fn shed(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    if OPERATIONS_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let Ok(_slot) = slots.try_acquire_owned() else {
         tracing::warn!("in-flight cap reached; answering 503");
         let mut response = (
@@ -290,17 +296,19 @@ mod tests {
             Arc::new(tokio::sync::Notify::new()),
         );
         let (on_enter, wait) = (entered.clone(), release.clone());
-        let router = Router::new().route(
-            "/slow",
-            axum::routing::get(move || {
-                let (on_enter, wait) = (on_enter.clone(), wait.clone());
-                async move {
-                    on_enter.notify_one();
-                    wait.notified().await;
-                    "done"
-                }
-            }),
-        );
+        let router = Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let (on_enter, wait) = (on_enter.clone(), wait.clone());
+                    async move {
+                        on_enter.notify_one();
+                        wait.notified().await;
+                        "done"
+                    }
+                }),
+            );
         let router = layer(
             &ServerLimits {
                 max_in_flight: 1,
@@ -319,6 +327,15 @@ mod tests {
         let shed = router.clone().oneshot(request()).await.unwrap();
         assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
+        let probe = Request::builder()
+            .uri("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(
+            router.clone().oneshot(probe).await.unwrap().status(),
+            StatusCode::OK,
+            "probes are never shed"
+        );
         release.notify_one();
         assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
     }

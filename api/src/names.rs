@@ -33,6 +33,11 @@ pub const ANNOTATION_STATUS: &str = "exchange.muster.giantswarm.io/status";
 
 /// MCPServer annotation: the Secret holding the remote cluster's kubeconfig.
 pub const ANNOTATION_KUBECONFIG_SECRET: &str = "exchange.muster.giantswarm.io/kubeconfig-secret";
+/// MCPServer annotation: a ConfigMap in the pod's namespace whose key [`DEX_CA_KEY`] holds the CA
+/// bundle (PEM) the sidecar trusts for the Dex endpoint, in addition to the image's bundle.
+pub const ANNOTATION_DEX_CA_CONFIGMAP: &str = "exchange.muster.giantswarm.io/dex-ca-configmap";
+/// Key of the Dex CA ConfigMap.
+pub const DEX_CA_KEY: &str = "ca.crt";
 /// Suffix of the default kubeconfig Secret name (`<cluster>-kubeconfig`, the Cluster API convention).
 pub const KUBECONFIG_SECRET_SUFFIX: &str = "-kubeconfig";
 /// Kubeconfig Secret key Cluster API writes.
@@ -119,6 +124,7 @@ mod tests {
             ANNOTATION_MCPSERVER_NAMESPACE,
             ANNOTATION_STATUS,
             ANNOTATION_KUBECONFIG_SECRET,
+            ANNOTATION_DEX_CA_CONFIGMAP,
             GRANT_KIND_LABEL,
             CREDENTIALS_OPT_IN_LABEL,
         ] {

@@ -30,6 +30,11 @@ pub struct SidecarConfig {
     pub header_mode: HeaderMode,
     /// One entry per remote cluster (MCPServer).
     pub clusters: Vec<ClusterConfig>,
+    /// The central Dex's issuer URL. When set, a subject token whose `iss` is neither this issuer nor
+    /// the cluster's own is refused before any Dex call; unset, any other issuer is exchanged (Dex
+    /// decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central_issuer: Option<String>,
 }
 
 /// How the sidecar passes the exchanged token on.
@@ -253,6 +258,13 @@ impl SidecarConfig {
                 return Err(format!("cluster {:?}: connectorId is empty", c.name));
             }
         }
+        if let Some(issuer) = &self.central_issuer
+            && !issuer.starts_with("https://")
+        {
+            return Err(format!(
+                "centralIssuer {issuer:?} must be an https:// URL (the central Dex's issuer), or be left unset"
+            ));
+        }
         Ok(())
     }
 }
@@ -293,5 +305,17 @@ mod tests {
         assert_eq!(cfg.clusters[0].client_secret_key, "client-secret");
         assert!(cfg.check().is_ok());
         assert!(SidecarConfig::parse("{\"clusters\":[],\"bogus\":1}").is_err());
+        assert_eq!(cfg.central_issuer, None);
+    }
+
+    #[test]
+    fn central_issuer_is_optional_and_must_be_https() {
+        let base = "clusters:\n- name: a\n  dexTokenEndpoint: https://d/token\n  connectorId: c\n  credentialsDir: /s\n";
+        let cfg =
+            SidecarConfig::parse(&format!("{base}centralIssuer: https://central.example/dex\n")).unwrap();
+        assert_eq!(cfg.central_issuer.as_deref(), Some("https://central.example/dex"));
+        assert!(cfg.check().is_ok());
+        let cfg = SidecarConfig::parse(&format!("{base}centralIssuer: http://central.example\n")).unwrap();
+        assert!(cfg.check().unwrap_err().contains("centralIssuer"));
     }
 }

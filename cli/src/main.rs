@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Command::Crd => crd_cmd::run(),
         Command::Inject(args) => muster_exchange_webhook::cli::run_inject(args),
         Command::Webhook(args) => block_on(muster_exchange_webhook::cli::run_webhook(args)),
-        Command::Sidecar(args) => block_on(muster_exchange_sidecar::cli::run_sidecar(args)),
+        Command::Sidecar(args) => muster_exchange_sidecar::cli::run(args),
         Command::Controller(args) => block_on(muster_exchange_controller::cli::run_controller(args)),
         Command::Diagnose(args) => block_on(muster_exchange_controller::cli::run_diagnose(args)),
     }

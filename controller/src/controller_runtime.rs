@@ -215,12 +215,8 @@ async fn mark_ready(store: Store<DynamicObject>, ready: Arc<AtomicBool>) {
 
 async fn serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!(error = %e, ?addr, "metrics server stopped");
-    }
+    crate::http_server::serve(listener, app, shutdown).await;
+    tracing::debug!(?addr, "metrics server stopped");
 }
 
 fn context(

@@ -27,6 +27,7 @@ pub mod events;
 pub mod grants;
 pub mod grants_loop;
 pub mod http;
+pub mod http_server;
 pub mod kube_client;
 pub mod leader_election;
 pub mod leader_election_loop;

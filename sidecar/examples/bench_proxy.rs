@@ -1,379 +1,788 @@
-//! Benchmark: cache-hit requests through the sidecar versus straight to the same app and through a bare
-//! hyper reverse proxy (the least any proxy hop costs), all in the same run. Prints p50/p99 latency and
-//! the added latency, throughput of the three paths with the whole process's CPU time per request, the
-//! ratios, and the number of exchanges Dex saw (one per token and sidecar is the target).
+//! Benchmark: the sidecar's proxy hop next to nginx and HAProxy (when installed) in the same run, same app,
+//! same load, cache hits only. Every proxy and the app run as their own processes, so each proxy's CPU
+//! time is its own (utime + stime from `/proc/<pid>/stat`, worker processes included).
 //!
-//! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- SEQ_REQUESTS CONCURRENCY SECONDS GROUPS]`
-//! (GROUPS: groups claims per subject token, 0 by default; 300 makes a ~13 KiB token)
+//! Per app (answers at once; waits 1 ms with 0.5-1.5x spread) and per path (direct, sidecar, nginx,
+//! HAProxy), in interleaved rounds:
+//! - fixed rate: an open-loop generator sends RATE requests per second on a fixed schedule and measures
+//!   latency from each request's scheduled time (latency-corrected): p50, p99 and the proxy's CPU per
+//!   request;
+//! - saturated: `wrk` with CONNECTIONS keep-alive connections: throughput and CPU per request.
+//!
+//! Each round prints how much CPU other processes used meanwhile (`/proc/stat` minus this benchmark's
+//! processes); the summary uses only rounds where that stayed under 5 % of the machine, when there are any.
+//!
+//! `cargo run --profile perf -p muster-exchange-sidecar --example bench_proxy [-- RATE FIXED_SECS SAT_SECS ROUNDS CONNECTIONS]`
+//! (defaults 2000 4 3 3 32). `BENCH_PATHS=direct,sidecar` limits the paths, `BENCH_APPS=trivial` the apps,
+//! `BENCH_SIDECAR_WRAPPER="valgrind --tool=callgrind"` runs the sidecar under a profiler,
+//! `BENCH_SIDECAR_THREADS=N` passes `--threads N`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::serve::ListenerExt as _;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use muster_exchange_dex::jwt::unsigned_jwt;
 use muster_exchange_dex::test_double::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DexDouble};
-use muster_exchange_sidecar::{Sidecar, SidecarOptions};
 use serde_json::json;
 
 type Http = Client<HttpConnector, Empty<Bytes>>;
 
-/// The app: answers at once, or after about `service_time` (an app that calls the Kubernetes API).
-///
-/// The wait varies from 0.5 to 1.5 times `service_time` (same mean, a fixed sequence): API calls do vary,
-/// and a constant wait on tokio's 1 ms timer wheel locks the closed-loop clients into bursts that all wake
-/// on the same tick, which measures the bursts rather than the proxy.
-async fn upstream(service_time: Duration) -> SocketAddr {
-    let sequence = Arc::new(AtomicU64::new(0));
-    let app = axum::Router::new().fallback(move || async move {
-        if !service_time.is_zero() {
-            // Multiplicative hashing spreads consecutive requests over the range; 1024 steps.
-            let step = sequence
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                >> 54;
-            tokio::time::sleep(service_time.mul_f64(0.5 + step as f64 / 1024.0)).await;
+/// A round counts for the summary when other processes used less than this share of the machine.
+const QUIET: f64 = 0.05;
+/// The base64 CA and API server the sidecar forwards (from the bench kubeconfig); nginx and HAProxy send
+/// the same values as static headers.
+const CA_DATA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+const API_SERVER: &str = "https://api.example:6443";
+const BODY: &str = "{\"jsonrpc\":\"2.0\",\"result\":{}}";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("child-app") => child_app(args[2].parse().unwrap(), args[3].parse().unwrap()),
+        Some("child-sidecar") => child_sidecar(PathBuf::from(&args[2])),
+        _ => {
+            let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+            let settings = Settings {
+                rate: numbers.first().copied().unwrap_or(2000),
+                fixed: Duration::from_secs(numbers.get(1).copied().unwrap_or(4)),
+                saturated: Duration::from_secs(numbers.get(2).copied().unwrap_or(3)),
+                rounds: numbers.get(3).copied().unwrap_or(3) as usize,
+                connections: numbers.get(4).copied().unwrap_or(32) as usize,
+            };
+            // Timer slack 1 µs (inherited by the pacer thread): the schedule is kept to a few µs.
+            let _ = std::fs::write("/proc/self/timerslack_ns", "1000");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(parent(settings));
         }
-        "{\"jsonrpc\":\"2.0\",\"result\":{}}"
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    }
 }
 
-/// The floor: the least any hyper-based reverse proxy does (same client settings as the sidecar, no auth,
-/// no cache, no metrics). Separates the cost of the extra HTTP hop from the cost of the sidecar's logic.
-async fn bare_proxy(upstream: SocketAddr) -> SocketAddr {
-    let client = muster_exchange_sidecar::forward::upstream_client();
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let client = client.clone();
-        async move {
-            let (mut parts, body) = request.into_parts();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            parts.uri = format!("http://{upstream}{path}").parse().unwrap();
-            parts.headers.remove(http::header::HOST);
-            let response = client
-                .request(http::Request::from_parts(parts, body))
-                .await
-                .unwrap();
-            response.map(axum::body::Body::new)
+// ---------------------------------------------------------------------------------------------------
+// Child processes.
+
+/// The app: answers at once, or after 0.5 to 1.5 times `service_us` (a fixed sequence with that mean: API
+/// calls vary, and equal waits lock closed-loop clients into bursts). The wait is a thread sleep with 1 µs
+/// timer slack on a blocking thread, not tokio's millisecond timer wheel, so "1 ms" is 1 ms.
+fn child_app(port: u16, service_us: u64) {
+    let _ = std::fs::write("/proc/self/timerslack_ns", "1000");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let sequence = Arc::new(AtomicU64::new(0));
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let sequence = sequence.clone();
+            let service = hyper::service::service_fn(move |_request: http::Request<Incoming>| {
+                let step = sequence
+                    .fetch_add(1, Ordering::Relaxed)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    >> 54; // 1024 steps over the range
+                async move {
+                    if service_us > 0 {
+                        let wait = Duration::from_micros(service_us).mul_f64(0.5 + step as f64 / 1024.0);
+                        tokio::task::spawn_blocking(move || std::thread::sleep(wait))
+                            .await
+                            .unwrap();
+                    }
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // TCP_NODELAY on accepted connections, as the sidecar sets it.
-    let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
 }
 
-async fn sidecar(dex: &DexDouble, upstream: SocketAddr, dir: &std::path::Path) -> SocketAddr {
+/// The sidecar, started exactly as `muster-exchange sidecar --config FILE` starts it.
+fn child_sidecar(config: PathBuf) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = muster_exchange_sidecar::cli::SidecarArgs {
+        config: Some(config),
+        listen: None,
+        exchange_timeout_seconds: 10,
+        shutdown_grace_seconds: 1,
+        threads: std::env::var("BENCH_SIDECAR_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok()),
+    };
+    muster_exchange_sidecar::cli::run(args);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Processes and their CPU time.
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `/proc/<pid>/stat` fields after the command name: state is index 0, ppid 1, utime 11, stime 12,
+/// cutime 13, cstime 14.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some(fields.map(|f| f.parse().unwrap_or(0)).collect())
+}
+
+/// Every process: pid -> (ppid, utime + stime).
+fn process_table() -> HashMap<u32, (u32, u64)> {
+    let mut table = HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(f) = stat_fields(pid) {
+            table.insert(pid, (f[1] as u32, f[11] + f[12]));
+        }
+    }
+    table
+}
+
+/// CPU ticks of `root` and all its descendants (nginx's and HAProxy's workers).
+fn tree_ticks(table: &HashMap<u32, (u32, u64)>, root: u32) -> u64 {
+    let mut total = table.get(&root).map_or(0, |(_, t)| *t);
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, (ppid, ticks)) in table {
+            if *ppid == parent {
+                total += ticks;
+                frontier.push(*pid);
+            }
+        }
+    }
+    total
+}
+
+/// Resident memory of `root` and its descendants, KiB.
+fn tree_rss_kib(root: u32) -> u64 {
+    let table = process_table();
+    let mut pids = vec![root];
+    let mut index = 0;
+    while index < pids.len() {
+        let parent = pids[index];
+        pids.extend(
+            table
+                .iter()
+                .filter(|(_, (ppid, _))| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        index += 1;
+    }
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Ticks of the whole machine: (user + nice + system, all states).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (cpu[0] + cpu[1] + cpu[2], cpu.iter().take(8).sum())
+}
+
+/// A snapshot to measure one round: the proxy's CPU and everyone else's.
+struct Snapshot {
+    proxy: u64,
+    ours: u64,
+    machine_busy: u64,
+    machine_total: u64,
+}
+
+impl Snapshot {
+    fn take(proxy: Option<u32>) -> Self {
+        let table = process_table();
+        let me = std::process::id();
+        // This process, its reaped children (wrk) and its live descendants (app, proxies).
+        let own = stat_fields(me).map_or(0, |f| f[13] + f[14]);
+        let (machine_busy, machine_total) = machine_ticks();
+        Self {
+            proxy: proxy.map_or(0, |pid| tree_ticks(&table, pid)),
+            ours: tree_ticks(&table, me) + own,
+            machine_busy,
+            machine_total,
+        }
+    }
+
+    /// (proxy CPU seconds, share of the machine other processes used).
+    fn since(&self, before: &Snapshot) -> (f64, f64) {
+        let proxy = (self.proxy - before.proxy) as f64 / 100.0; // USER_HZ
+        let others = (self.machine_busy - before.machine_busy) as f64 - (self.ours - before.ours) as f64;
+        let total = (self.machine_total - before.machine_total).max(1) as f64;
+        (proxy, (others / total).max(0.0))
+    }
+}
+
+struct Proc {
+    child: Child,
+    /// Stop with SIGTERM (nginx's master then stops its workers) rather than SIGKILL.
+    term: bool,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.term {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(command: &mut Command, term: bool) -> Proc {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc { child, term }
+}
+
+async fn wait_listening(port: u16) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing listens on port {port}");
+}
+
+fn installed(program: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.exists())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The paths.
+
+struct Path_ {
+    name: &'static str,
+    port: u16,
+    process: Option<Proc>,
+}
+
+fn start_sidecar(dex: &DexDouble, app_port: u16, dir: &Path) -> (u16, Proc) {
     std::fs::write(dir.join("client-id"), DEFAULT_CLIENT_ID).unwrap();
     std::fs::write(dir.join("client-secret"), DEFAULT_CLIENT_SECRET).unwrap();
     std::fs::write(dir.join("ca.pem"), dex.ca_pem()).unwrap();
-    let ca = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
     let kubeconfig = format!(
         "current-context: c\ncontexts:\n- name: c\n  context:\n    cluster: c\nclusters:\n- name: c\n  cluster:\n    \
-         server: https://api.example:6443\n    certificate-authority-data: {ca}\n"
+         server: {API_SERVER}\n    certificate-authority-data: {CA_DATA}\n"
     );
-    std::fs::write(dir.join("value"), kubeconfig).unwrap();
-    let config = serde_json::from_value(json!({
-        "listen": "127.0.0.1:0",
-        "upstream": format!("http://{upstream}"),
+    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    let port = free_port();
+    let config = json!({
+        "listen": format!("127.0.0.1:{port}"),
+        "upstream": format!("http://127.0.0.1:{app_port}"),
         "clusters": [{"name": "bench", "dexTokenEndpoint": dex.token_endpoint(), "connectorId": "central",
-            "credentialsDir": dir, "kubeconfigFile": dir.join("value"), "caFile": dir.join("ca.pem")}],
-    }))
-    .unwrap();
-    let sidecar = Sidecar::bind(&config, &SidecarOptions::default()).await.unwrap();
-    let addr = sidecar.local_addr().unwrap();
-    tokio::spawn(sidecar.serve(std::future::pending(), Duration::from_secs(1)));
-    addr
+            "credentialsDir": dir, "kubeconfigFile": dir.join("kubeconfig"), "caFile": dir.join("ca.pem")}],
+    });
+    let config_file = dir.join("sidecar.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let me = std::env::current_exe().unwrap();
+    let mut command = match std::env::var("BENCH_SIDECAR_WRAPPER") {
+        Ok(wrapper) if !wrapper.trim().is_empty() => {
+            let mut words = wrapper.split_whitespace();
+            let mut command = Command::new(words.next().unwrap());
+            command.args(words).arg(me);
+            command
+        }
+        _ => Command::new(me),
+    };
+    command.arg("child-sidecar").arg(config_file);
+    (port, spawn(&mut command, true))
 }
 
-async fn one(http: &Http, addr: SocketAddr, token: &str) -> Duration {
-    let request = http::Request::get(format!("http://{addr}/mcp"))
+/// The static identity nginx and HAProxy send: an `Authorization` and the three `kubernetes-*` headers
+/// with values as long as the sidecar's.
+fn static_headers(exchanged: &str) -> [(&'static str, String); 4] {
+    [
+        ("Authorization", format!("Bearer {exchanged}")),
+        ("kubernetes-authorization", format!("Bearer {exchanged}")),
+        ("kubernetes-server", API_SERVER.to_string()),
+        ("kubernetes-certificate-authority-data", CA_DATA.to_string()),
+    ]
+}
+
+fn start_nginx(app_port: u16, dir: &Path, exchanged: &str) -> Option<(u16, Proc)> {
+    let binary = installed("nginx")?;
+    let port = free_port();
+    let mut headers = String::new();
+    for (name, value) in static_headers(exchanged) {
+        writeln!(headers, "      proxy_set_header {name} \"{value}\";").unwrap();
+    }
+    let d = dir.display();
+    // One worker per core (worker_processes auto), keep-alive to the app, responses streamed like the
+    // sidecar's (proxy_buffering off), no access log.
+    let config = format!(
+        "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           upstream app {{ server 127.0.0.1:{app_port}; keepalive 64; }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+               proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n\
+         {headers}    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let mut command = Command::new(binary);
+    command
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .stderr(Stdio::null());
+    Some((port, spawn(&mut command, true)))
+}
+
+fn start_haproxy(app_port: u16, dir: &Path, exchanged: &str) -> Option<(u16, Proc)> {
+    let binary = installed("haproxy")?;
+    let port = free_port();
+    let mut headers = String::new();
+    for (name, value) in static_headers(exchanged) {
+        writeln!(headers, "  http-request set-header {name} \"{value}\"").unwrap();
+    }
+    // One thread per core (HAProxy's default), keep-alive both ways.
+    let config = format!(
+        "global\n  maxconn 4096\n\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  \
+         timeout server 60s\n\nfrontend bench\n  bind 127.0.0.1:{port}\n  default_backend app\n\n\
+         backend app\n{headers}  server app 127.0.0.1:{app_port}\n"
+    );
+    std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
+    let mut command = Command::new(binary);
+    command
+        .arg("-db")
+        .arg("-f")
+        .arg(dir.join("haproxy.cfg"))
+        .stderr(Stdio::null());
+    Some((port, spawn(&mut command, true)))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Load.
+
+async fn one(http: &Http, port: u16, token: &str) -> Duration {
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/mcp"))
         .header("authorization", format!("Bearer {token}"))
         .body(Empty::new())
         .unwrap();
     let started = Instant::now();
     let response = http.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 200, "port {port}");
     response.into_body().collect().await.unwrap();
     started.elapsed()
 }
 
-/// `concurrency` requests per token, all started together.
-async fn first_contact(http: &Http, addr: SocketAddr, tokens: &[String], concurrency: usize) {
-    let requests = tokens
-        .iter()
-        .flat_map(|token| std::iter::repeat_n(token, concurrency))
-        .map(|token| one(http, addr, token));
-    futures::future::join_all(requests).await;
+/// Open loop: request `i` is due at `start + i / rate` whatever happened before; latency counts from
+/// that time. A pacer thread sleeps until each due time and hands the request to a sender runtime.
+fn fixed_rate(port: u16, token: &str, rate: u64, duration: Duration) -> (Vec<Duration>, Vec<Duration>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http: Http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http();
+    let count = (rate as f64 * duration.as_secs_f64()) as usize;
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let handle = runtime.handle().clone();
+    let token = token.to_string();
+    let lateness = {
+        let latencies = latencies.clone();
+        std::thread::spawn(move || {
+            let period = Duration::from_secs(1).div_f64(rate as f64);
+            let start = Instant::now() + Duration::from_millis(20);
+            let mut lateness = Vec::with_capacity(count);
+            for i in 0..count {
+                let due = start + period.mul_f64(i as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                lateness.push(Instant::now() - due);
+                let (http, token, latencies, done) =
+                    (http.clone(), token.clone(), latencies.clone(), done_tx.clone());
+                handle.spawn(async move {
+                    let request = http::Request::get(format!("http://127.0.0.1:{port}/mcp"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Empty::new())
+                        .unwrap();
+                    let response = http.request(request).await.unwrap();
+                    assert_eq!(response.status(), 200, "port {port}");
+                    response.into_body().collect().await.unwrap();
+                    latencies.lock().unwrap().push(due.elapsed());
+                    drop(done);
+                });
+            }
+            lateness
+        })
+    };
+    // The channel closes when the pacer and every request are done.
+    runtime.block_on(async move { while done_rx.recv().await.is_some() {} });
+    let lateness = lateness.join().unwrap();
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    (latencies, lateness)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// `wrk` with `connections` connections for `duration`: requests completed and seconds.
+fn saturated(port: u16, token: &str, connections: usize, duration: Duration) -> (f64, f64) {
+    let output = Command::new("wrk")
+        .arg("-t2")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs()))
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://127.0.0.1:{port}/mcp"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors on port {port}: {text}");
+    // "  123456 requests in 3.00s, 12.34MB read"
+    let line = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .unwrap_or_else(|| panic!("wrk: {text}"));
+    let mut words = line.split_whitespace();
+    let requests: f64 = words.next().unwrap().parse().unwrap();
+    let seconds: f64 = words
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(',')
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    (requests, seconds)
 }
 
-async fn latencies(http: &Http, addr: SocketAddr, token: &str, n: usize) -> Vec<Duration> {
-    let mut all = Vec::with_capacity(n);
-    for _ in 0..n {
-        all.push(one(http, addr, token).await);
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
     }
-    all.sort();
-    all
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
 }
 
-/// CPU seconds this process has used (user + system), from `/proc/self/stat`; `None` off Linux.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start at the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+// ---------------------------------------------------------------------------------------------------
+// Rounds and the summary.
+
+#[derive(Default)]
+struct Figures {
+    fixed_requests: f64,
+    fixed_cpu: f64,
+    fixed_latencies: Vec<Duration>,
+    saturated_requests: f64,
+    saturated_seconds: f64,
+    saturated_cpu: f64,
+    rss_kib: u64,
+    rounds: usize,
 }
 
-/// Requests completed, over how long, and the CPU time the whole process spent meanwhile (`None` where
-/// `/proc` is missing).
-struct Load {
-    requests: f64,
-    seconds: f64,
-    cpu_seconds: Option<f64>,
+struct Settings {
+    rate: u64,
+    fixed: Duration,
+    saturated: Duration,
+    rounds: usize,
+    connections: usize,
 }
 
-impl Load {
-    fn none() -> Self {
-        Self {
-            requests: 0.0,
-            seconds: 0.0,
-            cpu_seconds: Some(0.0),
+async fn bench_app(
+    label: &str,
+    service_us: u64,
+    dex: &DexDouble,
+    tokens: &[String],
+    exchanged: &str,
+    s: &Settings,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let app_port = free_port();
+    let me = std::env::current_exe().unwrap();
+    let _app = spawn(
+        Command::new(&me)
+            .arg("child-app")
+            .arg(app_port.to_string())
+            .arg(service_us.to_string()),
+        false,
+    );
+    wait_listening(app_port).await;
+    let wanted = std::env::var("BENCH_PATHS").unwrap_or_else(|_| "direct,sidecar,nginx,haproxy".into());
+    let mut paths = Vec::new();
+    for name in ["direct", "sidecar", "nginx", "haproxy"] {
+        if !wanted.split(',').any(|w| w.trim() == name) {
+            continue;
+        }
+        let started = match name {
+            "direct" => Some((app_port, None)),
+            "sidecar" => Some(start_sidecar(dex, app_port, dir.path())).map(|(p, c)| (p, Some(c))),
+            "nginx" => start_nginx(app_port, dir.path(), exchanged).map(|(p, c)| (p, Some(c))),
+            _ => start_haproxy(app_port, dir.path(), exchanged).map(|(p, c)| (p, Some(c))),
+        };
+        match started {
+            Some((port, process)) => {
+                wait_listening(port).await;
+                paths.push(Path_ { name, port, process });
+            }
+            None => println!("{name}: not installed (apt-get install -y {name}); skipped"),
         }
     }
-
-    fn add(&mut self, other: Load) {
-        self.requests += other.requests;
-        self.seconds += other.seconds;
-        self.cpu_seconds = self.cpu_seconds.zip(other.cpu_seconds).map(|(a, b)| a + b);
-    }
-
-    fn rps(&self) -> f64 {
-        self.requests / self.seconds
-    }
-
-    fn cpu_us_per_request(&self) -> Option<f64> {
-        self.cpu_seconds.map(|cpu| cpu * 1e6 / self.requests)
-    }
-}
-
-async fn throughput(
-    http: &Http,
-    addr: SocketAddr,
-    tokens: &[String],
-    concurrency: usize,
-    duration: Duration,
-) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let cpu_before = cpu_seconds();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|i| {
-            let (http, stop, done, token) = (
-                http.clone(),
-                stop.clone(),
-                done.clone(),
-                tokens[i % tokens.len()].clone(),
-            );
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    one(&http, addr, &token).await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    let started = Instant::now();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    let count = done.load(Ordering::Relaxed) as f64;
-    let cpu = cpu_before
-        .zip(cpu_seconds())
-        .map(|(before, after)| after - before);
-    futures::future::join_all(workers).await;
-    Load {
-        requests: count,
-        seconds: elapsed,
-        cpu_seconds: cpu,
-    }
-}
-
-/// Rounds per throughput measurement.
-const ROUNDS: u32 = 3;
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-struct Scenario {
-    upstream: SocketAddr,
-    floor: SocketAddr,
-    proxy: SocketAddr,
-}
-
-async fn run(
-    name: &str,
-    s: &Scenario,
-    http: &Http,
-    tokens: &[String],
-    seq: usize,
-    concurrency: usize,
-    secs: u64,
-) {
-    // The sidecar's first requests arrive all at once, nothing cached yet: the exchange count printed at
-    // the end shows single flight under load (one exchange per token), not a sequential warm-up.
-    first_contact(http, s.proxy, tokens, concurrency).await;
-    // Warm up all paths (connections, allocator).
-    for token in tokens {
-        latencies(http, s.proxy, token, 200).await;
-    }
-    latencies(http, s.upstream, &tokens[0], 500).await;
-    latencies(http, s.floor, &tokens[0], 500).await;
-    println!("== {name}");
-    if seq > 0 {
-        let direct = latencies(http, s.upstream, &tokens[0], seq).await;
-        let proxied = latencies(http, s.proxy, &tokens[0], seq).await;
-        let (d50, d99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
-        let (p50, p99) = (percentile(&proxied, 0.5), percentile(&proxied, 0.99));
-        println!("sequential requests: {seq} per path (keep-alive, one client)");
-        println!(
-            "  direct   p50 {:>8.1} µs   p99 {:>8.1} µs",
-            micros(d50),
-            micros(d99)
-        );
-        println!(
-            "  sidecar  p50 {:>8.1} µs   p99 {:>8.1} µs",
-            micros(p50),
-            micros(p99)
-        );
-        println!(
-            "  added    p50 {:>8.1} µs   p99 {:>8.1} µs",
-            micros(p50) - micros(d50),
-            micros(p99) - micros(d99)
-        );
-    }
-    // The three paths take turns, three rounds each, so drift in the machine's load (other work, CPU
-    // frequency) spreads over all of them instead of landing on whichever path runs last.
-    let (mut direct, mut floor, mut proxied) = (Load::none(), Load::none(), Load::none());
-    let round = Duration::from_secs(secs).div_f64(ROUNDS as f64);
-    for _ in 0..ROUNDS {
-        direct.add(throughput(http, s.upstream, tokens, concurrency, round).await);
-        floor.add(throughput(http, s.floor, tokens, concurrency, round).await);
-        proxied.add(throughput(http, s.proxy, tokens, concurrency, round).await);
-    }
-    println!(
-        "throughput: {concurrency} concurrent clients, {secs} s per path in {ROUNDS} interleaved rounds, {} subject tokens",
-        tokens.len()
-    );
-    for (path, load) in [("direct", &direct), ("bare proxy", &floor), ("sidecar", &proxied)] {
-        let cpu = load.cpu_us_per_request().map_or(String::new(), |us| {
-            format!("   {us:>6.1} µs CPU per request (all of it)")
-        });
-        println!("  {path:<10} {:>9.0} req/s{cpu}", load.rps());
-    }
-    println!(
-        "  ratio      {:>9.1} % of direct",
-        100.0 * proxied.rps() / direct.rps()
-    );
-    println!(
-        "  ratio      {:>9.1} % of the bare proxy (the sidecar's cost beyond the hop itself)",
-        100.0 * proxied.rps() / floor.rps()
-    );
-    if let (Some(d), Some(f), Some(p)) = (
-        direct.cpu_us_per_request(),
-        floor.cpu_us_per_request(),
-        proxied.cpu_us_per_request(),
-    ) {
-        // Whole-process figures: at saturation they mirror the throughput ratio; unsaturated (the apps
-        // with a service time) they are what the hop costs in CPU, kernel and both ends included.
-        println!(
-            "  CPU added per request (whole process): sidecar {:.1} µs, bare proxy {:.1} µs",
-            p - d,
-            f - d
-        );
-    }
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let seq = args.first().copied().unwrap_or(20_000);
-    let concurrency = args.get(1).copied().unwrap_or(32);
-    let secs = args.get(2).copied().unwrap_or(3) as u64;
-    // Groups in each subject token: real ID tokens can carry hundreds (tens of KiB of payload).
-    let groups = args.get(3).copied().unwrap_or(0);
-    let dex = DexDouble::start().await.unwrap();
     let http: Http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(512)
         .build_http();
+    // The sidecar's first requests arrive all at once, nothing cached: the exchange count printed at the
+    // end shows single flight under load (one exchange per token).
+    if let Some(sidecar) = paths.iter().find(|p| p.name == "sidecar") {
+        let first = tokens
+            .iter()
+            .flat_map(|t| std::iter::repeat_n(t, s.connections))
+            .map(|t| one(&http, sidecar.port, t));
+        futures::future::join_all(first).await;
+    }
+    // Warm-up: connections, caches, allocators.
+    for path in &paths {
+        let token = tokens[0].clone();
+        let port = path.port;
+        tokio::task::spawn_blocking(move || saturated(port, &token, 32, Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    println!("== {label}");
+    println!(
+        "{} rounds; per round and path: {} s at {} req/s offered (open loop, latency from the schedule), then \
+         {} s of wrk with {} connections",
+        s.rounds,
+        s.fixed.as_secs(),
+        s.rate,
+        s.saturated.as_secs(),
+        s.connections
+    );
+    let mut figures: HashMap<&str, (Figures, Figures)> = HashMap::new(); // (quiet rounds, all rounds)
+    for round in 1..=s.rounds {
+        for path in &paths {
+            let pid = path.process.as_ref().map(|p| p.child.id());
+            let (port, token, rate, fixed) = (path.port, tokens[0].clone(), s.rate, s.fixed);
+            let before = Snapshot::take(pid);
+            let (mut latencies, mut lateness) =
+                tokio::task::spawn_blocking(move || fixed_rate(port, &token, rate, fixed))
+                    .await
+                    .unwrap();
+            let (fixed_cpu, fixed_foreign) = Snapshot::take(pid).since(&before);
+            let fixed_requests = latencies.len() as f64;
+
+            let (token, connections, duration) = (tokens[0].clone(), s.connections, s.saturated);
+            let before = Snapshot::take(pid);
+            let (requests, seconds) =
+                tokio::task::spawn_blocking(move || saturated(port, &token, connections, duration))
+                    .await
+                    .unwrap();
+            let (saturated_cpu, saturated_foreign) = Snapshot::take(pid).since(&before);
+            let rss = pid.map_or(0, tree_rss_kib);
+
+            latencies.sort();
+            lateness.sort();
+            let foreign = fixed_foreign.max(saturated_foreign);
+            let quiet = foreign < QUIET;
+            let per = |cpu: f64, n: f64| {
+                if pid.is_some() {
+                    format!("{:>6.1}", cpu * 1e6 / n)
+                } else {
+                    "     -".into()
+                }
+            };
+            println!(
+                "  round {round} {:<8} @{}/s p50 {:>7.0} µs p99 {:>7.0} µs CPU {} µs/req | {:>7.0} req/s CPU {} µs/req | \
+                 other load {:>4.1} % / {:>4.1} %{} | pacer late p99 {:.0} µs",
+                path.name,
+                s.rate,
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99),
+                per(fixed_cpu, fixed_requests),
+                requests / seconds,
+                per(saturated_cpu, requests),
+                fixed_foreign * 100.0,
+                saturated_foreign * 100.0,
+                if quiet {
+                    ""
+                } else {
+                    " (other load: left out when quiet rounds exist)"
+                },
+                percentile(&lateness, 0.99),
+            );
+            let entry = figures.entry(path.name).or_default();
+            for (target, take) in [(&mut entry.0, quiet), (&mut entry.1, true)] {
+                if take {
+                    target.fixed_requests += fixed_requests;
+                    target.fixed_cpu += fixed_cpu;
+                    target.fixed_latencies.extend(&latencies);
+                    target.saturated_requests += requests;
+                    target.saturated_seconds += seconds;
+                    target.saturated_cpu += saturated_cpu;
+                    target.rss_kib = target.rss_kib.max(rss);
+                    target.rounds += 1;
+                }
+            }
+        }
+    }
+    let chosen: HashMap<&str, &Figures> = figures
+        .iter()
+        .map(|(name, (quiet, all))| (*name, if quiet.rounds > 0 { quiet } else { all }))
+        .collect();
+    let rps = |f: &Figures| f.saturated_requests / f.saturated_seconds;
+    println!("summary ({label}): quiet rounds only where there are any");
+    println!(
+        "  {:<8} {:>6} {:>10} {:>10} {:>14} {:>10} {:>9} {:>9} {:>14} {:>8}",
+        "path", "rounds", "p50", "p99", "CPU µs/req", "req/s", "% direct", "% nginx", "CPU µs/req", "RSS"
+    );
+    println!(
+        "  {:<8} {:>6} {:>10} {:>10} {:>14} {:>10} {:>9} {:>9} {:>14} {:>8}",
+        "",
+        "",
+        format!("@{}/s", s.rate),
+        format!("@{}/s", s.rate),
+        format!("@{}/s", s.rate),
+        format!("{} conns", s.connections),
+        "",
+        "",
+        "saturated",
+        "MiB"
+    );
+    for path in &paths {
+        let f = chosen[path.name];
+        let mut latencies = f.fixed_latencies.clone();
+        latencies.sort();
+        let ratio = |other: &str| {
+            chosen
+                .get(other)
+                .map_or("-".to_string(), |o| format!("{:.1}", 100.0 * rps(f) / rps(o)))
+        };
+        let has_cpu = path.process.is_some();
+        let cpu = |cpu: f64, n: f64| {
+            if has_cpu {
+                format!("{:.1}", cpu * 1e6 / n)
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "  {:<8} {:>6} {:>10.0} {:>10.0} {:>14} {:>10.0} {:>9} {:>9} {:>14} {:>8}",
+            path.name,
+            format!("{}/{}", f.rounds, s.rounds),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            cpu(f.fixed_cpu, f.fixed_requests),
+            rps(f),
+            ratio("direct"),
+            ratio("nginx"),
+            cpu(f.saturated_cpu, f.saturated_requests),
+            if has_cpu {
+                format!("{:.1}", f.rss_kib as f64 / 1024.0)
+            } else {
+                "-".into()
+            },
+        );
+    }
+    drop(paths);
+}
+
+async fn parent(s: Settings) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if installed("wrk").is_none() {
+        panic!("wrk is needed for the saturated load: apt-get install -y wrk");
+    }
+    let dex = DexDouble::start().await.unwrap();
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 3600;
     let tokens: Vec<String> = (0..4)
-        .map(|i| {
-            let groups: Vec<String> = (0..groups)
-                .map(|g| format!("org-team-with-a-long-name-{g}"))
-                .collect();
-            unsigned_jwt(&json!({"sub": format!("user-{i}"), "exp": exp, "groups": groups}))
-        })
+        .map(|i| unsigned_jwt(&json!({"sub": format!("user-{i}"), "exp": exp, "groups": []})))
         .collect();
-    println!("subject tokens: {} bytes each", tokens[0].len());
-
-    // The app's service time: none (CPU-bound: client, proxy and app share the 2 cores, so the extra
-    // HTTP hop shows in full), then a pessimistic and a typical Kubernetes API round trip.
-    let scenarios = [
+    // As long as a Dex ID token, for the static headers of nginx and HAProxy.
+    let exchanged =
+        unsigned_jwt(&json!({"sub": "exchanged-user", "exp": exp, "aud": "bench", "iss": dex.issuer()}));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "subject tokens: {} bytes each; load average at start: {}",
+        tokens[0].len(),
+        load.trim()
+    );
+    let wanted = std::env::var("BENCH_APPS").unwrap_or_else(|_| "trivial,1ms".into());
+    for (name, label, service_us) in [
         (
-            Duration::ZERO,
-            "trivial app (answers at once; client, proxy and app share 2 cores)",
+            "trivial",
+            "trivial app (answers at once; load generator, proxy and app share 2 cores)",
+            0,
         ),
         (
-            Duration::from_millis(1),
-            "app with 1 ms service time (a fast Kubernetes API call)",
+            "1ms",
+            "app with 1 ms service time (0.5-1.5 ms, precise wait)",
+            1000,
         ),
-        (
-            Duration::from_millis(5),
-            "app with 5 ms service time (a typical Kubernetes API call)",
-        ),
-    ];
-    let mut dirs = Vec::new();
-    for (index, (service_time, name)) in scenarios.into_iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = upstream(service_time).await;
-        let scenario = Scenario {
-            upstream: app,
-            floor: bare_proxy(app).await,
-            proxy: sidecar(&dex, app, dir.path()).await,
-        };
-        dirs.push(dir);
-        let sequential = if index == 0 { seq } else { 0 };
-        run(name, &scenario, &http, &tokens, sequential, concurrency, secs).await;
+    ] {
+        if wanted.split(',').any(|w| w.trim() == name) {
+            bench_app(label, service_us, &dex, &tokens, &exchanged, &s).await;
+        }
     }
     println!(
-        "exchanges at Dex: {} for {} tokens x {} sidecars, each hit first by {concurrency} concurrent requests per \
-         token (target: one per token and sidecar = {})",
-        dex.exchanges(),
-        tokens.len(),
-        dirs.len(),
-        dirs.len() * tokens.len()
+        "exchanges at Dex: {} (target: one per token and sidecar start, each first hit by concurrent requests)",
+        dex.exchanges()
     );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the end: {}", load.trim());
 }

@@ -70,6 +70,35 @@ pub enum ExchangeFailure {
         /// The number of slots.
         slots: usize,
     },
+    /// The subject token is not a JWT with a readable payload: refused without asking Dex.
+    #[error(
+        "the bearer token is not a JWT (three base64url parts with a JSON payload); send the ID token from \
+         the central Dex"
+    )]
+    NotAJwt,
+    /// The subject token would be exchanged but carries no `exp`, so its age cannot be checked here.
+    #[error(
+        "the bearer token carries no exp claim; send the ID token from the central Dex, which always has one"
+    )]
+    SubjectWithoutExpiry,
+    /// The configuration names the central issuer and the token carries another one.
+    #[error(
+        "the bearer token's issuer is neither the central Dex ({central}) nor this cluster's Dex; send the \
+         ID token from the central Dex"
+    )]
+    UnknownIssuer {
+        /// The configured central issuer.
+        central: String,
+    },
+    /// So many requests already wait for an exchange slot of this cluster that this one is not queued.
+    #[error(
+        "{waiting} requests already wait for one of this cluster's exchange slots (Dex is slow or many new \
+         callers arrived at once); retry after a second"
+    )]
+    QueueFull {
+        /// The queue length cap that was reached.
+        waiting: usize,
+    },
     /// The exchange task ended without an answer (a bug).
     #[error("the token exchange task ended without an answer; retry")]
     Aborted,
@@ -109,6 +138,10 @@ impl ExchangeFailure {
             Self::IssuedForOtherCluster { .. } => "other_cluster_token",
             Self::PassthroughWithoutExpiry => "no_expiry",
             Self::SlotTimeout { .. } => "queue_timeout",
+            Self::NotAJwt => "not_jwt",
+            Self::SubjectWithoutExpiry => "no_expiry",
+            Self::UnknownIssuer { .. } => "unknown_issuer",
+            Self::QueueFull { .. } => "queue_full",
             Self::Aborted => "aborted",
         }
     }
@@ -124,6 +157,10 @@ impl ExchangeFailure {
             Self::IssuedForOtherCluster { .. } => (StatusCode::UNAUTHORIZED, "token_for_other_cluster"),
             Self::PassthroughWithoutExpiry => (StatusCode::UNAUTHORIZED, "token_without_expiry"),
             Self::SlotTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "exchange_queue_timeout"),
+            Self::NotAJwt => (StatusCode::UNAUTHORIZED, "token_not_jwt"),
+            Self::SubjectWithoutExpiry => (StatusCode::UNAUTHORIZED, "token_without_expiry"),
+            Self::UnknownIssuer { .. } => (StatusCode::UNAUTHORIZED, "token_issuer_unknown"),
+            Self::QueueFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "exchange_queue_full"),
             Self::Aborted => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -149,6 +186,9 @@ fn dex_status_and_code(e: &ExchangeError) -> (StatusCode, &'static str) {
         },
     }
 }
+
+/// `Retry-After` of a refusal because the exchange queue is full: slots free within an exchange time.
+const QUEUE_FULL_RETRY_AFTER_SECONDS: u64 = 1;
 
 fn retry_after_seconds(left: Duration) -> u64 {
     left.as_secs() + u64::from(left.subsec_nanos() > 0)
@@ -259,6 +299,7 @@ fn exchange_body<'a>(
         ExchangeFailure::BackingOff { last, retry_after } => {
             (&**last, Some(retry_after_seconds(*retry_after)))
         }
+        ExchangeFailure::QueueFull { .. } => (failure, Some(QUEUE_FULL_RETRY_AFTER_SECONDS)),
         other => (other, None),
     };
     let (dex_error, dex_error_description) = match dex {

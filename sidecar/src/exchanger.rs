@@ -2,6 +2,7 @@
 //! the forwarded headers built once, metrics and a log line without any token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
@@ -29,6 +30,10 @@ pub struct ClusterRuntime {
     in_flight: Semaphore,
     /// Longest wait for a slot (the exchange timeout).
     slot_timeout: Duration,
+    /// Requests waiting for a slot now, and the most that may: beyond it a request is refused at once
+    /// (a time bound alone lets a flood of distinct tokens pile up for the whole timeout).
+    waiting: AtomicUsize,
+    max_waiting: usize,
 }
 
 /// Most exchanges one cluster runs at the same time; further ones wait for a slot.
@@ -59,7 +64,12 @@ pub enum ClusterSetupError {
 
 impl ClusterRuntime {
     /// Prepares `config` (reads its `caFile` once; CA bundles change with a rollout, not at runtime).
-    pub fn new(config: ClusterConfig, timeout: Duration) -> Result<Self, ClusterSetupError> {
+    /// At most `max_waiting` requests wait for an exchange slot.
+    pub fn new(
+        config: ClusterConfig,
+        timeout: Duration,
+        max_waiting: usize,
+    ) -> Result<Self, ClusterSetupError> {
         let extra_ca_pem = match &config.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| ClusterSetupError::CaFile {
                 cluster: config.name.clone(),
@@ -83,6 +93,8 @@ impl ClusterRuntime {
             client,
             in_flight: Semaphore::new(MAX_CONCURRENT_EXCHANGES),
             slot_timeout: timeout,
+            waiting: AtomicUsize::new(0),
+            max_waiting,
         })
     }
 
@@ -156,6 +168,10 @@ impl ClusterRuntime {
     /// One of the cluster's exchange slots, waiting at most the exchange timeout (a request must not
     /// queue without bound behind a slow Dex).
     async fn acquire_slot(&self) -> Result<SemaphorePermit<'_>, Arc<ExchangeFailure>> {
+        if let Ok(permit) = self.in_flight.try_acquire() {
+            return Ok(permit);
+        }
+        let _place = QueuePlace::take(&self.waiting, self.max_waiting)?;
         acquire_within(&self.in_flight, self.slot_timeout).await
     }
 
@@ -220,6 +236,27 @@ impl ClusterRuntime {
     }
 }
 
+/// One place in a cluster's queue for an exchange slot, given back when dropped.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    /// A place, or [`ExchangeFailure::QueueFull`] when `max` requests already wait.
+    fn take(waiting: &'a AtomicUsize, max: usize) -> Result<Self, Arc<ExchangeFailure>> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| Self(waiting))
+            .map_err(|_| Arc::new(ExchangeFailure::QueueFull { waiting: max }))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A permit of `slots`, or [`ExchangeFailure::SlotTimeout`] after `timeout`.
 async fn acquire_within(
     slots: &Semaphore,
@@ -256,5 +293,21 @@ mod tests {
         assert_eq!(failure.outcome(), "queue_timeout");
         drop(_held);
         assert!(acquire_within(&slots, Duration::from_millis(50)).await.is_ok());
+    }
+
+    #[test]
+    fn the_queue_for_a_slot_has_a_length_cap() {
+        let waiting = AtomicUsize::new(0);
+        let first = QueuePlace::take(&waiting, 2).unwrap();
+        let second = QueuePlace::take(&waiting, 2).unwrap();
+        let Err(full) = QueuePlace::take(&waiting, 2) else {
+            panic!("a third waiter must be refused");
+        };
+        assert_eq!(full.outcome(), "queue_full");
+        drop(first);
+        assert_eq!(waiting.load(Ordering::Acquire), 1);
+        let third = QueuePlace::take(&waiting, 2).unwrap();
+        drop((second, third));
+        assert_eq!(waiting.load(Ordering::Acquire), 0);
     }
 }

@@ -3,24 +3,14 @@
 use axum::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::auth_headers::ForwardAuth;
 use crate::inbound_auth::strip_hop_by_hop;
+pub use crate::upstream_pool::{PooledBody, UpstreamClient};
 
-/// The pooled HTTP/1 client to the app.
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-/// Builds the client: keep-alive pool, no Nagle delay (small SSE events must leave at once).
+/// Builds the client: per-thread keep-alive pool, no Nagle delay (small SSE events must leave at once).
 pub fn upstream_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build(connector)
+    UpstreamClient::default()
 }
 
 /// The app's base URL, parsed once.
@@ -131,7 +121,7 @@ pub fn upstream_request(
 }
 
 /// The app's response for the caller: hop-by-hop headers removed, body streamed as it arrives.
-pub fn downstream_response(response: Response<hyper::body::Incoming>) -> Response<Body> {
+pub fn downstream_response(response: Response<PooledBody>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))

@@ -180,8 +180,7 @@ pub fn inbound(
     })
 }
 
-/// The kubeconfig reading of `kubeconfig::load` on `text`, relative CA paths resolved against a
-/// directory that does not exist.
+/// The kubeconfig reading of `kubeconfig::load` on `text` (file references are refused unread).
 pub fn kubeconfig_endpoint(text: &str) -> Result<ClusterEndpoint, String> {
-    endpoint_from_text(text, Path::new("/nonexistent/muster-exchange-fuzz"))
+    endpoint_from_text(text)
 }

@@ -1,5 +1,9 @@
 //! The remote cluster's API server URL and CA, read from its kubeconfig (current context), for the
 //! `kubernetes-server` and `kubernetes-certificate-authority-data` headers.
+//!
+//! A kubeconfig that names files (`certificate-authority`, `client-certificate`, `client-key`,
+//! `tokenFile`) is refused: the sidecar reads no file a kubeconfig names (it could be any file the
+//! container can reach, of any size), and the Secret must carry everything inline.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +38,27 @@ struct Kubeconfig {
     contexts: Vec<Named<Context>>,
     #[serde(default)]
     clusters: Vec<Named<Cluster>>,
+    #[serde(default)]
+    users: Vec<NamedUser>,
+}
+
+/// A `users` entry; one without `user` is tolerated (it names no file).
+#[derive(Deserialize)]
+struct NamedUser {
+    name: String,
+    #[serde(default)]
+    user: User,
+}
+
+/// Only the file references of a user entry; everything else in it is ignored.
+#[derive(Deserialize, Default)]
+struct User {
+    #[serde(rename = "client-certificate", default)]
+    client_certificate: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "client-key", default)]
+    client_key: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "tokenFile", default)]
+    token_file: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -54,7 +79,7 @@ struct Cluster {
     #[serde(rename = "certificate-authority-data", default)]
     certificate_authority_data: Option<String>,
     #[serde(rename = "certificate-authority", default)]
-    certificate_authority: Option<PathBuf>,
+    certificate_authority: Option<serde::de::IgnoredAny>,
 }
 
 /// Loads `path`; when it does not exist, `kubeconfig` in the same directory (the other key Cluster API
@@ -78,12 +103,13 @@ pub fn load(path: &Path) -> Result<ClusterEndpoint, KubeconfigError> {
     };
     let text = std::fs::read_to_string(&chosen)
         .map_err(|e| fail(format!("cannot read {}: {e}", chosen.display())))?;
-    endpoint_from_text(&text, chosen.parent().unwrap_or(Path::new("."))).map_err(fail)
+    endpoint_from_text(&text).map_err(fail)
 }
 
-/// The current context's cluster; relative CA file paths resolve against `base_dir`.
-pub(crate) fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterEndpoint, String> {
+/// The current context's cluster, after refusing every file reference.
+pub(crate) fn endpoint_from_text(text: &str) -> Result<ClusterEndpoint, String> {
     let config: Kubeconfig = parse_without_echo(text)?;
+    refuse_file_references(&config)?;
     let cluster_name = match (&config.current_context, config.contexts.as_slice()) {
         (Some(current), contexts) => {
             let context = contexts.iter().find(|c| &c.name == current);
@@ -101,7 +127,7 @@ pub(crate) fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterE
         .iter()
         .find(|c| c.name == cluster_name)
         .ok_or_else(|| format!("cluster {cluster_name:?} of the current context is not in clusters"))?;
-    let ca_data_base64 = ca_data(&cluster.value, base_dir)?;
+    let ca_data_base64 = ca_data(&cluster.value)?;
     Ok(ClusterEndpoint {
         server: cluster.value.server.clone(),
         ca_data_base64,
@@ -127,7 +153,34 @@ fn parse_without_echo(text: &str) -> Result<Kubeconfig, String> {
     })
 }
 
-fn ca_data(cluster: &Cluster, base_dir: &Path) -> Result<String, String> {
+/// The first file reference in any cluster or user entry, as an error naming the field and the entry
+/// (not the path).
+fn refuse_file_references(config: &Kubeconfig) -> Result<(), String> {
+    let clusters = config
+        .clusters
+        .iter()
+        .filter(|c| c.value.certificate_authority.is_some())
+        .map(|c| ("certificate-authority", "cluster", &c.name));
+    let users = config.users.iter().flat_map(|u| {
+        [
+            ("client-certificate", u.user.client_certificate.is_some()),
+            ("client-key", u.user.client_key.is_some()),
+            ("tokenFile", u.user.token_file.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, present)| *present)
+        .map(move |(field, _)| (field, "user", &u.name))
+    });
+    match clusters.chain(users).next() {
+        Some((field, kind, name)) => Err(format!(
+            "{kind} {name:?} names a file ({field}); the sidecar reads no file a kubeconfig names. Put the \
+             content inline ({field}-data, or token), e.g. with kubectl config view --flatten --raw"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ca_data(cluster: &Cluster) -> Result<String, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     if let Some(data) = &cluster.certificate_authority_data {
         let compact: String = data.split_whitespace().collect();
@@ -138,12 +191,6 @@ fn ca_data(cluster: &Cluster, base_dir: &Path) -> Result<String, String> {
             return Err("certificate-authority-data does not hold a PEM certificate".into());
         }
         return Ok(compact);
-    }
-    if let Some(file) = &cluster.certificate_authority {
-        let path = base_dir.join(file);
-        let pem = std::fs::read(&path)
-            .map_err(|e| format!("cannot read certificate-authority {}: {e}", path.display()))?;
-        return Ok(engine.encode(pem));
     }
     Err("the cluster has no certificate-authority-data; auth-headers mode must pass the CA to the app".into())
 }
@@ -166,7 +213,7 @@ mod tests {
     #[test]
     fn reads_current_context_cluster() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(PEM);
-        let e = endpoint_from_text(&kubeconfig(&b64), Path::new("/")).unwrap();
+        let e = endpoint_from_text(&kubeconfig(&b64)).unwrap();
         assert_eq!(
             e,
             ClusterEndpoint {
@@ -198,7 +245,7 @@ mod tests {
         );
         let bad_yaml = format!("users:\n- name: u\n  user:\n    token: {secret}\n  : : [\n");
         for (text, line) in [(wrong_type, 9), (bad_yaml, 5)] {
-            let e = endpoint_from_text(&text, Path::new("/")).unwrap_err();
+            let e = endpoint_from_text(&text).unwrap_err();
             assert!(!e.contains("TOPSECRET"), "{e}");
             assert!(
                 e.starts_with(&format!("not a valid kubeconfig (at line {line}, column ")),
@@ -209,13 +256,53 @@ mod tests {
 
     #[test]
     fn refuses_missing_or_bad_ca() {
-        let e = endpoint_from_text(&kubeconfig("not*base64"), Path::new("/")).unwrap_err();
+        let e = endpoint_from_text(&kubeconfig("not*base64")).unwrap_err();
         assert!(e.contains("not base64"), "{e}");
         let no_ca = kubeconfig("x").replace("    certificate-authority-data: x\n", "");
         assert!(
-            endpoint_from_text(&no_ca, Path::new("/"))
+            endpoint_from_text(&no_ca)
                 .unwrap_err()
                 .contains("no certificate-authority-data")
         );
+    }
+
+    #[test]
+    fn file_references_are_refused_without_reading_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("client-secret");
+        std::fs::write(&secret_file, "TOPSECRET-CLIENT-SECRET").unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(PEM);
+        let ca_path = kubeconfig("x").replace(
+            "    certificate-authority-data: x\n",
+            &format!("    certificate-authority: {}\n", secret_file.display()),
+        );
+        let e = endpoint_from_text(&ca_path).unwrap_err();
+        assert_eq!(
+            e,
+            "cluster \"wc-cluster\" names a file (certificate-authority); the sidecar reads no file a kubeconfig \
+             names. Put the content inline (certificate-authority-data, or token), e.g. with kubectl config view \
+             --flatten --raw"
+        );
+        assert!(!e.contains("TOPSECRET"));
+        for (field, value) in [
+            ("client-certificate", "/etc/passwd"),
+            ("client-key", "/dev/zero"),
+            ("tokenFile", "/var/run/secrets/token"),
+        ] {
+            let text = kubeconfig(&b64).replace(
+                "users: []\n",
+                &format!("users:\n- name: admin\n  user:\n    {field}: {value}\n"),
+            );
+            let e = endpoint_from_text(&text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("user \"admin\" names a file ({field})")),
+                "{e}"
+            );
+        }
+        let inline = kubeconfig(&b64).replace(
+            "users: []\n",
+            "users:\n- name: admin\n  user:\n    client-certificate-data: eA==\n    client-key-data: eA==\n    token: t\n",
+        );
+        assert_eq!(endpoint_from_text(&inline).unwrap().server, "https://api.wc:6443");
     }
 }

@@ -17,6 +17,7 @@ pub mod forward;
 pub mod fuzzing;
 pub mod inbound_auth;
 pub mod kubeconfig;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod routing;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod state;
 pub mod subject;
 pub mod token_cache;
+pub mod upstream_pool;
 
 pub use server::{Sidecar, StartError};
 pub use state::SidecarOptions;

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub exchange_duration: HistogramFamily,
     /// Time from request received to the app's response headers (includes any exchange).
     pub proxy_duration: HistogramFamily,
+    /// Requests answered 503 at once because the in-flight cap was reached.
+    pub shed_requests: Counter,
+    /// Connections closed because no request arrived within the header-read timeout.
+    pub idle_connections_closed: Counter,
 }
 
 fn exchange_histogram() -> Histogram {
@@ -125,6 +129,18 @@ impl Default for Metrics {
             "Time to the app's response headers",
             proxy_duration.clone(),
         );
+        let shed_requests = Counter::default();
+        registry.register(
+            "shed_requests",
+            "Requests answered 503 at once because the server's in-flight cap was reached",
+            shed_requests.clone(),
+        );
+        let idle_connections_closed = Counter::default();
+        registry.register(
+            "idle_connections_closed",
+            "Connections closed because no request arrived within the header-read timeout",
+            idle_connections_closed.clone(),
+        );
         Self {
             registry,
             exchanges,
@@ -135,6 +151,8 @@ impl Default for Metrics {
             requests,
             exchange_duration,
             proxy_duration,
+            shed_requests,
+            idle_connections_closed,
         }
     }
 }
@@ -170,6 +188,11 @@ const EXCHANGE_OUTCOMES: &[&str] = &[
     "success",
     "backoff",
     "queue_timeout",
+    "queue_full",
+    "not_jwt",
+    "subject_expired",
+    "no_expiry",
+    "unknown_issuer",
     "credentials_rejected",
     "connector_unknown",
     "connector_not_allowed",

@@ -1,20 +1,31 @@
 //! The HTTP server: operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the proxy for every
 //! other path, with graceful shutdown bounded by a grace period (SSE streams never end on their own).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
-use http::{StatusCode, header};
+use futures::FutureExt as _;
+use http::{Request, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use muster_exchange_api::sidecar_config::SidecarConfig;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
 
+use crate::limits::Limiter;
 use crate::proxy::proxy;
 use crate::state::{AppState, SidecarOptions, StateError};
 
@@ -79,6 +90,7 @@ pub enum StartError {
 pub struct Sidecar {
     listener: TcpListener,
     app: Arc<AppState>,
+    limiter: Arc<Limiter>,
 }
 
 impl Sidecar {
@@ -93,7 +105,16 @@ impl Sidecar {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| listen_error(e.to_string()))?;
-        Ok(Self { listener, app })
+        let limiter = Limiter::new(
+            options.limits.clone(),
+            app.metrics.shed_requests.clone(),
+            app.metrics.idle_connections_closed.clone(),
+        );
+        Ok(Self {
+            listener,
+            app,
+            limiter,
+        })
     }
 
     /// The bound address.
@@ -106,34 +127,182 @@ impl Sidecar {
         self.app.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish for at most `grace`.
+    /// Serves on the calling runtime until `shutdown` completes, then lets in-flight requests finish for
+    /// at most `grace`.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
         grace: Duration,
     ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // No Nagle delay: SSE events and small MCP responses must leave as soon as they are written.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        self.serve_with_workers(0, shutdown, grace).await
+    }
+
+    /// Like [`Sidecar::serve`], with `workers` more threads, each running its own single-threaded runtime
+    /// that accepts from the same socket and serves its connections start to finish (its requests, its
+    /// connections to the app): no request wakes another thread.
+    pub async fn serve_with_workers(
+        self,
+        workers: usize,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut done = Vec::with_capacity(workers);
+        let listener = if workers == 0 {
+            self.listener
+        } else {
+            let listener = self.listener.into_std()?;
+            for index in 0..workers {
+                let (listener, app, stop) = (listener.try_clone()?, self.app.clone(), stop_rx.clone());
+                let limiter = self.limiter.clone();
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                std::thread::Builder::new()
+                    .name(format!("sidecar-worker-{index}"))
+                    .spawn(move || {
+                        let result = runtime.block_on(async move {
+                            let listener = TcpListener::from_std(listener)?;
+                            accept_loop(listener, app, limiter, stop, grace).await;
+                            Ok(())
+                        });
+                        let _ = done_tx.send(result);
+                    })?;
+                done.push(done_rx);
             }
-        });
-        let server = axum::serve(listener, router(self.app)).with_graceful_shutdown(async move {
+            TcpListener::from_std(listener)?
+        };
+        tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let mut stop = stop_rx;
-        let grace_expired = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            result = server.into_future() => result,
-            () = grace_expired => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing open streams");
-                Ok(())
+        accept_loop(listener, self.app, self.limiter, stop_rx, grace).await;
+        for worker in done {
+            // A worker whose runtime could not take the socket failed at once: report it.
+            if let Ok(Err(e)) = worker.await {
+                return Err(e);
             }
         }
+        Ok(())
+    }
+}
+
+/// Accepts until `stop`, then closes the socket, asks open connections to finish and aborts what is left
+/// after `grace` (SSE streams never end on their own). Every connection holds one of `limiter`'s slots.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<AppState>,
+    limiter: Arc<Limiter>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let router = router(app.clone());
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // CONNECT protocol for HTTP/2 websockets, as the axum server it replaces offered.
+    builder.http2().enable_connect_protocol();
+    limiter.configure(&mut builder);
+    loop {
+        // At the connection cap, stop accepting (the backlog holds new ones) until one closes.
+        let slot = tokio::select! {
+            slot = limiter.connection_slot() => match slot {
+                Some(slot) => slot,
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = stopped(&mut stop) => break,
+        };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    // No Nagle delay: SSE events and small MCP responses must leave as soon as written.
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+                    }
+                    let first_request = Arc::new(AtomicBool::new(false));
+                    let service = SidecarService {
+                        app: app.clone(),
+                        router: router.clone(),
+                        limiter: limiter.clone(),
+                        first_request: first_request.clone(),
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    let limiter = limiter.clone();
+                    connections.spawn(async move {
+                        match limiter.serve_connection(connection, first_request, slot).await {
+                            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
+                            Some(Ok(())) => {}
+                            None => tracing::trace!("closed a connection that sent no request in time"),
+                        }
+                    });
+                }
+                Err(e) => accept_error(e).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = stopped(&mut stop) => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing open streams");
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which only happens once the server stops anyway.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// A connection reset before it was accepted is the caller's business; anything else (out of file
+/// descriptors) is logged and retried after a pause so the loop does not spin.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// One connection's service: the proxy directly for every path but the operations endpoints, which the
+/// router answers.
+#[derive(Clone)]
+struct SidecarService {
+    app: Arc<AppState>,
+    router: Router,
+    limiter: Arc<Limiter>,
+    /// Set on the connection's first request (see [`Limiter::serve_connection`]).
+    first_request: Arc<AtomicBool>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for SidecarService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.first_request.store(true, Ordering::Release);
+        let request = request.map(|body| self.limiter.bound_body(body));
+        // Probes and scrapes are never shed: a sidecar under attack must not look dead.
+        if OPERATIONS_PATHS.contains(&request.uri().path()) {
+            let router = self.router.clone();
+            return Box::pin(router.oneshot(request));
+        }
+        let Some(slot) = self.limiter.request_slot() else {
+            return Box::pin(std::future::ready(Ok(crate::limits::overloaded())));
+        };
+        Box::pin(proxy(State(self.app.clone()), request).map(move |response| {
+            drop(slot);
+            Ok(response)
+        }))
     }
 }

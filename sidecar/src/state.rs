@@ -16,6 +16,9 @@ use crate::metrics::{ClusterMetrics, Metrics};
 use crate::subject::{self, SubjectPath};
 use crate::token_cache::{CacheKey, CacheOptions, Lookup, TokenCache};
 
+/// Default of [`SidecarOptions::exchange_queue_limit`]: four times the exchange slots.
+pub const DEFAULT_EXCHANGE_QUEUE_LIMIT: usize = 4 * crate::exchanger::MAX_CONCURRENT_EXCHANGES;
+
 /// Tuning knobs (defaults are the production values; tests shorten them).
 #[derive(Debug, Clone)]
 pub struct SidecarOptions {
@@ -32,6 +35,10 @@ pub struct SidecarOptions {
     /// a fresh exchange: an app that refuses every fresh token (missing audience scope) would otherwise
     /// cost one exchange per request.
     pub unauthorized_retry_cooldown: Duration,
+    /// Most requests of one cluster waiting for an exchange slot; further ones get 503 at once.
+    pub exchange_queue_limit: usize,
+    /// Bounds of the HTTP server (timeouts, connection and in-flight caps).
+    pub limits: crate::limits::ServerLimits,
 }
 
 impl Default for SidecarOptions {
@@ -42,6 +49,8 @@ impl Default for SidecarOptions {
             backoff: BackoffOptions::default(),
             replay_limit: 64 * 1024,
             unauthorized_retry_cooldown: Duration::from_secs(30),
+            exchange_queue_limit: DEFAULT_EXCHANGE_QUEUE_LIMIT,
+            limits: crate::limits::ServerLimits::default(),
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct AppState {
     pub replay_limit: u64,
     /// See [`SidecarOptions::unauthorized_retry_cooldown`].
     pub unauthorized_retry_cooldown: Duration,
+    /// The configuration's `centralIssuer`.
+    pub central_issuer: Option<String>,
 }
 
 impl AppState {
@@ -89,7 +100,7 @@ impl AppState {
         let clusters = config
             .clusters
             .iter()
-            .map(|c| ClusterRuntime::new(c.clone(), options.exchange_timeout))
+            .map(|c| ClusterRuntime::new(c.clone(), options.exchange_timeout, options.exchange_queue_limit))
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = Metrics::default();
         let names: Vec<String> = clusters.iter().map(|c| c.name().to_string()).collect();
@@ -106,13 +117,15 @@ impl AppState {
             http: upstream_client(),
             replay_limit: options.replay_limit,
             unauthorized_retry_cooldown: options.unauthorized_retry_cooldown,
+            central_issuer: config.central_issuer.clone(),
         })
     }
 
     /// The forwarded identity for `subject_token` at cluster `index`: cached, or worked out once for all
     /// concurrent callers: passed through when the cluster's own Dex issued the token, refused when
     /// another configured cluster's did, exchanged otherwise ([`subject`]). The subject's `exp` is read only when exchanging (a hit is already bounded by
-    /// it); a subject past `exp` fails with [`ExchangeFailure::SubjectExpired`] without asking Dex.
+    /// it); [`subject::admit`] refuses garbage, expired and (with `centralIssuer`) foreign tokens without
+    /// asking Dex.
     pub async fn authorize(
         self: &Arc<Self>,
         index: usize,
@@ -126,12 +139,20 @@ impl AppState {
             async move {
                 let claims = peek_claims(&subject);
                 let subject_expires_at = claims.as_ref().and_then(|c| c.expires_at());
-                if subject_expires_at.is_some_and(|at| at <= SystemTime::now()) {
-                    return Err(Arc::new(ExchangeFailure::SubjectExpired));
-                }
                 let cluster = &app.clusters[index];
                 let metrics = &app.cluster_metrics[index];
-                match subject::classify(claims.as_ref(), index, &app.clusters) {
+                let path = subject::admit(
+                    claims.as_ref(),
+                    SystemTime::now(),
+                    index,
+                    &app.clusters,
+                    app.central_issuer.as_deref(),
+                )
+                .map_err(|refusal| {
+                    metrics.exchange(refusal.outcome());
+                    Arc::new(refusal)
+                })?;
+                match path {
                     SubjectPath::Exchange => {}
                     SubjectPath::Passthrough => {
                         return subject::passthrough(

@@ -5,7 +5,12 @@
 //!   It is forwarded unchanged, without a Dex call ("passthrough").
 //! - `iss` is another configured cluster's issuer: it was exchanged for that cluster and is refused here,
 //!   without a Dex call and without reaching the app.
-//! - any other issuer, or an opaque token: exchanged at this cluster's Dex as a central token.
+//! - any other issuer: exchanged at this cluster's Dex as a central token, unless the configuration names
+//!   the central issuer (`centralIssuer`) and the token carries another one: then it is refused.
+//!
+//! Before any path, [`admit`] refuses without a Dex call a token that is not a JWT with a readable
+//! payload, one past its `exp`, and one to be exchanged that has no `exp`: a flood of garbage or stale
+//! bearer strings never reaches Dex nor waits for an exchange slot.
 //!
 //! This runs only when the cache has no entry for the token, so a cache hit never decodes it.
 
@@ -36,6 +41,40 @@ pub enum SubjectPath {
     OtherCluster(usize),
     /// Anything else: exchange.
     Exchange,
+}
+
+/// The path of a token with `claims` (`None`: opaque or unreadable) sent to `clusters[index]`, or why it
+/// is refused without asking Dex. `central_issuer` is the configuration's `centralIssuer`.
+pub fn admit(
+    claims: Option<&PeekedClaims>,
+    now: SystemTime,
+    index: usize,
+    clusters: &[ClusterRuntime],
+    central_issuer: Option<&str>,
+) -> Result<SubjectPath, ExchangeFailure> {
+    let claims = claims.ok_or(ExchangeFailure::NotAJwt)?;
+    if claims.expires_at().is_some_and(|at| at <= now) {
+        return Err(ExchangeFailure::SubjectExpired);
+    }
+    let path = classify(Some(claims), index, clusters);
+    if path != SubjectPath::Exchange {
+        return Ok(path);
+    }
+    if let Some(central) = central_issuer {
+        let known = claims
+            .iss
+            .as_deref()
+            .is_some_and(|iss| issuers_match(central, iss));
+        if !known {
+            return Err(ExchangeFailure::UnknownIssuer {
+                central: central.to_string(),
+            });
+        }
+    }
+    if claims.exp.is_none() {
+        return Err(ExchangeFailure::SubjectWithoutExpiry);
+    }
+    Ok(path)
 }
 
 /// The path for a token with `claims` (`None`: opaque or unreadable) sent to `clusters[index]`.
@@ -102,7 +141,7 @@ mod tests {
             kubeconfig_file: None,
             ca_file: None,
         };
-        ClusterRuntime::new(config, Duration::from_secs(1)).unwrap()
+        ClusterRuntime::new(config, Duration::from_secs(1), 4).unwrap()
     }
 
     fn claims(iss: Option<&str>) -> PeekedClaims {
@@ -126,6 +165,57 @@ mod tests {
         assert_eq!(
             classify(Some(&claims(Some("https://dex.b/dex"))), 1, &clusters),
             SubjectPath::Passthrough
+        );
+    }
+
+    fn with(iss: Option<&str>, exp: Option<i64>) -> PeekedClaims {
+        PeekedClaims { exp, ..claims(iss) }
+    }
+
+    #[test]
+    fn garbage_expired_and_foreign_tokens_are_refused_before_dex() {
+        let clusters = [cluster("a", "https://dex.a"), cluster("b", "https://dex.b")];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let later = Some(2_000_000);
+        let outcome = |claims: Option<&PeekedClaims>, central: Option<&str>| {
+            admit(claims, now, 0, &clusters, central).map_err(|f| f.outcome())
+        };
+        assert_eq!(outcome(None, None), Err("not_jwt"));
+        assert_eq!(
+            outcome(Some(&with(Some("https://c"), Some(1_000_000))), None),
+            Err("subject_expired")
+        );
+        assert_eq!(
+            outcome(Some(&with(Some("https://c"), None)), None),
+            Err("no_expiry")
+        );
+        assert_eq!(
+            outcome(Some(&with(Some("https://c"), later)), None),
+            Ok(SubjectPath::Exchange)
+        );
+        // With the central issuer configured, only it and the cluster issuers pass.
+        let central = Some("https://c/dex");
+        assert_eq!(
+            outcome(Some(&with(Some("https://c/dex/"), later)), central),
+            Ok(SubjectPath::Exchange)
+        );
+        assert_eq!(
+            outcome(Some(&with(Some("https://evil"), later)), central),
+            Err("unknown_issuer")
+        );
+        assert_eq!(outcome(Some(&with(None, later)), central), Err("unknown_issuer"));
+        assert_eq!(
+            outcome(Some(&with(Some("https://dex.a"), later)), central),
+            Ok(SubjectPath::Passthrough)
+        );
+        assert_eq!(
+            outcome(Some(&with(Some("https://dex.b"), later)), central),
+            Ok(SubjectPath::OtherCluster(1))
+        );
+        // A passthrough without exp is refused later, with its own message.
+        assert_eq!(
+            outcome(Some(&with(Some("https://dex.a"), None)), central),
+            Ok(SubjectPath::Passthrough)
         );
     }
 

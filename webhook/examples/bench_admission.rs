@@ -79,6 +79,7 @@ async fn serve_until_stdin_closes() -> Result<(), BoxError> {
     let settings = InjectorSettings {
         sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
         default_mcpserver_namespace: None,
+        central_issuer: None,
     };
     let state = Arc::new(AppState::new(settings, Arc::new(catalog)));
     // The floor gets the same layers as the admission routes, so the comparison is the work alone.

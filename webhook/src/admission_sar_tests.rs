@@ -184,6 +184,7 @@ async fn the_route_answers_through_the_router() {
         crate::inject::InjectorSettings {
             sidecar_image: "sidecar:test".into(),
             default_mcpserver_namespace: None,
+            central_issuer: None,
         },
         Arc::new(crate::mcpserver_store::StaticMcpServers::default()),
     )

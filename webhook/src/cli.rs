@@ -36,6 +36,10 @@ pub struct WebhookArgs {
     /// Read MCPServers from this YAML/JSON file instead of watching the cluster.
     #[arg(long, value_name = "FILE")]
     pub mcpservers: Option<String>,
+    /// The central Dex's issuer URL; rendered into every sidecar, which then refuses subject tokens of any
+    /// other issuer (but the remote cluster's own) before asking Dex.
+    #[arg(long, value_name = "URL", env = "MUSTER_EXCHANGE_CENTRAL_ISSUER")]
+    pub central_issuer: Option<String>,
     /// Serving certificate chain (PEM); reloaded when the file content changes.
     #[arg(
         long,
@@ -100,6 +104,10 @@ pub struct InjectArgs {
     /// Namespace holding the MCPServers when a pod does not say (default: the pod's namespace).
     #[arg(long)]
     pub mcpserver_namespace: Option<String>,
+    /// The central Dex's issuer URL; rendered into every sidecar, which then refuses subject tokens of any
+    /// other issuer (but the remote cluster's own) before asking Dex.
+    #[arg(long, value_name = "URL")]
+    pub central_issuer: Option<String>,
     /// Namespace of objects that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -119,6 +127,7 @@ pub async fn run_webhook(args: WebhookArgs) -> ExitCode {
 
 fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
     check_namespace("--mcpserver-namespace", args.mcpserver_namespace.as_deref())?;
+    check_central_issuer(args.central_issuer.as_deref())?;
     let tls = match (args.tls_cert_file, args.tls_key_file, args.self_signed) {
         (Some(cert), Some(key), false) => TlsSource::Files {
             files: PemFiles { cert, key },
@@ -156,6 +165,7 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
         settings: InjectorSettings {
             sidecar_image: args.sidecar_image,
             default_mcpserver_namespace: args.mcpserver_namespace,
+            central_issuer: args.central_issuer,
         },
         catalog,
         tls,
@@ -180,11 +190,13 @@ pub fn run_inject(args: InjectArgs) -> ExitCode {
 pub fn inject_to_string(args: &InjectArgs) -> Result<String, String> {
     check_namespace("--mcpserver-namespace", args.mcpserver_namespace.as_deref())?;
     check_namespace("--namespace", Some(&args.namespace))?;
+    check_central_issuer(args.central_issuer.as_deref())?;
     let catalog = StaticMcpServers::load(&args.mcpservers).map_err(|e| e.to_string())?;
     let documents = read_documents(&args.filename).map_err(|e| e.to_string())?;
     let settings = InjectorSettings {
         sidecar_image: args.sidecar_image.clone(),
         default_mcpserver_namespace: args.mcpserver_namespace.clone(),
+        central_issuer: args.central_issuer.clone(),
     };
     let objects =
         inject_documents(documents, &args.namespace, &settings, &catalog).map_err(|e| e.to_string())?;
@@ -195,6 +207,15 @@ fn check_namespace(flag: &str, namespace: Option<&str>) -> Result<(), String> {
     match namespace {
         Some(ns) if !is_dns1123_label(ns) => Err(format!(
             "{flag} {ns:?} is not a namespace name; use e.g. \"muster\""
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_central_issuer(issuer: Option<&str>) -> Result<(), String> {
+    match issuer {
+        Some(url) if !url.starts_with("https://") => Err(format!(
+            "--central-issuer {url:?} is not an https:// URL; give the central Dex's issuer, e.g. https://dex.example.com"
         )),
         _ => Ok(()),
     }

@@ -14,6 +14,8 @@ pub const MOUNT_ROOT: &str = "/var/run/muster-exchange/clusters";
 pub const CREDENTIALS_VOLUME_PREFIX: &str = "mx-cred-";
 /// Prefix of the kubeconfig Secret volume of one MCPServer.
 pub const KUBECONFIG_VOLUME_PREFIX: &str = "mx-kcfg-";
+/// Prefix of the Dex CA ConfigMap volume of one MCPServer.
+pub const DEX_CA_VOLUME_PREFIX: &str = "mx-dexca-";
 /// Longest name Kubernetes accepts for a volume (a DNS label).
 const MAX_VOLUME_NAME: usize = 63;
 
@@ -32,6 +34,21 @@ pub fn kubeconfig_file(mcpserver: &str) -> PathBuf {
     kubeconfig_dir(mcpserver).join(muster_exchange_api::names::KUBECONFIG_KEY)
 }
 
+/// `/var/run/muster-exchange/clusters/<mcpserver>/dex-ca` (the one key of the Dex CA ConfigMap).
+pub fn dex_ca_dir(mcpserver: &str) -> PathBuf {
+    PathBuf::from(MOUNT_ROOT).join(mcpserver).join("dex-ca")
+}
+
+/// The Dex CA bundle the sidecar reads (its `caFile`).
+pub fn dex_ca_file(mcpserver: &str) -> PathBuf {
+    dex_ca_dir(mcpserver).join(muster_exchange_api::names::DEX_CA_KEY)
+}
+
+/// Volume name for the MCPServer's Dex CA ConfigMap.
+pub fn dex_ca_volume_name(mcpserver: &str) -> String {
+    volume_name(DEX_CA_VOLUME_PREFIX, mcpserver)
+}
+
 /// Volume name for the MCPServer's client credentials.
 pub fn credentials_volume_name(mcpserver: &str) -> String {
     volume_name(CREDENTIALS_VOLUME_PREFIX, mcpserver)
@@ -44,7 +61,13 @@ pub fn kubeconfig_volume_name(mcpserver: &str) -> String {
 
 /// True when `name` has the shape of a volume this webhook injects.
 pub fn is_injected_volume_name(name: &str) -> bool {
-    name.starts_with(CREDENTIALS_VOLUME_PREFIX) || name.starts_with(KUBECONFIG_VOLUME_PREFIX)
+    [
+        CREDENTIALS_VOLUME_PREFIX,
+        KUBECONFIG_VOLUME_PREFIX,
+        DEX_CA_VOLUME_PREFIX,
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// `<prefix><mcpserver>` when that is a valid DNS label; otherwise a truncated, dot-free form with a

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod inject;
 pub mod inject_manifests;
 pub mod layout;
+pub mod limits;
 pub mod mcpserver_store;
 pub mod mcpserver_watch;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the webhook (prometheus-client), served on `GET /metrics`.
 //!
-//! Labels are bounded: route and outcome are fixed strings, refusal reasons come from
-//! [`crate::inject::Refusal::reason`]; only `namespace` grows with the cluster, as the contract asks.
+//! Every label set is bounded: route and outcome are fixed strings, refusal reasons come from
+//! [`crate::inject::Refusal::reason`]. No label carries a namespace or any other value a review
+//! author chooses, so crafted reviews cannot grow the registry (the logs name the namespace).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,8 +18,6 @@ pub struct ReviewLabels {
     pub route: &'static str,
     /// `allowed`, `patched`, `denied`, `malformed`.
     pub outcome: &'static str,
-    /// Namespace of the reviewed object (empty when unknown).
-    pub namespace: String,
 }
 
 /// Labels of the duration histogram.
@@ -40,7 +39,7 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 /// Every metric the webhook exports.
 pub struct Metrics {
     registry: Registry,
-    /// Reviews by route, outcome and namespace.
+    /// Reviews by route and outcome.
     pub reviews: Family<ReviewLabels, Counter>,
     /// Time from body received to response built, by route.
     pub review_duration: HistogramFamily,
@@ -66,7 +65,7 @@ impl Default for Metrics {
         let refusals = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "reviews",
-            "Admission reviews by route, outcome and namespace",
+            "Admission reviews by route and outcome",
             reviews.clone(),
         );
         registry.register(
@@ -111,12 +110,8 @@ impl Metrics {
     }
 
     /// Records one review.
-    pub fn record_review(&self, route: &'static str, outcome: &'static str, namespace: &str, seconds: f64) {
-        let labels = ReviewLabels {
-            route,
-            outcome,
-            namespace: namespace.to_string(),
-        };
+    pub fn record_review(&self, route: &'static str, outcome: &'static str, seconds: f64) {
+        let labels = ReviewLabels { route, outcome };
         self.reviews.get_or_create(&labels).inc();
         self.review_duration
             .get_or_create(&RouteLabels { route })
@@ -136,13 +131,15 @@ mod tests {
     #[test]
     fn exposes_counters_by_label() {
         let metrics = Metrics::default();
-        metrics.record_review("mutate-pods", "patched", "apps", 0.0002);
+        metrics.record_review("mutate-pods", "patched", 0.0002);
         metrics.record_refusal("unknown-mcpserver");
         metrics.injections.inc();
         let text = metrics.encode().unwrap();
-        assert!(text.contains(
-            "muster_exchange_webhook_reviews_total{route=\"mutate-pods\",outcome=\"patched\",namespace=\"apps\"} 1"
-        ));
+        assert!(
+            text.contains(
+                "muster_exchange_webhook_reviews_total{route=\"mutate-pods\",outcome=\"patched\"} 1"
+            )
+        );
         assert!(text.contains("muster_exchange_webhook_refusals_total{reason=\"unknown-mcpserver\"} 1"));
         assert!(text.contains("muster_exchange_webhook_injections_total 1"));
         assert!(

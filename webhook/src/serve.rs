@@ -11,6 +11,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::inject::InjectorSettings;
+use crate::limits::{LimitedAcceptor, ServerLimits};
 use crate::mcpserver_store::{LoadError, McpServerLookup, StaticMcpServers};
 use crate::server::router;
 use crate::state::AppState;
@@ -148,16 +149,30 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         })
 }
 
-/// Serves `router` over TLS until `handle` shuts it down.
+/// Serves `router` over TLS until `handle` shuts it down, within the default [`ServerLimits`].
 pub async fn serve(
     listen: SocketAddr,
     router: Router,
     tls: RustlsConfig,
     handle: Handle<SocketAddr>,
 ) -> std::io::Result<()> {
-    axum_server::bind_rustls(listen, tls)
-        .handle(handle)
-        .serve(router.into_make_service())
+    serve_within(listen, router, tls, handle, &ServerLimits::default()).await
+}
+
+/// [`serve`] within `limits` (timeouts, connection and in-flight caps; see [`crate::limits`]).
+pub async fn serve_within(
+    listen: SocketAddr,
+    router: Router,
+    tls: RustlsConfig,
+    handle: Handle<SocketAddr>,
+    limits: &ServerLimits,
+) -> std::io::Result<()> {
+    let mut server = axum_server::bind_rustls(listen, tls).handle(handle);
+    crate::limits::configure(limits, server.http_builder());
+    let acceptor = LimitedAcceptor::new(limits);
+    server
+        .map(|rustls| rustls.acceptor(acceptor))
+        .serve(crate::limits::layer(limits, router).into_make_service())
         .await
 }
 

@@ -14,6 +14,7 @@ fn args(file: &str) -> InjectArgs {
         mcpservers: fixture_path("mcpservers.yaml").to_string_lossy().into_owned(),
         sidecar_image: SIDECAR_IMAGE.into(),
         mcpserver_namespace: None,
+        central_issuer: None,
         namespace: "default".into(),
     }
 }
@@ -107,5 +108,35 @@ fn bad_flags_and_files_are_explained() {
         inject_to_string(&missing)
             .unwrap_err()
             .starts_with("/nonexistent/manifests.yaml: cannot read:")
+    );
+}
+
+#[test]
+fn the_central_issuer_flag_reaches_every_sidecar_config() {
+    let config_of = |output: &str| -> Value {
+        let objects = parse_documents(output, "out").unwrap();
+        let env = &objects[0].value["spec"]["template"]["spec"]["initContainers"][0]["env"];
+        let json = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == muster_exchange_api::names::SIDECAR_CONFIG_ENV)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_json::from_str(&json).unwrap()
+    };
+    let without = config_of(&inject_to_string(&args("workloads.yaml")).unwrap());
+    assert!(without.get("centralIssuer").is_none());
+    let mut with = args("workloads.yaml");
+    with.central_issuer = Some("https://dex.central.example".into());
+    let config = config_of(&inject_to_string(&with).unwrap());
+    assert_eq!(config["centralIssuer"], "https://dex.central.example");
+    with.central_issuer = Some("http://dex.central.example".into());
+    assert!(
+        inject_to_string(&with)
+            .unwrap_err()
+            .starts_with("--central-issuer")
     );
 }

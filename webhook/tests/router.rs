@@ -325,9 +325,59 @@ async fn operational_routes_report_health_readiness_and_metrics() {
     let (status, body) = send(&router, "GET", "/metrics", "").await;
     let text = String::from_utf8(body).unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(text.contains("muster_exchange_webhook_reviews_total{route=\"mutate-pods\",outcome=\"patched\",namespace=\"apps\"} 1"), "{text}");
+    assert!(
+        text.contains("muster_exchange_webhook_reviews_total{route=\"mutate-pods\",outcome=\"patched\"} 1"),
+        "{text}"
+    );
     assert!(
         text.contains("muster_exchange_webhook_injections_total 1"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_review_namespace_that_is_no_namespace_name_is_malformed_and_no_label_grows() {
+    let router = router(state());
+    let input = fixture_json("pod-create-generate-name.json");
+    for crafted in ["Not_A_Namespace", &"a".repeat(64), "../x", "ns\n"] {
+        let mut bad = input.clone();
+        bad["request"]["namespace"] = json!(crafted);
+        let (status, text) = send(&router, "POST", "/mutate-pods", serde_json::to_vec(&bad).unwrap()).await;
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{crafted:?}: {text}");
+        assert!(
+            text.starts_with("request.namespace is not a namespace name"),
+            "{text}"
+        );
+    }
+    let mut long = input.clone();
+    long["request"]["namespace"] = json!("x".repeat(10_000));
+    let (_, text) = send(
+        &router,
+        "POST",
+        "/mutate-pods",
+        serde_json::to_vec(&long).unwrap(),
+    )
+    .await;
+    assert!(text.len() < 300, "the answer must not echo the whole value");
+    // Valid but distinct namespaces are reviewed normally and add no label values.
+    for i in 0..50 {
+        let mut other = input.clone();
+        other["request"]["namespace"] = json!(format!("ns-{i}"));
+        other["request"]["object"]["metadata"]["namespace"] = json!(format!("ns-{i}"));
+        send(
+            &router,
+            "POST",
+            "/mutate-pods",
+            serde_json::to_vec(&other).unwrap(),
+        )
+        .await;
+    }
+    let (_, body) = send(&router, "GET", "/metrics", "").await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("muster_exchange_webhook_reviews_total{route=\"mutate-pods\",outcome=\"malformed\"} 5"),
+        "{text}"
+    );
+    assert!(!text.contains("namespace="), "{text}");
 }

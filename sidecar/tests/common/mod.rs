@@ -90,6 +90,7 @@ pub struct HarnessOptions {
     pub clusters: Vec<&'static str>,
     pub header_mode: &'static str,
     pub sidecar: SidecarOptions,
+    pub central_issuer: Option<&'static str>,
 }
 
 impl Default for HarnessOptions {
@@ -105,6 +106,7 @@ impl Default for HarnessOptions {
             clusters: vec!["alpha"],
             header_mode: "auth-headers",
             sidecar,
+            central_issuer: None,
         }
     }
 }
@@ -168,13 +170,14 @@ impl Harness {
                 credentials_dir,
             });
         }
-        let config: SidecarConfig = serde_json::from_value(json!({
+        let mut config: SidecarConfig = serde_json::from_value(json!({
             "listen": "127.0.0.1:0",
             "upstream": format!("http://{}", upstream.addr),
             "headerMode": options.header_mode,
             "clusters": entries,
         }))
         .unwrap();
+        config.central_issuer = options.central_issuer.map(str::to_string);
         let sidecar = Sidecar::bind(&config, &options.sidecar).await.unwrap();
         let addr = sidecar.local_addr().unwrap();
         let state = sidecar.state();

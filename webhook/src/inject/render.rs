@@ -21,6 +21,9 @@ pub struct InjectorSettings {
     pub sidecar_image: String,
     /// Namespace to find MCPServers in when the pod does not say (`--mcpserver-namespace`).
     pub default_mcpserver_namespace: Option<String>,
+    /// The central Dex's issuer (`--central-issuer`), rendered as the sidecar's `centralIssuer`: the
+    /// sidecar then refuses subject tokens of any other issuer before asking Dex.
+    pub central_issuer: Option<String>,
 }
 
 /// Everything one injection adds to a pod.
@@ -49,6 +52,7 @@ pub fn render(
         upstream: format!("http://127.0.0.1:{}", options.upstream_port),
         header_mode: options.header_mode,
         clusters: clusters.iter().map(|c| c.config.clone()).collect(),
+        central_issuer: settings.central_issuer.clone(),
     };
     config.check()?;
     let config_json = serde_json::to_string(&config).map_err(|e| e.to_string())?;
@@ -128,6 +132,13 @@ fn volumes(cluster: &ResolvedCluster) -> Vec<Value> {
             "secret": {"secretName": secret, "defaultMode": 0o444}
         }));
     }
+    if let Some(configmap) = &cluster.dex_ca_configmap {
+        let key = muster_exchange_api::names::DEX_CA_KEY;
+        volumes.push(json!({
+            "name": layout::dex_ca_volume_name(name),
+            "configMap": {"name": configmap, "items": [{"key": key, "path": key}], "defaultMode": 0o444}
+        }));
+    }
     volumes
 }
 
@@ -142,6 +153,13 @@ fn volume_mounts(cluster: &ResolvedCluster) -> Vec<Value> {
         mounts.push(json!({
             "name": layout::kubeconfig_volume_name(name),
             "mountPath": layout::kubeconfig_dir(name),
+            "readOnly": true
+        }));
+    }
+    if cluster.dex_ca_configmap.is_some() {
+        mounts.push(json!({
+            "name": layout::dex_ca_volume_name(name),
+            "mountPath": layout::dex_ca_dir(name),
             "readOnly": true
         }));
     }
@@ -174,6 +192,7 @@ mod tests {
             },
             credentials_secret: "cluster-a-exchange".into(),
             kubeconfig_secret: None,
+            dex_ca_configmap: None,
         }
     }
 
@@ -190,6 +209,7 @@ mod tests {
         let settings = InjectorSettings {
             sidecar_image: "img".into(),
             default_mcpserver_namespace: None,
+            central_issuer: None,
         };
         assert!(render(&options, &[cluster("https://dex.example.com/token")], &settings).is_ok());
         let error = render(&options, &[cluster("http://dex.example.com/token")], &settings).unwrap_err();

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
-    ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE, ANNOTATION_MCPSERVERS,
-    KUBECONFIG_SECRET_SUFFIX,
+    ANNOTATION_DEX_CA_CONFIGMAP, ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE,
+    ANNOTATION_MCPSERVERS, DEX_CA_KEY, KUBECONFIG_SECRET_SUFFIX,
 };
 use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
+use muster_exchange_api::validation::syntax::is_dns1123_subdomain;
 use muster_exchange_api::validation::validate;
 
 use super::options::InjectOptions;
@@ -25,6 +26,9 @@ pub struct ResolvedCluster {
     pub credentials_secret: String,
     /// Secret with the remote kubeconfig, mounted in `auth-headers` mode only.
     pub kubeconfig_secret: Option<String>,
+    /// ConfigMap (pod's namespace) with the Dex CA bundle, from the MCPServer's
+    /// [`ANNOTATION_DEX_CA_CONFIGMAP`]; rendered as the sidecar's `caFile`.
+    pub dex_ca_configmap: Option<String>,
 }
 
 /// Namespace to look MCPServers up in: the pod annotation, else the webhook's default, else the pod's.
@@ -98,8 +102,18 @@ fn resolve_one(
         detail,
     };
     let kubeconfig_file = (header_mode == HeaderMode::AuthHeaders).then(|| layout::kubeconfig_file(name));
-    let config = ClusterConfig::from_mcpserver(mcpserver, layout::credentials_dir(name), kubeconfig_file)
+    let mut config = ClusterConfig::from_mcpserver(mcpserver, layout::credentials_dir(name), kubeconfig_file)
         .map_err(|e| unusable(e.to_string()))?;
+    let dex_ca_configmap = annotation(mcpserver, ANNOTATION_DEX_CA_CONFIGMAP);
+    if let Some(configmap) = &dex_ca_configmap {
+        if !is_dns1123_subdomain(configmap) {
+            return Err(unusable(format!(
+                "annotation {ANNOTATION_DEX_CA_CONFIGMAP} is {configmap:?}, not a ConfigMap name; name a \
+                 ConfigMap in the pod's namespace with key {DEX_CA_KEY}"
+            )));
+        }
+        config.ca_file = Some(layout::dex_ca_file(name));
+    }
     let report = validate(mcpserver);
     if !report.is_valid() {
         let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
@@ -133,6 +147,7 @@ fn resolve_one(
         config,
         credentials_secret: secret_ref.name.clone(),
         kubeconfig_secret,
+        dex_ca_configmap,
     })
 }
 
@@ -159,11 +174,16 @@ fn kubeconfig_secret(
 }
 
 fn annotated_kubeconfig_secret(mcpserver: &MCPServer) -> Option<String> {
+    annotation(mcpserver, ANNOTATION_KUBECONFIG_SECRET)
+}
+
+/// The MCPServer's annotation `key`, trimmed; `None` when absent or blank.
+fn annotation(mcpserver: &MCPServer, key: &str) -> Option<String> {
     mcpserver
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_KUBECONFIG_SECRET))
+        .and_then(|a| a.get(key))
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(str::to_string)

@@ -15,6 +15,7 @@ pub(super) fn settings() -> InjectorSettings {
     InjectorSettings {
         sidecar_image: "ghcr.io/giantswarm/muster-exchange:0.1.0".into(),
         default_mcpserver_namespace: None,
+        central_issuer: None,
     }
 }
 
@@ -412,4 +413,56 @@ fn the_render_cache_gives_the_same_answers_and_sees_changed_mcpservers() {
 
 fn pod_with_mcpservers(list: &str) -> Value {
     pod(json!({"exchange.muster.giantswarm.io/mcpservers": list}))
+}
+
+#[test]
+fn a_dex_ca_configmap_annotation_is_mounted_and_becomes_the_ca_file() {
+    let annotate = |value: &str| {
+        let yaml = MCPSERVERS.replacen(
+            "  name: cluster-a\n  namespace: apps\n",
+            &format!(
+                "  name: cluster-a\n  namespace: apps\n  annotations:\n    exchange.muster.giantswarm.io/dex-ca-configmap: \"{value}\"\n"
+            ),
+            1,
+        );
+        StaticMcpServers::from_documents(parse_documents(&yaml, "mcpservers.yaml").unwrap()).unwrap()
+    };
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let Outcome::Inject(patch) = inject_pod(&pod, "apps", &settings(), &annotate("dex-ca")).unwrap() else {
+        panic!("expected a patch");
+    };
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch).unwrap();
+    let volume = out["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "mx-dexca-cluster-a")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        volume["configMap"],
+        json!({"name": "dex-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}], "defaultMode": 0o444})
+    );
+    let sidecar = &out["spec"]["initContainers"][0];
+    assert!(
+        sidecar["volumeMounts"].as_array().unwrap().contains(&json!({
+            "name": "mx-dexca-cluster-a",
+            "mountPath": "/var/run/muster-exchange/clusters/cluster-a/dex-ca",
+            "readOnly": true
+        })),
+        "{sidecar}"
+    );
+    let config: Value = serde_json::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config["clusters"][0]["caFile"],
+        "/var/run/muster-exchange/clusters/cluster-a/dex-ca/ca.crt"
+    );
+    // Injecting again changes nothing: the volume is recognised as ours.
+    assert!(matches!(
+        inject_pod(&out, "apps", &settings(), &annotate("dex-ca")).unwrap(),
+        Outcome::UpToDate
+    ));
+    let err = inject_pod(&pod, "apps", &settings(), &annotate("Not A Name")).unwrap_err();
+    assert!(err.to_string().contains("not a ConfigMap name"), "{err}");
 }

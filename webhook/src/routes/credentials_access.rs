@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::respond;
+use super::{namespace_problem, respond};
 use crate::admission::parse_request;
 use crate::admission_sar::decide_secret_access;
 use crate::state::AppState;
@@ -22,19 +22,24 @@ pub const CREDENTIALS_ACCESS_ROUTE: &str = "validate-mcpserver-credentials";
 /// The handler.
 pub async fn validate_credentials_access(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let started = Instant::now();
+    let malformed = |message: String| {
+        state.metrics.record_review(
+            CREDENTIALS_ACCESS_ROUTE,
+            "malformed",
+            started.elapsed().as_secs_f64(),
+        );
+        (StatusCode::BAD_REQUEST, message).into_response()
+    };
     let request = match parse_request(&body) {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(route = CREDENTIALS_ACCESS_ROUTE, %error, "malformed admission review");
-            state.metrics.record_review(
-                CREDENTIALS_ACCESS_ROUTE,
-                "malformed",
-                "",
-                started.elapsed().as_secs_f64(),
-            );
-            return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
+            return malformed(format!("{error}\n"));
         }
     };
+    if let Some(problem) = namespace_problem(CREDENTIALS_ACCESS_ROUTE, &request) {
+        return malformed(problem);
+    }
     let (answer, outcome) = decide_secret_access(state.access_reviewer.as_ref(), &request).await;
     respond(
         &state,

@@ -13,6 +13,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use muster_exchange_api::validation::syntax::is_dns1123_label;
 
 /// One admission route: how it is named in metrics, and its decision function.
 pub type Decide = fn(&AppState, &AdmissionRequest) -> (AdmissionAnswer, &'static str);
@@ -34,16 +35,22 @@ pub fn handle_review_parsed_by(
     decide: Decide,
 ) -> Response {
     let started = Instant::now();
+    let malformed = |message: String| {
+        state
+            .metrics
+            .record_review(route, "malformed", started.elapsed().as_secs_f64());
+        (StatusCode::BAD_REQUEST, message).into_response()
+    };
     let request = match parse(body) {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(route, %error, "malformed admission review");
-            state
-                .metrics
-                .record_review(route, "malformed", "", started.elapsed().as_secs_f64());
-            return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
+            return malformed(format!("{error}\n"));
         }
     };
+    if let Some(problem) = namespace_problem(route, &request) {
+        return malformed(problem);
+    }
     let (answer, outcome) = decide(state, &request);
     respond(state, route, &request, answer, outcome, started)
 }
@@ -62,7 +69,7 @@ pub fn respond(
     let body = answer.to_body();
     state
         .metrics
-        .record_review(route, outcome, namespace, started.elapsed().as_secs_f64());
+        .record_review(route, outcome, started.elapsed().as_secs_f64());
     tracing::debug!(route, uid = %request.uid, %namespace, name = %request.name, outcome, allowed, "admission review");
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -74,5 +81,30 @@ pub fn respond(
             )
                 .into_response()
         }
+    }
+}
+
+/// The 400 message for a review whose `request.namespace` is not a namespace name, `None` when it is
+/// one or empty. The namespace keys caches and appears in logs: anything else is not a review the API
+/// server sent.
+pub(crate) fn namespace_problem(route: &'static str, request: &AdmissionRequest) -> Option<String> {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    if namespace.is_empty() || is_dns1123_label(namespace) {
+        return None;
+    }
+    tracing::warn!(route, uid = %request.uid, namespace_bytes = namespace.len(),
+        "malformed admission review: request.namespace is not a namespace name");
+    Some(format!(
+        "request.namespace is not a namespace name (a DNS-1123 label of at most 63 characters): {:?}\n",
+        truncated(namespace)
+    ))
+}
+
+/// At most the first 64 characters of `text`, so an answer never echoes a huge value back.
+fn truncated(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }

@@ -8,6 +8,8 @@ use axum::response::Response;
 use kube::core::admission::Operation;
 use serde_json::Value;
 
+use muster_exchange_api::validation::syntax::is_dns1123_label;
+
 use super::handle_review_parsed_by;
 use crate::admission::{AdmissionAnswer, AdmissionRequest, parse_pod_request};
 use crate::inject::{EncodedOutcome, inject_pod_encoded};
@@ -38,6 +40,12 @@ pub fn decide(state: &AppState, request: &AdmissionRequest) -> (AdmissionAnswer,
         .filter(|ns| !ns.is_empty())
         .or_else(|| pod.pointer("/metadata/namespace").and_then(Value::as_str))
         .unwrap_or("default");
+    // The review's own namespace was checked with the body; the pod's is checked here, before it keys
+    // the render cache.
+    if !is_dns1123_label(namespace) {
+        let message = "the pod's metadata.namespace is not a namespace name (a DNS-1123 label)";
+        return (response.deny(message.to_string()), "malformed");
+    }
     let cache = &state.render_cache;
     match inject_pod_encoded(pod, namespace, &state.settings, state.catalog.as_ref(), cache) {
         Ok(EncodedOutcome::Inject(patch)) => {

@@ -40,6 +40,7 @@ pub fn state() -> Arc<AppState> {
     let settings = InjectorSettings {
         sidecar_image: SIDECAR_IMAGE.into(),
         default_mcpserver_namespace: None,
+        central_issuer: None,
     };
     Arc::new(AppState::new(settings, Arc::new(catalog())))
 }

@@ -1,0 +1,163 @@
+//! The bounded server for `/healthz`, `/readyz` and `/metrics`: at most [`MAX_CONNECTIONS`] open
+//! connections (further ones wait in the listen backlog), a connection that sent no request head
+//! within [`HEADER_READ_TIMEOUT`] is closed, every further head must arrive within the same time (so an
+//! idle keep-alive connection closes too), small read buffers, and at most [`MAX_IN_FLIGHT`] requests
+//! at once (further ones get 503). None of its routes reads a request body.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// Time to send a request head, from connect or from the previous response.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections open at once (Prometheus and the kubelet need a handful).
+pub const MAX_CONNECTIONS: usize = 64;
+/// Most requests answered at once.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Largest HTTP/1 read buffer of one connection.
+const MAX_READ_BUFFER: usize = 16 * 1024;
+/// Longest wait for open requests after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` within the bounds above until `shutdown`.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
+    serve_within(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
+}
+
+/// [`serve`] with another header-read timeout (tests).
+pub async fn serve_within(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) {
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let requests = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_READ_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(header_timeout)
+        .max_concurrent_streams(8);
+    let graceful = GracefulShutdown::new();
+    let mut open = JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            slot = connections.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
+            () = shutdown.cancelled() => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics server: accept failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let started = Arc::new(AtomicBool::new(false));
+        let (app, requests, mark) = (app.clone(), requests.clone(), started.clone());
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            mark.store(true, Ordering::Release);
+            let (app, requests) = (app.clone(), requests.clone());
+            async move {
+                let Ok(_slot) = requests.try_acquire_owned() else {
+                    return Ok::<_, Infallible>(overloaded());
+                };
+                app.oneshot(request.map(Body::new)).await
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+        open.spawn(async move {
+            let _slot = slot;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = &mut connection => return,
+                () = tokio::time::sleep(header_timeout) => {}
+            }
+            if started.load(Ordering::Acquire) {
+                let _ = connection.await;
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    }
+    open.shutdown().await;
+}
+
+fn overloaded() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many requests at once; retry\n",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_and_requests_are_answered() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_within(
+            listener,
+            app,
+            shutdown.clone(),
+            Duration::from_millis(200),
+        ));
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut received = Vec::new();
+        let _ = silent.read_to_end(&mut received).await;
+        assert!(received.is_empty(), "the server closes it without an answer");
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok"), "{answer}");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}

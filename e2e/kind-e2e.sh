@@ -265,6 +265,10 @@ kubectl -n muster-exchange rollout status deploy/muster-exchange-controller --ti
 # end-install-step
 ca=$(kubectl get mutatingwebhookconfiguration muster-exchange -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
 [ -n "$ca" ] || fail "the webhook is Ready but no caBundle was published"
+# Both self-signed replicas share one CA: the Secret exists and the published bundle holds one certificate.
+kubectl -n muster-exchange get secret muster-exchange-webhook-ca >/dev/null || fail "no shared CA Secret muster-exchange-webhook-ca"
+certs=$(printf '%s' "$ca" | base64 -d | grep -c 'BEGIN CERTIFICATE' || true)
+[ "$certs" = 1 ] || fail "the caBundle holds $certs CAs; the replicas should share one"
 pass "webhook Ready with its caBundle published; controller Ready"
 
 # On a reused cluster: the app of a previous run goes, pods included, so the app step creates it afresh

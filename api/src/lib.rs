@@ -8,6 +8,8 @@ pub mod crd;
 pub mod credentials_policy;
 pub mod defaulting;
 pub mod documents;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod issuer;
 pub mod mcpserver;
 pub mod names;

@@ -42,6 +42,9 @@ pub const KUBECONFIG_FALLBACK_KEY: &str = "kubeconfig";
 
 /// Name of the injected native sidecar container.
 pub const SIDECAR_CONTAINER_NAME: &str = "token-exchange";
+/// Name of the injected sidecar's container port (proxy, `/metrics`, `/healthz`, `/readyz`): what the
+/// monitoring component's PodMonitor selects (an IANA service name, at most 15 characters).
+pub const SIDECAR_PORT_NAME: &str = "token-exchange";
 /// Environment variable carrying the sidecar's configuration document (JSON) in the pod spec.
 pub const SIDECAR_CONFIG_ENV: &str = "MUSTER_EXCHANGE_SIDECAR_CONFIG";
 /// Sidecar image injected when the webhook is given none: this release of the one muster-exchange image

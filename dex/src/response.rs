@@ -66,8 +66,11 @@ pub(crate) fn interpret(
         endpoint: endpoint.to_string(),
         reason,
     };
+    // serde_json skips unknown members without checking their UTF-8: the whole body is checked first,
+    // so an answer that is not JSON is refused whatever part of it is broken.
+    let text = std::str::from_utf8(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let parsed: TokenResponse =
-        serde_json::from_slice(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
+        serde_json::from_str(text).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let access_token = parsed
         .access_token
         .filter(|t| !t.is_empty())
@@ -157,9 +160,14 @@ pub(crate) fn capped(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-/// The first 256 characters of a body, on one line, for error messages.
+/// Members of a JSON body that hold credentials; an excerpt never quotes their values.
+const CREDENTIAL_MEMBERS: [&str; 4] = ["access_token", "id_token", "refresh_token", "subject_token"];
+
+/// The first 256 characters of a body, on one line, for error messages (which reach logs and
+/// conditions), with the values of [`CREDENTIAL_MEMBERS`] of a JSON object replaced.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let redacted = redact_credentials(body);
+    let text = String::from_utf8_lossy(redacted.as_deref().unwrap_or(body));
     let one_line: String = text
         .chars()
         .take(256)
@@ -170,6 +178,24 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     } else {
         one_line
     }
+}
+
+/// A JSON object body re-serialised with its credential members' values replaced; `None` when it is not
+/// one or has none.
+fn redact_credentials(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    let mut redacted = false;
+    for name in CREDENTIAL_MEMBERS {
+        if let Some(member) = object.get_mut(name) {
+            *member = serde_json::Value::String("<redacted>".into());
+            redacted = true;
+        }
+    }
+    if !redacted {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 #[cfg(test)]
@@ -270,6 +296,45 @@ mod tests {
         assert!(matches!(e, ExchangeError::IssuerMismatch { ref actual, .. } if actual == "https://other"));
         let e = interpret(EP, 200, &ok_body("opaque", Some(5)), Some("https://dex.b"), now()).unwrap_err();
         assert!(matches!(e, ExchangeError::IssuerMismatch { .. }));
+    }
+
+    #[test]
+    fn an_error_answer_carrying_a_token_is_quoted_without_it() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        for status in [400, 404, 502] {
+            let body = json!({"access_token": token, "id_token": "id-token-value", "expires_in": 60});
+            let e = interpret(EP, status, body.to_string().as_bytes(), None, now()).unwrap_err();
+            let message = e.to_string();
+            assert!(!message.contains(&token), "{message}");
+            assert!(!message.contains("id-token-value"), "{message}");
+            assert!(message.contains(r#""access_token":"<redacted>""#), "{message}");
+            assert!(message.contains(r#""expires_in":60"#), "{message}");
+        }
+        assert_eq!(body_excerpt(b"not json"), "not json");
+    }
+
+    #[test]
+    fn a_success_body_that_is_not_utf8_is_not_json_even_in_unknown_members() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        let body = |unknown: &[u8]| {
+            let mut body =
+                format!(r#"{{"access_token":"{token}","expires_in":60,"token_tye":""#).into_bytes();
+            body.extend_from_slice(unknown);
+            body.extend_from_slice(br#""}"#);
+            body
+        };
+        assert!(interpret(EP, 200, &body(b"id"), None, now()).is_ok());
+        let e = interpret(EP, 200, &body(b"\xa1\x8b"), None, now()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExchangeError::InvalidResponse {
+                    reason: InvalidResponse::NotJson(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

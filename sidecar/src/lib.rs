@@ -13,6 +13,8 @@ pub mod credentials;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod inbound_auth;
 pub mod kubeconfig;
 pub mod metrics;

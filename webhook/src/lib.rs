@@ -16,6 +16,8 @@
 pub mod admission;
 pub mod admission_sar;
 pub mod cli;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod inject;
 pub mod inject_manifests;
 pub mod layout;

@@ -80,6 +80,11 @@ impl Default for Metrics {
             injections.clone(),
         );
         registry.register("refusals", "Pods refused injection, by reason", refusals.clone());
+        registry.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use (Unix seconds)",
+            crate::tls::expiry::gauge(),
+        );
         let mcpservers_unreadable = Gauge::default();
         registry.register(
             "mcpservers_unreadable",
@@ -142,6 +147,11 @@ mod tests {
         assert!(text.contains("muster_exchange_webhook_injections_total 1"));
         assert!(
             text.contains("muster_exchange_webhook_review_duration_seconds_count{route=\"mutate-pods\"} 1")
+        );
+        assert!(
+            text.contains(
+                "# TYPE muster_exchange_webhook_serving_certificate_expiry_timestamp_seconds gauge"
+            )
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::server::router;
 use crate::state::AppState;
 use crate::tls::TlsError;
 use crate::tls::ca_bundle::WebhookConfigurationPatcher;
+use crate::tls::ca_secret::SecretCaStore;
 use crate::tls::pem_files::PemFiles;
 use crate::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use crate::tls::server_config::client_verifier;
@@ -48,6 +49,10 @@ pub enum TlsSource {
         mutating: String,
         /// ValidatingWebhookConfiguration name.
         validating: String,
+        /// The Secret holding the CA the replicas share.
+        ca_secret: String,
+        /// Its namespace (the webhook's own).
+        ca_namespace: String,
     },
 }
 
@@ -218,11 +223,14 @@ async fn start_tls(
             mut settings,
             mutating,
             validating,
+            ca_secret,
+            ca_namespace,
         } => {
             settings.client_verifier = verifier;
             let client = kube_client(client).await?;
+            let store = SecretCaStore::new(client.clone(), &ca_namespace, &ca_secret);
             let patcher = WebhookConfigurationPatcher::new(client, mutating, validating);
-            let authority = SelfSigned::start(settings, Arc::new(patcher)).await?;
+            let authority = SelfSigned::start(settings, Arc::new(patcher), Arc::new(store)).await?;
             let config = authority.rustls_config();
             let ready = authority.ready();
             tokio::spawn(authority.run(stop));

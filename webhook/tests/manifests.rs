@@ -197,7 +197,12 @@ fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
     assert_eq!(target, Some(IntOrString::String(port.name.clone().unwrap())));
     let container_args = container.args.clone().unwrap();
     assert_eq!(container_args[0], "webhook");
-    assert!(container_args.contains(&format!("--listen={}", args.listen)));
+    assert!(
+        !container_args.iter().any(|a| a.starts_with("--listen")),
+        "the default listen address ({}) is the one the port names",
+        args.listen
+    );
+    assert!(args.listen.ip().is_unspecified() && args.listen.is_ipv6());
     let probe = container
         .readiness_probe
         .as_ref()
@@ -279,15 +284,37 @@ fn the_network_policy_admits_only_the_webhook_port_to_the_webhook_pods() {
 }
 
 #[test]
-fn the_webhook_runs_and_injects_the_image_of_this_release() {
-    // The default sidecar image follows the crate version; a release that bumps it must bump the manifest.
+fn the_webhook_runs_and_injects_the_image_the_kustomization_sets_once() {
+    // The Deployment names a placeholder for both its own image and the sidecar's; the kustomization's
+    // one `images:` entry (and its kustomizeconfig.yaml for the env value) replaces both.
     let deployment: Deployment = one("Deployment");
     let container = deployment.spec.unwrap().template.spec.unwrap().containers[0].clone();
-    assert_eq!(container.image.as_deref(), Some(DEFAULT_SIDECAR_IMAGE));
+    let placeholder = container.image.clone().unwrap();
+    let sidecar_image = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "MUSTER_EXCHANGE_SIDECAR_IMAGE")
+        .and_then(|e| e.value);
+    assert_eq!(sidecar_image.as_deref(), Some(placeholder.as_str()));
     assert!(
-        container
+        !container
             .args
-            .unwrap()
-            .contains(&format!("--sidecar-image={DEFAULT_SIDECAR_IMAGE}"))
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.starts_with("--sidecar-image")),
+        "the env value, not a flag, carries the sidecar image"
     );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/kustomization.yaml");
+    let kustomization = read_documents(root.to_str().unwrap()).unwrap().remove(0).value;
+    let images = kustomization["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["name"], placeholder.as_str());
+    // The default sidecar image follows the crate version; a release that bumps it must bump this.
+    let image = format!(
+        "{}:{}",
+        images[0]["newName"].as_str().unwrap(),
+        images[0]["newTag"].as_str().unwrap()
+    );
+    assert_eq!(image, DEFAULT_SIDECAR_IMAGE);
 }

@@ -41,7 +41,7 @@ pub(super) fn patched(pod: &Value) -> Value {
 
 fn cluster_a_config() -> String {
     concat!(
-        r#"{"listen":"0.0.0.0:8090","upstream":"http://127.0.0.1:8080","headerMode":"auth-headers","clusters":[{"#,
+        r#"{"listen":"[::]:8090","upstream":"http://127.0.0.1:8080","headerMode":"auth-headers","clusters":[{"#,
         r#""name":"cluster-a","dexTokenEndpoint":"https://dex.cluster-a.example.com/token","connectorId":"central","#,
         r#""scopes":"openid profile email groups","requiredAudiences":["dex-k8s-authenticator"],"#,
         r#""credentialsDir":"/var/run/muster-exchange/clusters/cluster-a/credentials","clientIdKey":"client-id","#,
@@ -59,7 +59,7 @@ pub(crate) fn cluster_a_sidecar() -> Value {
         "image": "ghcr.io/giantswarm/muster-exchange:0.1.0",
         "command": ["muster-exchange", "sidecar"],
         "restartPolicy": "Always",
-        "ports": [{"containerPort": 8090, "protocol": "TCP"}],
+        "ports": [{"name": "token-exchange", "containerPort": 8090, "protocol": "TCP"}],
         "env": [{"name": "MUSTER_EXCHANGE_SIDECAR_CONFIG", "value": cluster_a_config()}],
         "startupProbe": probe("/readyz", 1, 120),
         "readinessProbe": probe("/readyz", 5, 3),
@@ -198,7 +198,7 @@ fn bearer_mode_mounts_no_kubeconfig_and_annotations_reach_the_sidecar() {
     })));
     let sidecar = &once["spec"]["initContainers"][0];
     let config: Value = serde_json::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
-    assert_eq!(config["listen"], "0.0.0.0:9443");
+    assert_eq!(config["listen"], "[::]:9443");
     assert_eq!(config["upstream"], "http://127.0.0.1:3000");
     assert_eq!(config["headerMode"], "bearer");
     assert_eq!(

@@ -72,6 +72,7 @@ async fn the_webhook_accepts_ipv6_and_ipv4_on_its_default_address() {
     let settings = muster_exchange_webhook::inject::InjectorSettings {
         sidecar_image: "image".into(),
         default_mcpserver_namespace: None,
+        central_issuer: None,
     };
     let state = Arc::new(muster_exchange_webhook::state::AppState::new(
         settings,

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
             service_namespace: "muster-exchange".into(),
             mutating_webhook_configuration: "muster-exchange".into(),
             validating_webhook_configuration: "muster-exchange".into(),
+            self_signed_ca_secret: "muster-exchange-webhook-ca".into(),
             self_signed_validity_hours: 720,
             shutdown_delay_seconds: 0,
             shutdown_grace_seconds: 1,

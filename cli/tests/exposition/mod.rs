@@ -48,7 +48,7 @@ pub fn expositions() -> [String; 3] {
     };
     let webhook = {
         let metrics = muster_exchange_webhook::metrics::Metrics::default();
-        metrics.record_review("mutate-pods", "patched", "apps", 0.001);
+        metrics.record_review("mutate-pods", "patched", 0.001);
         metrics.record_refusal("unknown-mcpserver");
         metrics.encode().expect("encode")
     };

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::credential_grants::{CredentialGrantConfig, CredentialSyncReport, sync_credential_grants};
 use super::kubeconfig_grants::{KubeconfigGrantConfig, KubeconfigSyncReport, sync_kubeconfig_grants};
 use super::subjects::parse_service_account;
-use crate::error::Error;
-use crate::fixtures::{Expect, list, metadata_list, run_scenario};
+use crate::runtime::error::Error;
+use crate::runtime::fixtures::{Expect, list, metadata_list, run_scenario};
 
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
 /// The query string of every server-side apply the controller sends.

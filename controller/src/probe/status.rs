@@ -8,9 +8,9 @@ use kube::{Client, Resource};
 use muster_exchange_api::MCPServer;
 use serde_json::json;
 
-use crate::conditions::build::conditions_for;
-use crate::conditions::merge::{merge, transitions, unchanged};
-use crate::error::Error;
+use crate::probe::conditions::build::conditions_for;
+use crate::probe::conditions::merge::{merge, transitions, unchanged};
+use crate::runtime::error::Error;
 use crate::probe::outcome::ProbeOutcome;
 
 /// Field manager of the conditions (separate from Muster's and from the grants').
@@ -82,7 +82,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::fixtures::{Expect, run_scenario};
+    use crate::runtime::fixtures::{Expect, run_scenario};
     use crate::probe::outcome::Check;
 
     const URI: &str = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/cluster-a/status?&force=true&fieldManager=muster-exchange-controller-conditions";

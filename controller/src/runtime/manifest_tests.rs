@@ -5,7 +5,7 @@ use clap::Parser;
 use muster_exchange_api::documents::read_documents;
 use serde_json::{Value, json};
 
-use crate::controller_cmd::ControllerArgs;
+use crate::cli::ControllerArgs;
 
 fn manifest(name: &str) -> Vec<Value> {
     let path = format!("{}/../manifests/controller/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::run_probe_loop;
-use crate::context::ProbeLoopConfig;
-use crate::fixtures::{synced_store, test_context};
+use crate::runtime::context::ProbeLoopConfig;
+use crate::runtime::fixtures::{synced_store, test_context};
 use crate::probe::ProbeSettings;
 use crate::probe::tests::{client as exchange_client, dex};
 

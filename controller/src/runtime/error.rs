@@ -50,6 +50,3 @@ impl Error {
         }
     }
 }
-
-/// Result alias with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::run_probe_loop;
 use super::tests::{Log, mock_api, server_json};
-use crate::context::ProbeLoopConfig;
-use crate::fixtures::{Expect, run_scenario, synced_store, test_context};
+use crate::runtime::context::ProbeLoopConfig;
+use crate::runtime::fixtures::{Expect, run_scenario, synced_store, test_context};
 use crate::probe::ProbeSettings;
 use crate::probe::tests::{client as exchange_client, dex};
 

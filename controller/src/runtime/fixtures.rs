@@ -169,10 +169,10 @@ pub fn test_context(
     client: Client,
     exchange: muster_exchange_dex::ExchangeClient,
     leader: tokio::sync::watch::Receiver<bool>,
-    probe: crate::context::ProbeLoopConfig,
-) -> crate::context::Context {
+    probe: crate::runtime::context::ProbeLoopConfig,
+) -> crate::runtime::context::Context {
     use kube::runtime::events::{Recorder, Reporter};
-    crate::context::Context {
+    crate::runtime::context::Context {
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -197,7 +197,7 @@ pub fn test_context(
         },
         probe,
         exchange,
-        metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+        metrics: std::sync::Arc::new(crate::runtime::metrics::Metrics::default()),
         leader,
         grants_resync: Duration::from_secs(300),
     }

@@ -8,7 +8,7 @@ use muster_exchange_dex::test_double::{
     BlackHole, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DoubleClient, FailureMode, refused_addr,
 };
 
-use super::{DiagnoseArgs, DiagnoseError, diagnose};
+use super::command::{DiagnoseArgs, DiagnoseError, diagnose};
 use crate::probe::tests::{dex, install_crypto};
 
 fn server(name: &str, endpoint: &str, connector: &str, secret: &str, extra: &str) -> String {
@@ -248,8 +248,8 @@ async fn unreadable_or_malformed_input_is_an_error_not_a_report() {
 async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_ones() {
     use serde_json::json;
 
-    use crate::diagnose::input_from_cluster;
-    use crate::fixtures::{Expect, list, run_scenario};
+    use crate::diagnose::checks::input_from_cluster;
+    use crate::runtime::fixtures::{Expect, list, run_scenario};
 
     let enabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "a", "namespace": "muster"},
@@ -303,8 +303,8 @@ fn policy(allow_cross_namespace: bool) -> muster_exchange_api::credentials_polic
 async fn cluster_mode_never_reads_a_refused_secret() {
     use serde_json::json;
 
-    use crate::diagnose::input_from_cluster;
-    use crate::fixtures::{Expect, list, run_scenario};
+    use crate::diagnose::checks::input_from_cluster;
+    use crate::runtime::fixtures::{Expect, list, run_scenario};
 
     let server = |name: &str, secret_ns: &str| {
         json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",

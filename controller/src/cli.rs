@@ -8,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::rbac::v1::Subject;
 
 pub use crate::diagnose::command::{DiagnoseArgs, run_diagnose};
-use crate::runtime::duration_arg::parse_duration;
 use crate::grants::subjects::parse_service_account;
+use crate::runtime::duration_arg::parse_duration;
 
 /// `muster-exchange controller`: Secret-read grants and per-cluster MCPServer conditions.
 #[derive(Debug, Clone, clap::Args)]

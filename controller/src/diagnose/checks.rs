@@ -8,13 +8,13 @@ use futures::StreamExt;
 use kube::{Client, ResourceExt};
 use muster_exchange_dex::ExchangeClient;
 
-use crate::probe::conditions::build::conditions_for;
-use crate::runtime::error::Error;
+use super::sources::{FileInputs, ServerList, get_secret, list_mcpservers};
 use crate::probe::ProbeSettings;
+use crate::probe::conditions::build::conditions_for;
 use crate::probe::fleet::probe_fleet;
 use crate::probe::outcome::ProbeOutcome;
 use crate::probe::target::{ProbeTarget, credentials_secret_of};
-use super::sources::{FileInputs, ServerList, get_secret, list_mcpservers};
+use crate::runtime::error::Error;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Most MCPServers probed at once by `diagnose`.

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use muster_exchange_dex::{ClientOptions, ExchangeClient};
 
-use crate::diagnose::checks::{DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render};
-use crate::runtime::duration_arg::parse_duration;
-use crate::probe::ProbeSettings;
+use crate::diagnose::checks::{
+    DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render,
+};
 use crate::diagnose::sources::read_inputs;
+use crate::probe::ProbeSettings;
+use crate::runtime::duration_arg::parse_duration;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// `muster-exchange diagnose`: check MCPServers' token exchange once and exit 1 if any is not Ready.

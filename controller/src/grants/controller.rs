@@ -174,11 +174,22 @@ impl GrantWatches {
         let org_config = all().labels(&ctx.kubeconfig.namespace_selector);
         let (organizations, org_stream) =
             reflect(watcher(Api::<NamespaceMeta>::all(client.clone()), org_config), ());
-        let (secrets, secret_stream) = reflect(watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), all()), ());
+        let (secrets, secret_stream) = reflect(
+            watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), all()),
+            (),
+        );
         let kind_watch = |kind: GrantKind| {
-            let (roles, r) = reflect(watcher(Api::<Role>::all(client.clone()), by_name(kind.object_name())), ());
-            let (bindings, b) =
-                reflect(watcher(Api::<RoleBinding>::all(client.clone()), by_name(kind.object_name())), ());
+            let (roles, r) = reflect(
+                watcher(Api::<Role>::all(client.clone()), by_name(kind.object_name())),
+                (),
+            );
+            let (bindings, b) = reflect(
+                watcher(
+                    Api::<RoleBinding>::all(client.clone()),
+                    by_name(kind.object_name()),
+                ),
+                (),
+            );
             (KindStores { roles, bindings }, r, b)
         };
         let (kubeconfig, kr, kb) = kind_watch(GrantKind::Kubeconfig);
@@ -213,18 +224,27 @@ fn namespace_ref<K: Resource>(object: &K) -> Option<ObjectRef<NamespaceMeta>> {
 }
 
 /// Maps an MCPServer to the namespace of its credentials Secret and the one it named before.
-fn server_mapper(store: Store<DynamicObject>) -> impl Fn(DynamicObject) -> Vec<ObjectRef<NamespaceMeta>> + Send + Sync {
+fn server_mapper(
+    store: Store<DynamicObject>,
+) -> impl Fn(DynamicObject) -> Vec<ObjectRef<NamespaceMeta>> + Send + Sync {
     let previous: Mutex<HashMap<String, String>> = Mutex::default();
     move |server: DynamicObject| {
         let key = format!("{}/{}", server.namespace().unwrap_or_default(), server.name_any());
         let now = credentials_namespace(&server);
         let mut previous = previous.lock().unwrap_or_else(|p| p.into_inner());
-        let before = match (&now, store.get(&ObjectRef::from_obj_with(&server, mcpserver_resource()))) {
+        let before = match (
+            &now,
+            store.get(&ObjectRef::from_obj_with(&server, mcpserver_resource())),
+        ) {
             // Still in the cache: remember where its Secret is now.
             (Some(ns), Some(_)) => previous.insert(key, ns.clone()),
             _ => previous.remove(&key),
         };
-        let mut refs: Vec<_> = now.into_iter().chain(before).map(|ns| ObjectRef::new(&ns)).collect();
+        let mut refs: Vec<_> = now
+            .into_iter()
+            .chain(before)
+            .map(|ns| ObjectRef::new(&ns))
+            .collect();
         refs.dedup();
         refs
     }
@@ -249,7 +269,9 @@ pub(crate) async fn run(
         servers,
     } = watches;
     Controller::for_stream(namespaces, stores.namespaces.clone())
-        .watches_stream(organizations, |ns: NamespaceMeta| Some(ObjectRef::new(&ns.name_any())))
+        .watches_stream(organizations, |ns: NamespaceMeta| {
+            Some(ObjectRef::new(&ns.name_any()))
+        })
         .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
             suffix_config
                 .is_kubeconfig_secret(&secret.name_any())
@@ -260,7 +282,11 @@ pub(crate) async fn run(
         .watches_stream(cr, |o: Role| namespace_ref(&o))
         .watches_stream(kb, |o: RoleBinding| namespace_ref(&o))
         .watches_stream(cb, |o: RoleBinding| namespace_ref(&o))
-        .watches_stream_with(servers, server_mapper(stores.servers.clone()), mcpserver_resource())
+        .watches_stream_with(
+            servers,
+            server_mapper(stores.servers.clone()),
+            mcpserver_resource(),
+        )
         .with_config(Config::default().concurrency(concurrency))
         .reconcile_all_on(leader_gained)
         .graceful_shutdown_on(shutdown)
@@ -279,7 +305,10 @@ pub(crate) async fn run(
 pub(crate) struct GrantError(usize);
 
 /// One namespace's grants, leader only; requeued after the resync interval.
-pub(crate) async fn reconcile(namespace: Arc<NamespaceMeta>, g: Arc<GrantContext>) -> Result<Action, GrantError> {
+pub(crate) async fn reconcile(
+    namespace: Arc<NamespaceMeta>,
+    g: Arc<GrantContext>,
+) -> Result<Action, GrantError> {
     let name = namespace.name_any();
     let span = tracing::info_span!("reconcile", controller = "grants", namespace = %name);
     async move {
@@ -318,9 +347,7 @@ fn error_policy(namespace: Arc<NamespaceMeta>, _error: &GrantError, g: Arc<Grant
 /// [`RETRY_START`] doubled per consecutive failure, at most `resync`; never panics, whatever the inputs.
 fn retry_delay(failures: u32, resync: Duration) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    RETRY_START
-        .saturating_mul(factor)
-        .min(resync.max(RETRY_START))
+    RETRY_START.saturating_mul(factor).min(resync.max(RETRY_START))
 }
 
 /// Both grant kinds of `namespace`, from the caches.
@@ -440,8 +467,12 @@ fn record(g: &GrantContext, namespace: &str, report: &NamespaceReport) -> usize 
         let (granted, refused) = of_kind.fold((0i64, 0i64), |(g, r), (_, (granted, refused))| {
             (g + i64::from(*granted), r + *refused as i64)
         });
-        m.grants_managed.get_or_create(&GrantLabels { kind: k }).set(granted);
-        m.grants_refused.get_or_create(&GrantLabels { kind: k }).set(refused);
+        m.grants_managed
+            .get_or_create(&GrantLabels { kind: k })
+            .set(granted);
+        m.grants_refused
+            .get_or_create(&GrantLabels { kind: k })
+            .set(refused);
     }
     failed
 }
@@ -458,6 +489,9 @@ mod tests {
         assert_eq!(retry_delay(4, resync), Duration::from_secs(16));
         assert_eq!(retry_delay(9, resync), resync);
         assert_eq!(retry_delay(1, Duration::from_secs(1)), RETRY_START);
-        assert_eq!(retry_delay(u32::MAX, Duration::MAX), RETRY_START.saturating_mul(1 << 16));
+        assert_eq!(
+            retry_delay(u32::MAX, Duration::MAX),
+            RETRY_START.saturating_mul(1 << 16)
+        );
     }
 }

@@ -86,7 +86,11 @@ pub(crate) async fn sync_namespace(
             }
         }
         None => {
-            tracing::debug!(namespace, grant = kind.label_value(), "deletes held back: the MCPServer view is incomplete");
+            tracing::debug!(
+                namespace,
+                grant = kind.label_value(),
+                "deletes held back: the MCPServer view is incomplete"
+            );
         }
     }
     report.granted_namespaces -= report.unmanaged_conflicts.len();

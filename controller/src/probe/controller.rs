@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
-use kube::ResourceExt;
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
     CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
@@ -52,11 +52,24 @@ pub(crate) struct ProbeContext {
     pub(crate) ctx: Arc<Context>,
     store: Store<DynamicObject>,
     memory: Mutex<HashMap<String, Memory>>,
+    /// A random number in `[0, 1)` for the jitter (fixed in tests, so delays are exact).
+    random: fn() -> f64,
 }
 
 impl ProbeContext {
+    pub(crate) fn new(ctx: Arc<Context>, store: Store<DynamicObject>, random: fn() -> f64) -> Self {
+        ProbeContext {
+            ctx,
+            store,
+            memory: Mutex::default(),
+            random,
+        }
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
-        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -75,11 +88,7 @@ pub(crate) async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let concurrency = u16::try_from(ctx.probe.concurrency.max(1)).unwrap_or(u16::MAX);
-    let context = Arc::new(ProbeContext {
-        ctx,
-        store: store.clone(),
-        memory: Mutex::default(),
-    });
+    let context = Arc::new(ProbeContext::new(ctx, store.clone(), rand::random::<f64>));
     Controller::for_stream_with(objects, store, mcpserver_resource())
         .with_config(Config::default().concurrency(concurrency))
         .reconcile_all_on(leader_gained)
@@ -104,7 +113,11 @@ pub(crate) async fn reconcile(object: Arc<DynamicObject>, p: Arc<ProbeContext>) 
     reconcile_one(object, p, key).instrument(span).await
 }
 
-async fn reconcile_one(object: Arc<DynamicObject>, p: Arc<ProbeContext>, key: String) -> Result<Action, Error> {
+async fn reconcile_one(
+    object: Arc<DynamicObject>,
+    p: Arc<ProbeContext>,
+    key: String,
+) -> Result<Action, Error> {
     let ctx = &p.ctx;
     if !ctx.is_leader() {
         return Ok(Action::await_change());
@@ -153,7 +166,7 @@ async fn reconcile_one(object: Arc<DynamicObject>, p: Arc<ProbeContext>, key: St
         }
     };
     let Some(remembered) = remembered else {
-        return Ok(Action::requeue(initial_delay(ctx.probe.interval, rand::random())));
+        return Ok(Action::requeue(initial_delay(ctx.probe.interval, (p.random)())));
     };
     let outcome = probe_server(ctx, &server, remembered.last_answered).await;
     record_outcome(ctx, &key, &outcome);
@@ -176,13 +189,9 @@ async fn reconcile_one(object: Arc<DynamicObject>, p: Arc<ProbeContext>, key: St
             publish_transitions(&ctx.recorder, &server, &plan.transitions).await;
         }
     }
-    let times = (ctx.probe.interval, ctx.probe.max_backoff);
-    Ok(Action::requeue(next_probe_delay(
-        times.0,
-        times.1,
-        failures,
-        rand::random(),
-    )))
+    let (interval, max_backoff) = (ctx.probe.interval, ctx.probe.max_backoff);
+    let delay = next_probe_delay(interval, max_backoff, failures, (p.random)());
+    Ok(Action::requeue(delay))
 }
 
 /// A failed clear of our conditions is retried after one probe interval.

@@ -18,7 +18,7 @@ pub(crate) mod target;
 #[cfg(test)]
 mod controller_review_tests;
 #[cfg(test)]
-mod controller_tests;
+pub(crate) mod controller_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::probe::conditions::build::conditions_for;
 use crate::probe::conditions::merge::{merge, transitions, unchanged};
-use crate::runtime::error::Error;
 use crate::probe::outcome::ProbeOutcome;
+use crate::runtime::error::Error;
 
 /// Field manager of the conditions (separate from Muster's and from the grants').
 pub const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";
@@ -82,8 +82,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::runtime::fixtures::{Expect, run_scenario};
     use crate::probe::outcome::Check;
+    use crate::runtime::fixtures::{Expect, run_scenario};
 
     const URI: &str = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/cluster-a/status?&force=true&fieldManager=muster-exchange-controller-conditions";
 

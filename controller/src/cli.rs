@@ -111,6 +111,23 @@ pub async fn run_controller(args: ControllerArgs) -> std::process::ExitCode {
     }
 }
 
+/// Runs the controller against the API server `config` names (the grant benchmark drives a mock API
+/// server this way); otherwise as [`run_controller`].
+#[doc(hidden)]
+pub async fn run_controller_with(args: ControllerArgs, config: kube::Config) -> std::process::ExitCode {
+    let started = match crate::runtime::kube_client::clients_from(config) {
+        Ok(clients) => crate::runtime::run_with(args, clients).await,
+        Err(e) => Err(e.into()),
+    };
+    match started {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

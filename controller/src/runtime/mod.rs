@@ -113,11 +113,20 @@ fn election_config(args: &ControllerArgs, identity: String) -> ElectionConfig {
     }
 }
 
-/// Runs the controller until SIGTERM/Ctrl-C.
+/// Runs the controller until SIGTERM/Ctrl-C, against the API server of the inferred configuration.
 pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     validate(&args)?;
+    start(args, kube_client::clients().await?).await
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C with these clients.
+pub(crate) async fn run_with(args: ControllerArgs, clients: kube_client::Clients) -> Result<(), StartError> {
+    validate(&args)?;
+    start(args, clients).await
+}
+
+async fn start(args: ControllerArgs, clients: kube_client::Clients) -> Result<(), StartError> {
     let exchange = exchange_client(&args)?;
-    let clients = kube_client::clients().await?;
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|e| StartError::Listen(args.metrics_addr, e))?;

@@ -296,7 +296,7 @@ async fn wait_for_reconciles(metrics: SocketAddr, at_least: u64, counts: &Counts
             return;
         }
         polls += 1;
-        if polls % 100 == 0 {
+        if polls.is_multiple_of(100) {
             eprintln!(
                 "  waiting: {done} of {at_least} reconciles, requests {:?}",
                 counts.snapshot()

@@ -92,46 +92,61 @@ pub fn read_documents(path: &str) -> Result<Vec<Document>, DocumentError> {
     parse_documents(&text, path)
 }
 
-/// Splits `text` into objects. Empty documents are skipped; `kind: List` is expanded into its items.
+/// Splits `text` into objects. Documents are separated by `---` lines; each is YAML or JSON (a JSON
+/// document may hold several concatenated values, as `kubectl get -o json` streams do). Empty documents
+/// are skipped; `kind: List` is expanded into its items.
 pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Document>, DocumentError> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return parse_json(text, source);
-    }
     let mut out = Vec::new();
     for (start_line, chunk) in split_yaml_documents(text) {
-        let value: Value = match serde_saphyr::from_str_with_options::<Option<Value>>(&chunk, yaml_options())
-        {
-            Ok(Some(value)) => value,
-            Ok(None) => continue,
-            Err(err) => {
-                let line = err.location().map_or(0, |l| l.line() as usize);
-                return Err(DocumentError::Parse {
-                    source_name: source.to_string(),
-                    line: start_line + line.saturating_sub(1),
-                    message: first_line(&err.to_string()),
-                });
-            }
-        };
-        push_expanded(&mut out, value, source, start_line);
+        let trimmed = chunk.trim_start();
+        if looks_like_json(trimmed) {
+            // Lines before the first value (blank or whitespace) shift its line number.
+            let skipped = chunk[..chunk.len() - trimmed.len()].matches('\n').count();
+            out.extend(parse_json(chunk.trim_end(), source, start_line + skipped)?);
+            continue;
+        }
+        if let Some(value) = parse_yaml(&chunk, source, start_line)? {
+            push_expanded(&mut out, value, source, start_line);
+        }
     }
     Ok(out)
 }
 
-fn parse_json(text: &str, source: &str) -> Result<Vec<Document>, DocumentError> {
+/// A document is read as JSON when it opens a JSON array or an object whose first key is quoted (or that
+/// is empty); flow-style YAML such as `{kind: A}` stays YAML.
+fn looks_like_json(trimmed: &str) -> bool {
+    trimmed.starts_with('[')
+        || trimmed.strip_prefix('{').is_some_and(|rest| {
+            let rest = rest.trim_start();
+            rest.starts_with('"') || rest.starts_with('}')
+        })
+}
+
+fn parse_yaml(chunk: &str, source: &str, start_line: usize) -> Result<Option<Value>, DocumentError> {
+    serde_saphyr::from_str_with_options::<Option<Value>>(chunk, yaml_options()).map_err(|err| {
+        let line = err.location().map_or(0, |l| l.line() as usize);
+        DocumentError::Parse {
+            source_name: source.to_string(),
+            line: start_line + line.saturating_sub(1),
+            message: first_line(&err.to_string()),
+        }
+    })
+}
+
+fn parse_json(text: &str, source: &str, start_line: usize) -> Result<Vec<Document>, DocumentError> {
     let mut out = Vec::new();
     let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     for item in stream {
         let value = item.map_err(|err| DocumentError::Parse {
             source_name: source.to_string(),
-            line: err.line(),
+            line: start_line + err.line().saturating_sub(1),
             message: err.to_string(),
         })?;
         match value {
             Value::Array(items) => items
                 .into_iter()
-                .for_each(|v| push_expanded(&mut out, v, source, 1)),
-            other => push_expanded(&mut out, other, source, 1),
+                .for_each(|v| push_expanded(&mut out, v, source, start_line)),
+            other => push_expanded(&mut out, other, source, start_line),
         }
     }
     Ok(out)
@@ -228,5 +243,18 @@ mod tests {
             parse_documents("{\"a\":", "x.json"),
             Err(DocumentError::Parse { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn reads_json_documents_separated_by_dashes_and_flow_yaml() {
+        let text = "{\n  \"kind\": \"A\",\n  \"n\": 1\n}\n---\n{\"kind\": \"B\"}\n---\nkind: C\n---\n{kind: D, x: [1]}\n";
+        let docs = parse_documents(text, "s.yaml").unwrap();
+        assert_eq!(
+            docs.iter().map(Document::kind).collect::<Vec<_>>(),
+            ["A", "B", "C", "D"]
+        );
+        assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 6, 8, 10]);
+        let err = parse_documents("kind: A\n---\n{\"kind\": \"B\",\n \"x\": }\n", "s.yaml").unwrap_err();
+        assert!(matches!(err, DocumentError::Parse { line: 4, .. }), "{err}");
     }
 }

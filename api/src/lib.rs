@@ -8,14 +8,18 @@ pub mod crd;
 pub mod credentials_policy;
 pub mod defaulting;
 pub mod documents;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod issuer;
 pub mod mcpserver;
 pub mod names;
 pub mod redact;
 pub mod sidecar_config;
+mod tolerant;
+pub mod topology;
 pub mod validation;
 
 pub use mcpserver::{
     AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, MCPServerSpec, MCPServerStatus,
-    ServerType, TokenExchangeConfig,
+    ServerState, ServerType, TokenExchangeConfig,
 };

@@ -10,6 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::tolerant::{lenient, tolerant_enum};
+
 /// Scopes Muster requests when `tokenExchange.scopes` is not set (the CRD default).
 pub const DEFAULT_EXCHANGE_SCOPES: &str = "openid profile email groups";
 /// Secret key holding the exchange client's ID when `clientIdKey` is not set.
@@ -36,16 +38,16 @@ pub const DEFAULT_TIMEOUT_SECONDS: i32 = 30;
     printcolumn(name = "AutoStart", type_ = "boolean", json_path = ".spec.autoStart"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.state"),
     printcolumn(
-        name = "Ready",
+        name = "Exchange",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "All token-exchange checks pass (muster-exchange controller)"
+        json_path = ".status.conditions[?(@.type==\"TokenExchangeReady\")].status",
+        description = "All token-exchange checks pass (muster-exchange controller, TokenExchangeReady)"
     ),
     printcolumn(
-        name = "Connected",
+        name = "Dex",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Connected\")].reason",
-        description = "Whether the remote Dex answers (muster-exchange controller)"
+        json_path = ".status.conditions[?(@.type==\"DexConnected\")].reason",
+        description = "Whether the remote Dex answers (muster-exchange controller, DexConnected)"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.spec.type != 'stdio' || has(self.spec.command)")
@@ -109,7 +111,7 @@ pub struct MCPServerSpec {
 
     /// Timeout specifies the connection timeout for remote operations (in seconds)
     #[serde(default = "default_timeout")]
-    #[schemars(range(min = 1, max = 300))]
+    #[schemars(range(min = 1, max = 300), transform = without_format)]
     pub timeout: i32,
 }
 
@@ -117,18 +119,16 @@ fn default_timeout() -> i32 {
     DEFAULT_TIMEOUT_SECONDS
 }
 
-/// How Muster runs the server.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
-pub enum ServerType {
-    /// A local process speaking MCP over stdio.
-    #[serde(rename = "stdio")]
-    Stdio,
-    /// A remote server speaking MCP streamable HTTP.
-    #[serde(rename = "streamable-http")]
-    StreamableHttp,
-    /// A remote server speaking MCP over Server-Sent Events.
-    #[serde(rename = "sse")]
-    Sse,
+tolerant_enum! {
+    /// How Muster runs the server.
+    pub enum ServerType {
+        /// A local process speaking MCP over stdio.
+        Stdio = "stdio",
+        /// A remote server speaking MCP streamable HTTP.
+        StreamableHttp = "streamable-http",
+        /// A remote server speaking MCP over Server-Sent Events.
+        Sse = "sse",
+    }
 }
 
 /// Family groups equivalent servers (for example one mcp-kubernetes per cluster) under one tool name.
@@ -180,16 +180,16 @@ pub struct MCPServerAuth {
     pub authorization_server: Option<AuthorizationServer>,
 }
 
-/// Authentication type of the server.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
-pub enum AuthType {
-    /// OAuth 2.0 / OIDC authentication.
-    #[serde(rename = "oauth")]
-    OAuth,
-    /// No authentication.
-    #[serde(rename = "none")]
-    #[default]
-    None,
+tolerant_enum! {
+    /// Authentication type of the server.
+    #[derive(Default)]
+    pub enum AuthType {
+        /// OAuth 2.0 / OIDC authentication.
+        OAuth = "oauth",
+        /// No authentication.
+        #[default]
+        None = "none",
+    }
 }
 
 /// RFC 8693 token exchange at the remote cluster's Dex.
@@ -272,13 +272,15 @@ pub struct AuthorizationServer {
 
 /// MCPServerStatus defines the observed state of MCPServer.
 ///
-/// Muster writes `state`, `lastError` and `lastConnected`; the muster-exchange controller writes only
-/// `conditions` (per-cluster token-exchange health), each under its own server-side-apply field manager.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+/// Muster writes `state`, `lastError` and `lastConnected`; the muster-exchange controller writes only its
+/// own condition types in `conditions` (`names::OUR_CONDITION_TYPES`) and keeps every other entry. Read
+/// leniently: a field of a shape this build does not know reads as unset instead of failing the object.
+#[derive(Serialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MCPServerStatus {
     /// State represents the high-level infrastructure state of the MCP server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = without_null_value)]
     pub state: Option<ServerState>,
     /// LastError contains any error message from the most recent server operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,9 +290,11 @@ pub struct MCPServerStatus {
     pub last_connected: Option<Time>,
     /// RestartCount tracks how many times this server has been restarted (stdio only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = without_format)]
     pub restart_count: Option<i32>,
     /// ConsecutiveFailures tracks the number of consecutive connection failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = without_format)]
     pub consecutive_failures: Option<i32>,
     /// LastAttempt indicates when the last connection attempt was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,33 +303,65 @@ pub struct MCPServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry_after: Option<Time>,
     /// Conditions represent the latest available observations of the MCPServer's current state,
-    /// one entry per type. The muster-exchange controller writes CredentialsReady, Connected,
-    /// TokenExchangeReady and Ready.
+    /// one entry per type. The muster-exchange controller writes ExchangeCredentialsReady, DexConnected,
+    /// TokenExchangeVerified and TokenExchangeReady, and keeps every other writer's entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Option<Vec<Condition>>,
 }
 
-/// High-level infrastructure state, written by Muster.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
-pub enum ServerState {
-    /// A stdio process is running.
-    Running,
-    /// A stdio process is starting.
-    Starting,
-    /// Stopped.
-    Stopped,
-    /// A remote server is connected.
-    Connected,
-    /// The server demands authentication.
-    #[serde(rename = "Auth Required")]
-    AuthRequired,
-    /// A remote server is being connected.
-    Connecting,
-    /// A remote server is unreachable.
-    Disconnected,
-    /// Failed.
-    Failed,
+tolerant_enum! {
+    /// High-level infrastructure state, written by Muster.
+    pub enum ServerState {
+        /// A stdio process is running.
+        Running = "Running",
+        /// A stdio process is starting.
+        Starting = "Starting",
+        /// Stopped.
+        Stopped = "Stopped",
+        /// A remote server is connected.
+        Connected = "Connected",
+        /// The server demands authentication.
+        AuthRequired = "Auth Required",
+        /// The endpoint answers but no session is connected (forwardToken/tokenExchange servers, Muster 5.28).
+        AwaitingSession = "Awaiting Session",
+        /// A remote server is being connected.
+        Connecting = "Connecting",
+        /// A remote server is unreachable.
+        Disconnected = "Disconnected",
+        /// Failed.
+        Failed = "Failed",
+    }
+}
+
+impl<'de> Deserialize<'de> for MCPServerStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(MCPServerStatus::read_leniently(&value))
+    }
+}
+
+impl MCPServerStatus {
+    /// Reads each field on its own: one field of an unknown shape (or a `status` that is not an object)
+    /// costs that field, never the object. Conditions are read entry by entry.
+    pub fn read_leniently(value: &serde_json::Value) -> Self {
+        let conditions = value.get("conditions").and_then(|c| c.as_array()).map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| serde_json::from_value::<Condition>(entry.clone()).ok())
+                .collect()
+        });
+        MCPServerStatus {
+            state: lenient(value.get("state")),
+            last_error: lenient(value.get("lastError")),
+            last_connected: lenient(value.get("lastConnected")),
+            restart_count: lenient(value.get("restartCount")),
+            consecutive_failures: lenient(value.get("consecutiveFailures")),
+            last_attempt: lenient(value.get("lastAttempt")),
+            next_retry_after: lenient(value.get("nextRetryAfter")),
+            conditions,
+        }
+    }
 }
 
 impl MCPServer {
@@ -359,11 +395,24 @@ impl ClientCredentialsSecretRef {
     }
 }
 
+/// Muster's CRD (controller-gen, Go `int`) declares these integers without `format`; `int32` would make
+/// ours refuse values Muster's admits.
+fn without_format(schema: &mut schemars::Schema) {
+    schema.remove("format");
+}
+
+/// An optional enum is `nullable`; a `null` among the enum values is not a state Muster writes.
+fn without_null_value(schema: &mut schemars::Schema) {
+    if let Some(values) = schema.get_mut("enum").and_then(|v| v.as_array_mut()) {
+        values.retain(|v| !v.is_null());
+    }
+}
+
 /// The standard `metav1.Condition` list schema, with the validation Muster's CRD (controller-gen) carries
 /// and k8s-openapi's generated schema lacks, merged by `type` so each condition type appears once.
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
-        "description": "Conditions represent the latest available observations of the MCPServer's current state, one entry per type. The muster-exchange controller writes CredentialsReady, Connected, TokenExchangeReady and Ready.",
+        "description": "Conditions represent the latest available observations of the MCPServer's current state, one entry per type. The muster-exchange controller writes ExchangeCredentialsReady, DexConnected, TokenExchangeVerified and TokenExchangeReady, and keeps every other writer's entries.",
         "type": "array",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],

@@ -42,6 +42,9 @@ pub const KUBECONFIG_FALLBACK_KEY: &str = "kubeconfig";
 
 /// Name of the injected native sidecar container.
 pub const SIDECAR_CONTAINER_NAME: &str = "token-exchange";
+/// Name of the injected sidecar's container port (proxy, `/metrics`, `/healthz`, `/readyz`): what the
+/// monitoring component's PodMonitor selects (an IANA service name, at most 15 characters).
+pub const SIDECAR_PORT_NAME: &str = "token-exchange";
 /// Environment variable carrying the sidecar's configuration document (JSON) in the pod spec.
 pub const SIDECAR_CONFIG_ENV: &str = "MUSTER_EXCHANGE_SIDECAR_CONFIG";
 /// Sidecar image injected when the webhook is given none: this release of the one muster-exchange image
@@ -52,6 +55,15 @@ pub const DEFAULT_SIDECAR_IMAGE: &str =
 /// Dockerfile (a test reads the Dockerfile so the two cannot drift).
 pub const SIDECAR_UID: i64 = 65532;
 
+/// Label a client-credentials Secret must carry (value [`CREDENTIALS_OPT_IN_VALUE`]), besides being of
+/// type [`CREDENTIALS_SECRET_TYPE`], before the controller reads it or grants Muster read on it: naming a
+/// Secret in an MCPServer is not enough, its owner must opt it in.
+pub const CREDENTIALS_OPT_IN_LABEL: &str = "exchange.muster.giantswarm.io/credentials";
+/// Value of [`CREDENTIALS_OPT_IN_LABEL`] that opts a Secret in.
+pub const CREDENTIALS_OPT_IN_VALUE: &str = "true";
+/// The only Secret type the controller reads client credentials from.
+pub const CREDENTIALS_SECRET_TYPE: &str = "Opaque";
+
 /// Label on every object the controller manages; it never touches objects without it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
@@ -59,14 +71,33 @@ pub const MANAGED_BY_VALUE: &str = "muster-exchange";
 /// Label on the controller's grant Roles and RoleBindings: which grant (`kubeconfig` or `credentials`).
 pub const GRANT_KIND_LABEL: &str = "exchange.muster.giantswarm.io/grant";
 
-/// MCPServer condition type: the credentials Secret exists, may be read, and holds both values.
-pub const CONDITION_CREDENTIALS_READY: &str = "CredentialsReady";
-/// MCPServer condition type: the remote Dex answers and names the expected issuer.
-pub const CONDITION_CONNECTED: &str = "Connected";
-/// MCPServer condition type: a probe exchange shows credentials and connector are accepted.
+/// MCPServer condition type: the exchange client's credentials Secret exists, may be read, and holds both
+/// values.
+pub const CONDITION_EXCHANGE_CREDENTIALS_READY: &str = "ExchangeCredentialsReady";
+/// MCPServer condition type: the remote Dex answers and names the expected issuer (False with reason
+/// [`REASON_DISCONNECTED`] when it does not answer).
+pub const CONDITION_DEX_CONNECTED: &str = "DexConnected";
+/// MCPServer condition type: a probe exchange shows that the remote Dex accepts the credentials and the
+/// connector.
+pub const CONDITION_TOKEN_EXCHANGE_VERIFIED: &str = "TokenExchangeVerified";
+/// MCPServer condition type: the aggregate of the three above. The CRD's `Exchange` printer column reads it.
 pub const CONDITION_TOKEN_EXCHANGE_READY: &str = "TokenExchangeReady";
-/// MCPServer condition type: all of the above. The CRD's `Ready` printer column reads it.
-pub const CONDITION_READY: &str = "Ready";
+/// Reason of [`CONDITION_DEX_CONNECTED`]=False when the remote Dex does not answer.
+pub const REASON_DISCONNECTED: &str = "Disconnected";
+
+/// Every condition type the muster-exchange controller writes. It changes only entries of these types and
+/// keeps every other writer's conditions (Muster documents `Ready`; none of these equals it).
+pub const OUR_CONDITION_TYPES: [&str; 4] = [
+    CONDITION_EXCHANGE_CREDENTIALS_READY,
+    CONDITION_DEX_CONNECTED,
+    CONDITION_TOKEN_EXCHANGE_VERIFIED,
+    CONDITION_TOKEN_EXCHANGE_READY,
+];
+
+/// True for a condition type the muster-exchange controller writes.
+pub fn is_our_condition_type(type_: &str) -> bool {
+    OUR_CONDITION_TYPES.contains(&type_)
+}
 
 /// Namespaces nothing is ever injected or granted in.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -89,9 +120,14 @@ mod tests {
             ANNOTATION_STATUS,
             ANNOTATION_KUBECONFIG_SECRET,
             GRANT_KIND_LABEL,
+            CREDENTIALS_OPT_IN_LABEL,
         ] {
             assert!(name.starts_with(&format!("{DOMAIN}/")), "{name}");
         }
         assert_eq!(GRANT_KIND_LABEL, "exchange.muster.giantswarm.io/grant");
+        assert_eq!(
+            CREDENTIALS_OPT_IN_LABEL,
+            "exchange.muster.giantswarm.io/credentials"
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mcpserver::{DEFAULT_CLIENT_ID_KEY, DEFAULT_CLIENT_SECRET_KEY, MCPServer};
 
-/// Default address the sidecar listens on inside the pod.
+/// Default port the sidecar listens on inside the pod.
 pub const DEFAULT_SIDECAR_PORT: u16 = 8090;
 /// Default port of the app (mcp-kubernetes) the sidecar forwards to.
 pub const DEFAULT_UPSTREAM_PORT: u16 = 8080;
@@ -19,7 +19,7 @@ pub const DEFAULT_UPSTREAM_PORT: u16 = 8080;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SidecarConfig {
-    /// Address to listen on, e.g. `0.0.0.0:8090`.
+    /// Address to listen on, e.g. `[::]:8090` (the default: IPv6 and IPv4, dual-stack on Linux).
     #[serde(default = "default_listen")]
     pub listen: String,
     /// The app behind the sidecar, e.g. `http://127.0.0.1:8080`.
@@ -101,8 +101,15 @@ pub struct ClusterConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[::]:port`: every IPv6 and (on Linux, where IPv6 sockets accept IPv4 unless `net.ipv6.bindv6only`
+/// is set) every IPv4 address, so the sidecar serves single-stack IPv4, single-stack IPv6 and dual-stack
+/// pods alike.
+pub fn listen_on_all_addresses(port: u16) -> String {
+    format!("[::]:{port}")
+}
+
 fn default_listen() -> String {
-    format!("0.0.0.0:{DEFAULT_SIDECAR_PORT}")
+    listen_on_all_addresses(DEFAULT_SIDECAR_PORT)
 }
 fn default_upstream() -> String {
     format!("http://127.0.0.1:{DEFAULT_UPSTREAM_PORT}")
@@ -120,9 +127,14 @@ fn default_client_secret_key() -> String {
 /// Why an MCPServer cannot become a sidecar cluster entry.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClusterConfigError {
-    /// `tokenExchange` missing or `enabled: false`.
-    #[error("token exchange is not enabled on MCPServer {0}; set spec.auth.tokenExchange.enabled: true")]
-    NotEnabled(String),
+    /// Neither Muster nor the sidecar would exchange for this MCPServer (see [`crate::topology`]).
+    #[error("MCPServer {name} uses neither token-exchange topology: {why}")]
+    NoTopology {
+        /// MCPServer name.
+        name: String,
+        /// Which fields are missing, naming both topologies.
+        why: crate::topology::NoTopology,
+    },
     /// A field the exchange needs is missing.
     #[error(
         "MCPServer {name} has no spec.auth.tokenExchange.{field}; set it (run `muster-exchange validate`)"
@@ -143,9 +155,19 @@ impl ClusterConfig {
         kubeconfig_file: Option<PathBuf>,
     ) -> Result<Self, ClusterConfigError> {
         let name = mcpserver.metadata.name.clone().unwrap_or_default();
-        let te = mcpserver
-            .enabled_token_exchange()
-            .ok_or_else(|| ClusterConfigError::NotEnabled(name.clone()))?;
+        let te = match crate::topology::of(mcpserver) {
+            Ok(_) => mcpserver.token_exchange(),
+            Err(why) => {
+                return Err(ClusterConfigError::NoTopology {
+                    name: name.clone(),
+                    why,
+                });
+            }
+        };
+        let te = te.ok_or(ClusterConfigError::NoTopology {
+            name: name.clone(),
+            why: crate::topology::NoTopology::NoTokenExchange,
+        })?;
         let missing = |field| ClusterConfigError::Missing {
             name: name.clone(),
             field,
@@ -266,7 +288,7 @@ mod tests {
             "clusters:\n- name: a\n  dexTokenEndpoint: https://d/token\n  connectorId: c\n  credentialsDir: /s\n",
         )
         .unwrap();
-        assert_eq!(cfg.listen, "0.0.0.0:8090");
+        assert_eq!(cfg.listen, "[::]:8090");
         assert_eq!(cfg.header_mode, HeaderMode::AuthHeaders);
         assert_eq!(cfg.clusters[0].client_secret_key, "client-secret");
         assert!(cfg.check().is_ok());

@@ -1,4 +1,4 @@
-//! The committed CRD in `manifests/crds/` must be exactly what the Rust types generate.
+//! The committed CRD in `manifests/components/mcpserver-crd/` must be exactly what the Rust types generate.
 //! Run `hack/generate-crd.sh` (or this test with `UPDATE_CRD=1`) after changing `api/src/mcpserver.rs`.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design

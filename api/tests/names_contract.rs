@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use muster_exchange_api::crd::crd;
-use muster_exchange_api::names::{CONDITION_CONNECTED, CONDITION_READY, SIDECAR_UID};
+use muster_exchange_api::names::{CONDITION_DEX_CONNECTED, CONDITION_TOKEN_EXCHANGE_READY, SIDECAR_UID};
 
 /// The `USER` lines of the workspace Dockerfile (the final stage's is the last one).
 fn dockerfile_users() -> Vec<String> {
@@ -43,11 +43,11 @@ fn the_crd_printer_columns_read_the_controllers_condition_types() {
             .unwrap_or_else(|| panic!("no printer column {name}"))
     };
     assert_eq!(
-        path_of("Ready"),
-        format!(".status.conditions[?(@.type==\"{CONDITION_READY}\")].status")
+        path_of("Exchange"),
+        format!(".status.conditions[?(@.type==\"{CONDITION_TOKEN_EXCHANGE_READY}\")].status")
     );
     assert_eq!(
-        path_of("Connected"),
-        format!(".status.conditions[?(@.type==\"{CONDITION_CONNECTED}\")].reason")
+        path_of("Dex"),
+        format!(".status.conditions[?(@.type==\"{CONDITION_DEX_CONNECTED}\")].reason")
     );
 }

@@ -1,4 +1,4 @@
-//! `muster-exchange crd`: print the MCPServer CRD exactly as committed in `manifests/crds/`.
+//! `muster-exchange crd`: print the MCPServer CRD exactly as committed in `manifests/components/mcpserver-crd/` (optional: for clusters without Muster).
 
 use std::process::ExitCode;
 

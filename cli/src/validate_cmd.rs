@@ -2,11 +2,13 @@
 //!
 //! Output, one line per problem, kubectl-style, on stderr (the verdict per object on stdout):
 //! `mcpserver/cluster-a: spec.auth.tokenExchange.connectorId: Required value: ...`, warnings prefixed
-//! `Warning:`. Exit 0 when every MCPServer is valid, 1 when any is invalid, 2 when input is unreadable.
+//! `Warning:`. A valid token-exchange MCPServer's verdict names its topology (M: Muster exchanges, F: the
+//! sidecar exchanges). Exit 0 when every MCPServer is valid, 1 when any is invalid, 2 when input is unreadable.
 
 use std::process::ExitCode;
 
 use muster_exchange_api::documents::{Document, read_documents};
+use muster_exchange_api::topology;
 use muster_exchange_api::validation::{FieldError, Report, validate_value};
 use serde_json::Value;
 
@@ -70,7 +72,12 @@ fn check(doc: &Document) -> Verdict {
         eprintln!("{name}: {error}");
     }
     if report.is_valid() {
-        println!("{name}: valid");
+        // A valid object decodes; one that is not a token-exchange server has no topology to name.
+        let decoded = muster_exchange_api::validation::decode(&doc.value).ok();
+        match decoded.as_ref().and_then(|m| topology::of(m).ok()) {
+            Some(topology) => println!("{name}: valid; {}", topology.describe()),
+            None => println!("{name}: valid"),
+        }
         Verdict::Valid
     } else {
         println!(

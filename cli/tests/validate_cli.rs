@@ -30,7 +30,10 @@ fn text(bytes: &[u8]) -> String {
 fn the_operator_guide_example_is_valid_and_other_kinds_are_noted() {
     let out = validate(&[&example("mcpserver-cluster-a.yaml")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "mcpserver/cluster-a: valid\n");
+    assert_eq!(
+        text(&out.stdout),
+        "mcpserver/cluster-a: valid; topology M: Muster exchanges (tokenExchange.enabled: true)\n"
+    );
     assert!(
         text(&out.stderr).contains("skipping secret/cluster-a-token-exchange-credentials: not an MCPServer")
     );
@@ -133,9 +136,60 @@ fn crd_prints_the_committed_manifest() {
     let out = bin().arg("crd").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let committed = std::fs::read_to_string(format!(
-        "{}/../manifests/crds/muster.giantswarm.io_mcpservers.yaml",
+        "{}/../manifests/components/mcpserver-crd/muster.giantswarm.io_mcpservers.yaml",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     assert_eq!(text(&out.stdout), committed);
+}
+
+fn validate_stdin(input: &str) -> Output {
+    let mut child = bin()
+        .args(["validate", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What `kubectl get mcps -A -o yaml` returns where a newer Muster runs: a state and a type this build
+/// does not know. Status is never judged; the unknown type is a warning naming the field, not an error.
+#[test]
+fn values_a_newer_muster_writes_are_read_status_unjudged_unknown_spec_values_warned() {
+    let awaiting = "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: awaiting\n\
+                    spec:\n  type: streamable-http\n  url: https://mcp.example/mcp\n  futureField: 1\n\
+                    status:\n  state: Awaiting Session\n  restartCount: many\n";
+    let out = validate_stdin(awaiting);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "mcpserver/awaiting: valid\n");
+    assert!(!text(&out.stderr).contains("Warning"), "{}", text(&out.stderr));
+
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: muster.giantswarm.io/v1alpha1\n  kind: MCPServer\n  \
+                metadata:\n    name: future\n  spec:\n    type: websocket\n    url: https://mcp.example/mcp\n";
+    let out = validate_stdin(list);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "mcpserver/future: valid\n");
+    assert!(
+        stderr.contains(
+            "Warning: mcpserver/future: spec.type: \"websocket\" is not known to this version of muster-exchange"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_documents_separated_by_dashes_are_read() {
+    let doc = |name: &str| {
+        format!(
+            "{{\n  \"apiVersion\": \"muster.giantswarm.io/v1alpha1\",\n  \"kind\": \"MCPServer\",\n  \
+             \"metadata\": {{\"name\": \"{name}\"}},\n  \"spec\": {{\"type\": \"stdio\", \"command\": \"x\"}}\n}}\n"
+        )
+    };
+    let out = validate_stdin(&format!("{}---\n{}", doc("a"), doc("b")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "mcpserver/a: valid\nmcpserver/b: valid\n");
 }

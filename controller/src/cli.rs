@@ -69,8 +69,9 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease; default the pod name.
     #[arg(long, env = "POD_NAME")]
     pub leader_election_identity: Option<String>,
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    /// Address of /healthz, /readyz and /metrics; the default `[::]` accepts IPv6 and IPv4 (dual-stack
+    /// on Linux).
+    #[arg(long, default_value = "[::]:8080")]
     pub metrics_addr: SocketAddr,
     /// Grants are re-checked at least this often even without watch events.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]

@@ -9,7 +9,8 @@
 //!   the probe itself (credentials, discovery, probe exchange), conditions, status writes and Events.
 //! - `leader/`: leader election on a Lease; only the leader writes.
 //! - `diagnose/`: the one-shot check.
-//! - `runtime/`: wiring, API clients, context, metrics, `/healthz` `/readyz` `/metrics`.
+//! - `runtime/`: wiring, API clients, context, metrics, `/healthz` `/readyz` `/metrics`, and the mock
+//!   API servers the tests run against.
 //! - `cli`: the two commands the `muster-exchange` binary wires in.
 
 pub mod cli;
@@ -18,3 +19,9 @@ pub(crate) mod grants;
 pub(crate) mod leader;
 pub(crate) mod probe;
 pub(crate) mod runtime;
+
+/// The controller's metrics, public so the monitoring manifests can be checked against its registry.
+pub use runtime::metrics;
+
+/// `/healthz`, `/readyz` and `/metrics`, public so the listen address can be tested end to end.
+pub use runtime::http;

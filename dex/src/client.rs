@@ -53,6 +53,22 @@ pub struct ExchangeClient {
 impl ExchangeClient {
     /// Builds a client on the process-wide rustls provider (ring), https only, no redirects.
     pub fn new(options: ClientOptions) -> Result<Self, BuildError> {
+        Self::build(options, None)
+    }
+
+    /// [`Self::new`] resolving host names with `resolver`, which decides which addresses the client may
+    /// connect to (the controller refuses link-local and cloud-metadata addresses this way).
+    pub fn with_resolver(
+        options: ClientOptions,
+        resolver: std::sync::Arc<dyn reqwest::dns::Resolve>,
+    ) -> Result<Self, BuildError> {
+        Self::build(options, Some(resolver))
+    }
+
+    fn build(
+        options: ClientOptions,
+        resolver: Option<std::sync::Arc<dyn reqwest::dns::Resolve>>,
+    ) -> Result<Self, BuildError> {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             return Err(BuildError::NoCryptoProvider);
         }
@@ -62,6 +78,9 @@ impl ExchangeClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .connect_timeout(options.timeout);
+        if let Some(resolver) = resolver {
+            builder = builder.dns_resolver(resolver);
+        }
         if let Some(pem) = &options.extra_ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| BuildError::InvalidCa(e.to_string()))?;

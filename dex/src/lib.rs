@@ -10,6 +10,8 @@
 pub mod client;
 pub mod credentials;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod jwt;
 pub mod request;
 pub mod response;

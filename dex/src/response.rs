@@ -66,8 +66,11 @@ pub(crate) fn interpret(
         endpoint: endpoint.to_string(),
         reason,
     };
+    // serde_json skips unknown members without checking their UTF-8: the whole body is checked first,
+    // so an answer that is not JSON is refused whatever part of it is broken.
+    let text = std::str::from_utf8(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let parsed: TokenResponse =
-        serde_json::from_slice(body).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
+        serde_json::from_str(text).map_err(|e| invalid(InvalidResponse::NotJson(e.to_string())))?;
     let access_token = parsed
         .access_token
         .filter(|t| !t.is_empty())
@@ -117,7 +120,11 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
         (500..=599, Some(o)) => ExchangeError::ServerError {
             endpoint: endpoint.to_string(),
             status,
-            detail: format!("{} - {}", o.error, o.error_description.unwrap_or_default()),
+            detail: format!(
+                "{} - {}",
+                capped(&o.error),
+                capped(&o.error_description.unwrap_or_default())
+            ),
         },
         (500..=599, None) => ExchangeError::ServerError {
             endpoint: endpoint.to_string(),
@@ -126,8 +133,8 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
         },
         (_, Some(o)) => ExchangeError::Rejected {
             status,
-            error: o.error,
-            description: o.error_description.unwrap_or_default(),
+            error: capped(&o.error),
+            description: capped(&o.error_description.unwrap_or_default()),
         },
         (_, None) => ExchangeError::UnexpectedStatus {
             endpoint: endpoint.to_string(),
@@ -137,9 +144,30 @@ fn error_from_status(endpoint: &str, status: u16, body: &[u8]) -> ExchangeError 
     }
 }
 
-/// The first 256 characters of a body, on one line, for error messages.
+/// Most bytes of Dex's `error` or `error_description` kept in an error: enough for any message Dex
+/// writes, bounded so that a hostile or broken endpoint cannot fill logs and conditions.
+pub const MAX_DEX_TEXT_BYTES: usize = 1024;
+
+/// `text` cut to [`MAX_DEX_TEXT_BYTES`] on a character boundary, marked with `…` when cut.
+pub(crate) fn capped(text: &str) -> String {
+    if text.len() <= MAX_DEX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_DEX_TEXT_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Members of a JSON body that hold credentials; an excerpt never quotes their values.
+const CREDENTIAL_MEMBERS: [&str; 4] = ["access_token", "id_token", "refresh_token", "subject_token"];
+
+/// The first 256 characters of a body, on one line, for error messages (which reach logs and
+/// conditions), with the values of [`CREDENTIAL_MEMBERS`] of a JSON object replaced.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let redacted = redact_credentials(body);
+    let text = String::from_utf8_lossy(redacted.as_deref().unwrap_or(body));
     let one_line: String = text
         .chars()
         .take(256)
@@ -152,9 +180,46 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     }
 }
 
+/// A JSON object body re-serialised with its credential members' values replaced; `None` when it is not
+/// one or has none.
+fn redact_credentials(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    let mut redacted = false;
+    for name in CREDENTIAL_MEMBERS {
+        if let Some(member) = object.get_mut(name) {
+            *member = serde_json::Value::String("<redacted>".into());
+            redacted = true;
+        }
+    }
+    if !redacted {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_40k_character_dex_error_description_is_capped_on_a_char_boundary() {
+        let description = "é".repeat(40_000);
+        let body = serde_json::to_vec(
+            &serde_json::json!({"error": "invalid_client", "error_description": description}),
+        )
+        .unwrap();
+        for status in [401, 503] {
+            let error = error_from_status("https://dex.example/token", status, &body);
+            let text = error.to_string();
+            assert!(text.len() < 2 * MAX_DEX_TEXT_BYTES + 200, "{} bytes", text.len());
+            assert!(text.ends_with('…'), "{status}");
+        }
+        let short = capped("short");
+        assert_eq!(short, "short");
+        let cut = capped(&"é".repeat(600));
+        assert!(cut.len() <= MAX_DEX_TEXT_BYTES && cut.ends_with('…'));
+    }
     use crate::jwt::unsigned_jwt;
     use serde_json::json;
 
@@ -231,6 +296,45 @@ mod tests {
         assert!(matches!(e, ExchangeError::IssuerMismatch { ref actual, .. } if actual == "https://other"));
         let e = interpret(EP, 200, &ok_body("opaque", Some(5)), Some("https://dex.b"), now()).unwrap_err();
         assert!(matches!(e, ExchangeError::IssuerMismatch { .. }));
+    }
+
+    #[test]
+    fn an_error_answer_carrying_a_token_is_quoted_without_it() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        for status in [400, 404, 502] {
+            let body = json!({"access_token": token, "id_token": "id-token-value", "expires_in": 60});
+            let e = interpret(EP, status, body.to_string().as_bytes(), None, now()).unwrap_err();
+            let message = e.to_string();
+            assert!(!message.contains(&token), "{message}");
+            assert!(!message.contains("id-token-value"), "{message}");
+            assert!(message.contains(r#""access_token":"<redacted>""#), "{message}");
+            assert!(message.contains(r#""expires_in":60"#), "{message}");
+        }
+        assert_eq!(body_excerpt(b"not json"), "not json");
+    }
+
+    #[test]
+    fn a_success_body_that_is_not_utf8_is_not_json_even_in_unknown_members() {
+        let token = unsigned_jwt(&json!({"iss": "https://dex.b", "exp": 1_000_500}));
+        let body = |unknown: &[u8]| {
+            let mut body =
+                format!(r#"{{"access_token":"{token}","expires_in":60,"token_tye":""#).into_bytes();
+            body.extend_from_slice(unknown);
+            body.extend_from_slice(br#""}"#);
+            body
+        };
+        assert!(interpret(EP, 200, &body(b"id"), None, now()).is_ok());
+        let e = interpret(EP, 200, &body(b"\xa1\x8b"), None, now()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExchangeError::InvalidResponse {
+                    reason: InvalidResponse::NotJson(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct ForwardAuth {
     pub expires_at: SystemTime,
     /// When the exchange happened (a 401 for a token this young is not retried).
     pub exchanged_at: Instant,
+    /// The caller's own token, forwarded unchanged (no exchange): a 401 from the app is never retried,
+    /// since a new lookup would forward the same token again.
+    pub passthrough: bool,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for ForwardAuth {
                 &self.extra.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             )
             .field("expires_at", &self.expires_at)
+            .field("passthrough", &self.passthrough)
             .finish()
     }
 }
@@ -87,6 +91,7 @@ pub fn build(
         token_fingerprint,
         expires_at,
         exchanged_at: Instant::now(),
+        passthrough: false,
     })
 }
 

@@ -66,7 +66,7 @@ pub fn parse(origin: &str, text: &str) -> Result<SidecarConfig, ConfigError> {
 pub fn listen_addr(listen: &str) -> Result<SocketAddr, String> {
     listen
         .parse()
-        .map_err(|e| format!("listen {listen:?} is not an address like 0.0.0.0:8090: {e}"))
+        .map_err(|e| format!("listen {listen:?} is not an address like [::]:8090 or 0.0.0.0:8090: {e}"))
 }
 
 #[cfg(test)]

@@ -43,6 +43,22 @@ pub enum ExchangeFailure {
     /// The subject token's `exp` has passed: refused without asking Dex (mapped to the caller's 401).
     #[error("the subject token has expired; log in again")]
     SubjectExpired,
+    /// The token names another configured cluster's Dex as issuer: it was exchanged for that cluster.
+    #[error(
+        "the bearer token was issued by the Dex of cluster {issuer_cluster}, not of this cluster; send it to \
+         cluster {issuer_cluster}'s route, or send the ID token from the central Dex"
+    )]
+    IssuedForOtherCluster {
+        /// The cluster whose issuer the token names.
+        issuer_cluster: String,
+    },
+    /// The token names this cluster's Dex as issuer but has no `exp`.
+    #[error(
+        "the bearer token names this cluster's Dex as issuer but carries no exp claim, so it cannot be \
+         forwarded (a Kubernetes API server refuses it too); send a token Dex issued, or the ID token from \
+         the central Dex"
+    )]
+    PassthroughWithoutExpiry,
     /// All exchange slots of the cluster stayed busy for the whole exchange timeout.
     #[error(
         "waited {}s for one of the {slots} exchange slots of this cluster (Dex is slow or many new callers \
@@ -90,6 +106,8 @@ impl ExchangeFailure {
             Self::Headers(_) => "invalid_headers",
             Self::BackingOff { .. } => "backoff",
             Self::SubjectExpired => "subject_expired",
+            Self::IssuedForOtherCluster { .. } => "other_cluster_token",
+            Self::PassthroughWithoutExpiry => "no_expiry",
             Self::SlotTimeout { .. } => "queue_timeout",
             Self::Aborted => "aborted",
         }
@@ -103,6 +121,8 @@ impl ExchangeFailure {
             Self::Headers(_) => (StatusCode::BAD_GATEWAY, "invalid_exchanged_token"),
             Self::BackingOff { last, .. } => last.status_and_code(),
             Self::SubjectExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            Self::IssuedForOtherCluster { .. } => (StatusCode::UNAUTHORIZED, "token_for_other_cluster"),
+            Self::PassthroughWithoutExpiry => (StatusCode::UNAUTHORIZED, "token_without_expiry"),
             Self::SlotTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "exchange_queue_timeout"),
             Self::Aborted => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

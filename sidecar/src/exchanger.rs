@@ -165,10 +165,7 @@ impl ClusterRuntime {
         subject_token: &str,
     ) -> Result<Fetched<Arc<ForwardAuth>>, ExchangeFailure> {
         let creds = credentials::read(&self.config)?;
-        let endpoint = match (mode, &self.config.kubeconfig_file) {
-            (HeaderMode::AuthHeaders, Some(file)) => Some(kubeconfig::load(file)?),
-            _ => None,
-        };
+        let endpoint = self.endpoint(mode)?;
         let request = ExchangeRequest {
             endpoint: &self.config.dex_token_endpoint,
             subject_token,
@@ -185,6 +182,18 @@ impl ClusterRuntime {
             expires_at: token.expires_at,
             subject_expires_at: None,
         })
+    }
+
+    /// The cluster's API server and CA, read fresh from the kubeconfig in `auth-headers` mode (`None` in
+    /// `bearer` mode, or without a kubeconfig file: building the headers then reports it).
+    pub fn endpoint(
+        &self,
+        mode: HeaderMode,
+    ) -> Result<Option<kubeconfig::ClusterEndpoint>, kubeconfig::KubeconfigError> {
+        match (mode, &self.config.kubeconfig_file) {
+            (HeaderMode::AuthHeaders, Some(file)) => kubeconfig::load(file).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Problems that make the sidecar not ready for this cluster (credentials, kubeconfig).

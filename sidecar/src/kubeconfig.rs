@@ -82,7 +82,7 @@ pub fn load(path: &Path) -> Result<ClusterEndpoint, KubeconfigError> {
 }
 
 /// The current context's cluster; relative CA file paths resolve against `base_dir`.
-fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterEndpoint, String> {
+pub(crate) fn endpoint_from_text(text: &str, base_dir: &Path) -> Result<ClusterEndpoint, String> {
     let config: Kubeconfig = parse_without_echo(text)?;
     let cluster_name = match (&config.current_context, config.contexts.as_slice()) {
         (Some(current), contexts) => {

@@ -3,7 +3,7 @@
 //! the exchanged token (and, in `auth-headers` mode, the `kubernetes-*` headers of that cluster).
 //!
 //! Request path: [`routing`] → [`inbound_auth`] → [`state::AppState::authorize`] ([`token_cache`] with
-//! single flight, [`backoff`], [`exchanger`]) → [`forward`] (streaming) → 401 retry in [`proxy`].
+//! single flight; on a miss [`subject`] picks passthrough, refusal or exchange; [`backoff`], [`exchanger`]) → [`forward`] (streaming) → 401 retry in [`proxy`].
 
 pub mod auth_headers;
 pub mod backoff;
@@ -13,6 +13,8 @@ pub mod credentials;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod inbound_auth;
 pub mod kubeconfig;
 pub mod metrics;
@@ -20,6 +22,7 @@ pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod subject;
 pub mod token_cache;
 
 pub use server::{Sidecar, StartError};

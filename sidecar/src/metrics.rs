@@ -54,6 +54,8 @@ pub struct Metrics {
     pub background_refreshes: Family<ClusterLabels, Counter>,
     /// Requests retried after the app answered 401, by cluster.
     pub unauthorized_retries: Family<ClusterLabels, Counter>,
+    /// Tokens the cluster's own Dex issued, forwarded without an exchange (cache misses only), by cluster.
+    pub passthroughs: Family<ClusterLabels, Counter>,
     /// Requests by cluster and status class.
     pub requests: Family<RequestLabels, Counter>,
     /// Time of one exchange at Dex.
@@ -79,6 +81,7 @@ impl Default for Metrics {
         let cache_lookups = Family::<CacheLabels, Counter>::default();
         let background_refreshes = Family::<ClusterLabels, Counter>::default();
         let unauthorized_retries = Family::<ClusterLabels, Counter>::default();
+        let passthroughs = Family::<ClusterLabels, Counter>::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let exchange_duration: HistogramFamily = Family::new_with_constructor(exchange_histogram);
         let proxy_duration: HistogramFamily = Family::new_with_constructor(proxy_histogram);
@@ -103,6 +106,11 @@ impl Default for Metrics {
             unauthorized_retries.clone(),
         );
         registry.register(
+            "passthroughs",
+            "Tokens issued by the cluster's own Dex (already exchanged, e.g. by Muster), forwarded without an exchange",
+            passthroughs.clone(),
+        );
+        registry.register(
             "requests",
             "Proxied requests by cluster and status class",
             requests.clone(),
@@ -123,6 +131,7 @@ impl Default for Metrics {
             cache_lookups,
             background_refreshes,
             unauthorized_retries,
+            passthroughs,
             requests,
             exchange_duration,
             proxy_duration,
@@ -197,6 +206,8 @@ pub struct ClusterMetrics {
     pub background_refreshes: Counter,
     /// `unauthorized_retries_total`.
     pub unauthorized_retries: Counter,
+    /// `passthroughs_total`.
+    pub passthrough: Counter,
     /// `proxy_duration_seconds`.
     pub proxy_duration: Histogram,
     requests: [Counter; 4],
@@ -269,6 +280,7 @@ impl Metrics {
             cache_joined: lookup("joined"),
             background_refreshes: self.background_refreshes.get_or_create_owned(&labels),
             unauthorized_retries: self.unauthorized_retries.get_or_create_owned(&labels),
+            passthrough: self.passthroughs.get_or_create_owned(&labels),
             proxy_duration: self.proxy_duration.get_or_create_owned(&labels),
             requests: [request("2xx"), request("3xx"), request("4xx"), request("5xx")],
         }

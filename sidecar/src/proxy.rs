@@ -84,8 +84,9 @@ async fn forward(
         }
     };
     // A token exchanged moments ago that the app refuses will be refused again (missing audience scope,
-    // wrong RBAC): retrying would cost one Dex exchange per request and never trip the backoff.
-    if auth.exchanged_at.elapsed() < app.unauthorized_retry_cooldown {
+    // wrong RBAC): retrying would cost one Dex exchange per request and never trip the backoff. A
+    // passed-through token would simply be forwarded again.
+    if auth.passthrough || auth.exchanged_at.elapsed() < app.unauthorized_retry_cooldown {
         return send(
             app,
             cluster,

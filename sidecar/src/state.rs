@@ -13,6 +13,7 @@ use crate::errors::ExchangeFailure;
 use crate::exchanger::{ClusterRuntime, ClusterSetupError};
 use crate::forward::{UpstreamClient, UpstreamError, UpstreamTarget, upstream_client};
 use crate::metrics::{ClusterMetrics, Metrics};
+use crate::subject::{self, SubjectPath};
 use crate::token_cache::{CacheKey, CacheOptions, Lookup, TokenCache};
 
 /// Tuning knobs (defaults are the production values; tests shorten them).
@@ -108,8 +109,9 @@ impl AppState {
         })
     }
 
-    /// The forwarded identity for `subject_token` at cluster `index`: cached, or exchanged once for all
-    /// concurrent callers. The subject's `exp` is read only when exchanging (a hit is already bounded by
+    /// The forwarded identity for `subject_token` at cluster `index`: cached, or worked out once for all
+    /// concurrent callers: passed through when the cluster's own Dex issued the token, refused when
+    /// another configured cluster's did, exchanged otherwise ([`subject`]). The subject's `exp` is read only when exchanging (a hit is already bounded by
     /// it); a subject past `exp` fails with [`ExchangeFailure::SubjectExpired`] without asking Dex.
     pub async fn authorize(
         self: &Arc<Self>,
@@ -122,12 +124,36 @@ impl AppState {
             let subject = subject_token.to_string();
             let fingerprint = key.subject_fingerprint();
             async move {
-                let subject_expires_at = peek_claims(&subject).and_then(|c| c.expires_at());
+                let claims = peek_claims(&subject);
+                let subject_expires_at = claims.as_ref().and_then(|c| c.expires_at());
                 if subject_expires_at.is_some_and(|at| at <= SystemTime::now()) {
                     return Err(Arc::new(ExchangeFailure::SubjectExpired));
                 }
                 let cluster = &app.clusters[index];
                 let metrics = &app.cluster_metrics[index];
+                match subject::classify(claims.as_ref(), index, &app.clusters) {
+                    SubjectPath::Exchange => {}
+                    SubjectPath::Passthrough => {
+                        return subject::passthrough(
+                            cluster,
+                            app.header_mode,
+                            &subject,
+                            subject_expires_at,
+                            metrics,
+                        );
+                    }
+                    SubjectPath::OtherCluster(other) => {
+                        tracing::info!(
+                            cluster = cluster.name(),
+                            subject = fingerprint,
+                            issuer_cluster = app.names[other],
+                            "refused a token issued for another cluster"
+                        );
+                        return Err(Arc::new(ExchangeFailure::IssuedForOtherCluster {
+                            issuer_cluster: app.names[other].clone(),
+                        }));
+                    }
+                }
                 let mut fetched = cluster
                     .exchange(app.header_mode, &subject, &fingerprint, &app.backoff, metrics)
                     .await?;

@@ -20,6 +20,9 @@ pub enum MalformedReview {
     /// Not JSON, or not shaped like an AdmissionReview.
     #[error("the body is not an AdmissionReview: {0}; send admission.k8s.io/v1 AdmissionReview JSON")]
     NotAReview(#[from] serde_json::Error),
+    /// Not UTF-8, so not JSON (RFC 8259).
+    #[error("the body is not UTF-8 ({0}); send admission.k8s.io/v1 AdmissionReview JSON")]
+    NotUtf8(#[from] std::str::Utf8Error),
     /// Wrong `apiVersion`/`kind`.
     #[error(
         "unsupported {api_version:?} {kind:?}; this webhook speaks admission.k8s.io/v1 AdmissionReview only \
@@ -67,6 +70,9 @@ pub struct AdmissionRequest {
     /// No persistence; the webhook has no side effects, so it changes nothing here.
     #[serde(default)]
     pub dry_run: bool,
+    /// Who sent the request (user, groups, uid, extra); read by the credentials Secret access check.
+    #[serde(default)]
+    pub user_info: Option<k8s_openapi::api::authentication::v1::UserInfo>,
 }
 
 /// [`AdmissionRequest`] of a pod review: `object` (but not `oldObject`, which no pod decision reads)
@@ -98,6 +104,7 @@ impl From<PodAdmissionRequest> for AdmissionRequest {
             object: r.object,
             old_object: r.old_object,
             dry_run: r.dry_run,
+            user_info: None,
         }
     }
 }
@@ -113,7 +120,9 @@ pub fn parse_pod_request(body: &[u8]) -> Result<AdmissionRequest, MalformedRevie
 }
 
 fn parse<Request: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Request, MalformedReview> {
-    let review: Review<Request> = serde_json::from_slice(body)?;
+    // serde_json skips the members no decision reads without checking their UTF-8, so the whole body
+    // is checked first: a body that is not JSON is refused whatever part of it is broken.
+    let review: Review<Request> = serde_json::from_str(std::str::from_utf8(body)?)?;
     if review.api_version != API_VERSION || review.kind != KIND {
         return Err(MalformedReview::WrongType {
             api_version: review.api_version,
@@ -265,6 +274,30 @@ mod tests {
         let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
             "operation":"CREATE","object":null,"kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
         parse_request(body).unwrap()
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_even_in_members_no_decision_reads() {
+        let body = |ignored: &[u8]| {
+            let mut body =
+                br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","#
+                    .to_vec();
+            body.extend_from_slice(br#""operation":"CREATE","userInfo":{"username":""#);
+            body.extend_from_slice(ignored);
+            body.extend_from_slice(
+                br#""},"object":{"metadata":{},"spec":{"containers":[],"securityContext":{""#,
+            );
+            body.extend_from_slice(ignored);
+            body.extend_from_slice(br#"":true}}}}}"#);
+            body
+        };
+        assert!(parse_request(&body(b"ok")).is_ok());
+        assert!(parse_pod_request(&body(b"ok")).is_ok());
+        for parse in [parse_request, parse_pod_request] {
+            let error = parse(&body(b"\xae\xae")).err().unwrap();
+            assert!(matches!(error, MalformedReview::NotUtf8(_)), "{error}");
+            assert!(error.to_string().starts_with("the body is not UTF-8"), "{error}");
+        }
     }
 
     #[test]

@@ -17,14 +17,15 @@ use crate::inject_manifests::{inject_documents, to_yaml};
 use crate::mcpserver_store::StaticMcpServers;
 use crate::serve::{CatalogSource, TlsSource, WebhookServerConfig, run};
 use crate::tls::authority::service_dns_names;
+use crate::tls::ca_secret::DEFAULT_CA_SECRET;
 use crate::tls::pem_files::PemFiles;
 use crate::tls::self_signed::SelfSignedSettings;
 
 /// `muster-exchange webhook`: serve the admission webhook over HTTPS.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookArgs {
-    /// Address to serve HTTPS on.
-    #[arg(long, default_value = "0.0.0.0:8443", env = "MUSTER_EXCHANGE_WEBHOOK_LISTEN")]
+    /// Address to serve HTTPS on; the default `[::]` accepts IPv6 and IPv4 (dual-stack on Linux).
+    #[arg(long, default_value = "[::]:8443", env = "MUSTER_EXCHANGE_WEBHOOK_LISTEN")]
     pub listen: SocketAddr,
     /// Image of the injected token-exchange sidecar.
     #[arg(long, default_value = DEFAULT_SIDECAR_IMAGE, env = "MUSTER_EXCHANGE_SIDECAR_IMAGE")]
@@ -52,7 +53,8 @@ pub struct WebhookArgs {
     /// Require API server client certificates signed by these CAs (PEM); default: any client.
     #[arg(long, value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
-    /// Mint a CA and serving certificate in process and patch the CA into the webhook configurations.
+    /// Serve a certificate of a CA kept in a Secret (created on first start, shared by the replicas,
+    /// rotated with overlap) and patch that CA into the webhook configurations.
     #[arg(long)]
     pub self_signed: bool,
     /// Service name the API server uses to reach the webhook (certificate DNS names).
@@ -67,6 +69,10 @@ pub struct WebhookArgs {
     /// ValidatingWebhookConfiguration whose caBundle `--self-signed` maintains.
     #[arg(long, default_value = "muster-exchange")]
     pub validating_webhook_configuration: String,
+    /// Secret (in the Service's namespace) holding the CA that `--self-signed` replicas share; created by
+    /// the first replica to start.
+    #[arg(long, default_value = DEFAULT_CA_SECRET)]
+    pub self_signed_ca_secret: String,
     /// Lifetime of each self-signed CA and certificate; rotated with a third of it left.
     #[arg(long, default_value_t = 720, value_name = "HOURS",
         value_parser = clap::value_parser!(u64).range(1..=87600))]
@@ -131,6 +137,8 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
                 },
                 mutating: args.mutating_webhook_configuration,
                 validating: args.validating_webhook_configuration,
+                ca_secret: args.self_signed_ca_secret,
+                ca_namespace: args.service_namespace,
             }
         }
         _ => {
@@ -231,7 +239,11 @@ mod tests {
     fn self_signed_names_the_service_and_files_mode_polls() {
         let config = server_config(parse(&["--self-signed", "--service-namespace", "mx"]).unwrap()).unwrap();
         let TlsSource::SelfSigned {
-            settings, mutating, ..
+            settings,
+            mutating,
+            ca_secret,
+            ca_namespace,
+            ..
         } = config.tls
         else {
             panic!("self-signed expected")
@@ -240,6 +252,10 @@ mod tests {
         assert_eq!(settings.validity, Duration::from_secs(720 * 3600));
         assert_eq!(settings.check_interval, Duration::from_secs(600));
         assert_eq!(mutating, "muster-exchange");
+        assert_eq!(
+            (ca_secret.as_str(), ca_namespace.as_str()),
+            ("muster-exchange-webhook-ca", "mx")
+        );
         assert!(matches!(config.catalog, CatalogSource::Cluster));
 
         let files = parse(&[
@@ -256,7 +272,7 @@ mod tests {
             matches!(config.tls, TlsSource::Files { reload_interval, .. } if reload_interval == Duration::from_secs(10))
         );
         assert!(matches!(config.catalog, CatalogSource::File(ref f) if f == "m.yaml"));
-        assert_eq!(config.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(config.listen.to_string(), "[::]:8443");
         assert_eq!(config.shutdown_delay, Duration::from_secs(5));
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
     }

@@ -14,7 +14,10 @@
 //! - [`inject_manifests`]: offline injection across workload kinds.
 
 pub mod admission;
+pub mod admission_sar;
 pub mod cli;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod inject;
 pub mod inject_manifests;
 pub mod layout;

@@ -1,5 +1,5 @@
-//! Where the webhook looks MCPServers up: a watch-backed reflector cache in the cluster, or a YAML file
-//! (`--mcpservers FILE`) for offline use and tests. Lookups never touch the API server, so the admission
+//! Where the webhook looks MCPServers up: a watch-backed cache in the cluster (`mcpserver_watch`), or a
+//! YAML file (`--mcpservers FILE`) for offline use and tests. Lookups never touch the API server, so the admission
 //! hot path costs a hash lookup.
 
 use std::collections::HashMap;
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn an_undecodable_mcpserver_is_named_with_its_line() {
         let yaml = "kind: ConfigMap\n---\nkind: MCPServer\napiVersion: muster.giantswarm.io/v1alpha1\n\
-                    metadata:\n  name: bad\nspec:\n  type: carrier-pigeon\n";
+                    metadata:\n  name: bad\nspec:\n  type: [carrier-pigeon]\n";
         let err = StaticMcpServers::from_documents(parse_documents(yaml, "m.yaml").unwrap()).unwrap_err();
         let message = err.to_string();
         assert!(

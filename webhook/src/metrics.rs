@@ -6,6 +6,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -47,6 +48,8 @@ pub struct Metrics {
     pub injections: Counter,
     /// Pods refused, by reason.
     pub refusals: Family<ReasonLabels, Counter>,
+    /// MCPServers the cache cannot read at all (left out of it; the log names them).
+    pub mcpservers_unreadable: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -77,12 +80,24 @@ impl Default for Metrics {
             injections.clone(),
         );
         registry.register("refusals", "Pods refused injection, by reason", refusals.clone());
+        registry.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use (Unix seconds)",
+            crate::tls::expiry::gauge(),
+        );
+        let mcpservers_unreadable = Gauge::default();
+        registry.register(
+            "mcpservers_unreadable",
+            "MCPServers the cache cannot read at all and leaves out (see the log for their names)",
+            mcpservers_unreadable.clone(),
+        );
         Self {
             registry,
             reviews,
             review_duration,
             injections,
             refusals,
+            mcpservers_unreadable,
         }
     }
 }
@@ -132,6 +147,11 @@ mod tests {
         assert!(text.contains("muster_exchange_webhook_injections_total 1"));
         assert!(
             text.contains("muster_exchange_webhook_review_duration_seconds_count{route=\"mutate-pods\"} 1")
+        );
+        assert!(
+            text.contains(
+                "# TYPE muster_exchange_webhook_serving_certificate_expiry_timestamp_seconds gauge"
+            )
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::server::router;
 use crate::state::AppState;
 use crate::tls::TlsError;
 use crate::tls::ca_bundle::WebhookConfigurationPatcher;
+use crate::tls::ca_secret::SecretCaStore;
 use crate::tls::pem_files::PemFiles;
 use crate::tls::self_signed::{SelfSigned, SelfSignedSettings};
 use crate::tls::server_config::client_verifier;
@@ -48,6 +49,10 @@ pub enum TlsSource {
         mutating: String,
         /// ValidatingWebhookConfiguration name.
         validating: String,
+        /// The Secret holding the CA the replicas share.
+        ca_secret: String,
+        /// Its namespace (the webhook's own).
+        ca_namespace: String,
     },
 }
 
@@ -98,8 +103,22 @@ pub enum RunError {
 pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
     let stop = CancellationToken::new();
     let mut client = None;
-    let (catalog, catalog_synced) = build_catalog(&config.catalog, &mut client, stop.clone()).await?;
-    let state = Arc::new(AppState::new(config.settings.clone(), catalog));
+    let metrics = crate::metrics::Metrics::default();
+    let unreadable = metrics.mcpservers_unreadable.clone();
+    let (catalog, catalog_synced) =
+        build_catalog(&config.catalog, &mut client, stop.clone(), unreadable).await?;
+    let mut state = AppState {
+        metrics,
+        ..AppState::new(config.settings.clone(), catalog)
+    };
+    match kube_client(&mut client).await {
+        Ok(api) => state = state.with_access_reviewer(api),
+        Err(error) => tracing::warn!(
+            %error,
+            "no Kubernetes client: MCPServers naming a credentials Secret are denied until the webhook runs with API access"
+        ),
+    }
+    let state = Arc::new(state);
     let on_synced = state.clone();
     tokio::spawn(async move {
         catalog_synced.cancelled().await;
@@ -147,6 +166,7 @@ async fn build_catalog(
     source: &CatalogSource,
     client: &mut Option<kube::Client>,
     stop: CancellationToken,
+    unreadable: prometheus_client::metrics::gauge::Gauge,
 ) -> Result<(Arc<dyn McpServerLookup>, CancellationToken), RunError> {
     let synced = CancellationToken::new();
     match source {
@@ -159,7 +179,8 @@ async fn build_catalog(
         CatalogSource::Cluster => {
             let done = synced.clone();
             let client = kube_client(client).await?;
-            let store = crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop);
+            let store =
+                crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop, unreadable);
             Ok((Arc::new(store), synced))
         }
     }
@@ -202,11 +223,14 @@ async fn start_tls(
             mut settings,
             mutating,
             validating,
+            ca_secret,
+            ca_namespace,
         } => {
             settings.client_verifier = verifier;
             let client = kube_client(client).await?;
+            let store = SecretCaStore::new(client.clone(), &ca_namespace, &ca_secret);
             let patcher = WebhookConfigurationPatcher::new(client, mutating, validating);
-            let authority = SelfSigned::start(settings, Arc::new(patcher)).await?;
+            let authority = SelfSigned::start(settings, Arc::new(patcher), Arc::new(store)).await?;
             let config = authority.rustls_config();
             let ready = authority.ready();
             tokio::spawn(authority.run(stop));

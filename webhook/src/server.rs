@@ -8,13 +8,15 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::routes::{mcpservers, ops, pods};
+use crate::routes::{credentials_access, mcpservers, ops, pods};
 use crate::state::AppState;
 
 /// Path of pod injection.
 pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
 /// Path of MCPServer validation.
 pub const VALIDATE_MCPSERVERS_PATH: &str = "/validate-mcpservers";
+/// Path of the MCPServer credentials Secret access check.
+pub const VALIDATE_MCPSERVER_CREDENTIALS_PATH: &str = "/validate-mcpserver-credentials";
 /// Path of MCPServer defaulting.
 pub const MUTATE_MCPSERVERS_PATH: &str = "/mutate-mcpservers";
 
@@ -28,6 +30,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(MUTATE_PODS_PATH, post(pods::mutate_pods))
         .route(VALIDATE_MCPSERVERS_PATH, post(mcpservers::validate_mcpservers))
         .route(MUTATE_MCPSERVERS_PATH, post(mcpservers::mutate_mcpservers))
+        .route(
+            VALIDATE_MCPSERVER_CREDENTIALS_PATH,
+            post(credentials_access::validate_credentials_access),
+        )
         .layer(DefaultBodyLimit::max(ADMISSION_BODY_LIMIT))
         .layer(TraceLayer::new_for_http());
     let operational = Router::new()

@@ -19,6 +19,9 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Renders reused across reviews (tied to `settings`).
     pub render_cache: RenderCache,
+    /// Asks the API server whether an MCPServer's author may read its credentials Secret; `None`: no
+    /// client, so every MCPServer naming a credentials Secret is denied with a message saying so.
+    pub access_reviewer: Option<kube::Client>,
 }
 
 impl AppState {
@@ -30,7 +33,15 @@ impl AppState {
             metrics: Metrics::default(),
             readiness: Readiness::default(),
             render_cache: RenderCache::default(),
+            access_reviewer: None,
         }
+    }
+
+    /// The same state, checking credentials Secret access with `client`.
+    #[must_use]
+    pub fn with_access_reviewer(mut self, client: kube::Client) -> Self {
+        self.access_reviewer = Some(client);
+        self
     }
 }
 

@@ -288,7 +288,9 @@ async fn self_signed_rereads_after_a_409_and_applies_the_merge_at_the_new_resour
         propagation_delay: Duration::ZERO,
         client_verifier: None,
     };
-    let authority = SelfSigned::start(settings, Arc::new(patcher)).await.unwrap();
+    let authority = SelfSigned::start(settings, Arc::new(patcher), common::MemoryCaStore::new())
+        .await
+        .unwrap();
     let own = certificates(&authority.current().ca_pem).remove(0).der;
     // Dropping the client ends the mock: a request that never came fails instead of hanging.
     drop(authority);

@@ -18,8 +18,11 @@ use muster_exchange_api::documents::{Document, read_documents};
 use muster_exchange_api::names::{
     DEFAULT_SIDECAR_IMAGE, INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL,
 };
+use muster_exchange_webhook::admission_sar::SAR_TIMEOUT;
 use muster_exchange_webhook::cli::WebhookArgs;
-use muster_exchange_webhook::server::{MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVERS_PATH};
+use muster_exchange_webhook::server::{
+    MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVER_CREDENTIALS_PATH, VALIDATE_MCPSERVERS_PATH,
+};
 use serde::de::DeserializeOwned;
 
 #[derive(Parser)]
@@ -138,11 +141,36 @@ fn the_mcpserver_webhooks_use_the_defaulting_and_validation_routes() {
         validating.metadata.name.as_deref(),
         Some(args.validating_webhook_configuration.as_str())
     );
-    let validate = &validating.webhooks.unwrap()[0];
+    let webhooks = validating.webhooks.unwrap();
+    let validate = &webhooks[0];
     assert_service(&validate.client_config, VALIDATE_MCPSERVERS_PATH, &args, &service);
     assert_eq!(validate.side_effects, "None");
     assert_eq!(validate.admission_review_versions, ["v1"]);
     assert!(validate.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
+    // The credentials Secret access check fails closed, only for MCPServers naming a Secret, and gives
+    // up on the API server (SAR_TIMEOUT) before the API server gives up on it.
+    let access = &webhooks[1];
+    assert_eq!(webhooks.len(), 2);
+    assert_service(
+        &access.client_config,
+        VALIDATE_MCPSERVER_CREDENTIALS_PATH,
+        &args,
+        &service,
+    );
+    assert_eq!(access.failure_policy.as_deref(), Some("Fail"));
+    assert_eq!(access.side_effects, "None");
+    let conditions = access.match_conditions.clone().unwrap();
+    assert_eq!(conditions.len(), 1);
+    assert!(
+        conditions[0]
+            .expression
+            .contains("has(object.spec.auth.tokenExchange.clientCredentialsSecretRef)")
+    );
+    assert!(
+        access
+            .timeout_seconds
+            .is_some_and(|t| u64::try_from(t).unwrap() > SAR_TIMEOUT.as_secs())
+    );
 }
 
 #[test]
@@ -169,7 +197,12 @@ fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
     assert_eq!(target, Some(IntOrString::String(port.name.clone().unwrap())));
     let container_args = container.args.clone().unwrap();
     assert_eq!(container_args[0], "webhook");
-    assert!(container_args.contains(&format!("--listen={}", args.listen)));
+    assert!(
+        !container_args.iter().any(|a| a.starts_with("--listen")),
+        "the default listen address ({}) is the one the port names",
+        args.listen
+    );
+    assert!(args.listen.ip().is_unspecified() && args.listen.is_ipv6());
     let probe = container
         .readiness_probe
         .as_ref()
@@ -203,10 +236,17 @@ fn rbac_is_limited_to_watching_mcpservers_and_patching_the_two_configurations() 
     let args = defaults();
     let role: ClusterRole = one("ClusterRole");
     let rules = role.rules.unwrap();
-    assert_eq!(rules.len(), 3);
+    assert_eq!(rules.len(), 4);
     assert_eq!(rules[0].resources.clone().unwrap(), ["mcpservers"]);
     assert_eq!(rules[0].verbs, ["list", "watch"]);
-    for (rule, name) in rules[1..].iter().zip([
+    assert_eq!(
+        (rules[3].resources.clone().unwrap(), rules[3].verbs.clone()),
+        (
+            vec!["subjectaccessreviews".to_string()],
+            vec!["create".to_string()]
+        )
+    );
+    for (rule, name) in rules[1..3].iter().zip([
         &args.mutating_webhook_configuration,
         &args.validating_webhook_configuration,
     ]) {
@@ -244,15 +284,37 @@ fn the_network_policy_admits_only_the_webhook_port_to_the_webhook_pods() {
 }
 
 #[test]
-fn the_webhook_runs_and_injects_the_image_of_this_release() {
-    // The default sidecar image follows the crate version; a release that bumps it must bump the manifest.
+fn the_webhook_runs_and_injects_the_image_the_kustomization_sets_once() {
+    // The Deployment names a placeholder for both its own image and the sidecar's; the kustomization's
+    // one `images:` entry (and its kustomizeconfig.yaml for the env value) replaces both.
     let deployment: Deployment = one("Deployment");
     let container = deployment.spec.unwrap().template.spec.unwrap().containers[0].clone();
-    assert_eq!(container.image.as_deref(), Some(DEFAULT_SIDECAR_IMAGE));
+    let placeholder = container.image.clone().unwrap();
+    let sidecar_image = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "MUSTER_EXCHANGE_SIDECAR_IMAGE")
+        .and_then(|e| e.value);
+    assert_eq!(sidecar_image.as_deref(), Some(placeholder.as_str()));
     assert!(
-        container
+        !container
             .args
-            .unwrap()
-            .contains(&format!("--sidecar-image={DEFAULT_SIDECAR_IMAGE}"))
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.starts_with("--sidecar-image")),
+        "the env value, not a flag, carries the sidecar image"
     );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/kustomization.yaml");
+    let kustomization = read_documents(root.to_str().unwrap()).unwrap().remove(0).value;
+    let images = kustomization["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["name"], placeholder.as_str());
+    // The default sidecar image follows the crate version; a release that bumps it must bump this.
+    let image = format!(
+        "{}:{}",
+        images[0]["newName"].as_str().unwrap(),
+        images[0]["newTag"].as_str().unwrap()
+    );
+    assert_eq!(image, DEFAULT_SIDECAR_IMAGE);
 }

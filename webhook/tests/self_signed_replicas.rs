@@ -1,5 +1,8 @@
-//! `--self-signed` with several replicas sharing the webhook configurations: every replica's CA ends up
-//! published, however their reads and writes interleave, and replicas that agree stop writing.
+//! `--self-signed` replicas that do NOT share a CA (each has its own CA Secret here: pods of an earlier
+//! version that minted a CA per pod, or replicas configured with different `--self-signed-ca-secret`)
+//! publishing into the same webhook configurations: every replica's CA ends up published, however their
+//! reads and writes interleave, and replicas that agree stop writing. Replicas sharing one CA Secret are
+//! `self_signed_shared_ca.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 
 mod common;
@@ -159,8 +162,8 @@ async fn two_replicas_that_read_before_either_writes_both_get_their_ca_published
     common::install_crypto_provider();
     let sink = VersionedConfigurations::holding_first_writes(2);
     let (a, b) = tokio::join!(
-        SelfSigned::start(settings(), sink.clone()),
-        SelfSigned::start(settings(), sink.clone())
+        SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new()),
+        SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new())
     );
     let (mut a, mut b) = (a.unwrap(), b.unwrap());
     let both = union([a.current().ca_pem.as_str(), b.current().ca_pem.as_str()]);
@@ -192,8 +195,12 @@ async fn a_rotation_keeps_the_cas_other_replicas_published_before_and_during_it(
     common::install_crypto_provider();
     let third_replica = issue(&settings().dns_names, Duration::from_secs(3600)).unwrap();
     let sink = VersionedConfigurations::with_intruders(Vec::new());
-    let mut a = SelfSigned::start(settings(), sink.clone()).await.unwrap();
-    let b = SelfSigned::start(settings(), sink.clone()).await.unwrap();
+    let mut a = SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new())
+        .await
+        .unwrap();
+    let b = SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new())
+        .await
+        .unwrap();
     let a_first = a.current().ca_pem.clone();
     // B wrote after A's last read; a third replica writes between A's rotation read and its write.
     sink.intruders.lock().unwrap().push(third_replica.ca_pem.clone());
@@ -216,7 +223,9 @@ async fn conflicts_are_retried_a_bounded_number_of_times_per_check_then_at_the_n
     common::install_crypto_provider();
     let other = issue(&settings().dns_names, Duration::from_secs(3600)).unwrap();
     let sink = VersionedConfigurations::with_intruders(vec![other.ca_pem.clone(); MAX_PUBLISH_ATTEMPTS]);
-    let mut authority = SelfSigned::start(settings(), sink.clone()).await.unwrap();
+    let mut authority = SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new())
+        .await
+        .unwrap();
     assert_eq!(MAX_PUBLISH_ATTEMPTS, 5);
     assert_eq!(sink.counts(), (0, 5), "gave up after five refused writes");
 
@@ -235,7 +244,11 @@ async fn as_many_replicas_as_the_bundle_holds_each_with_current_and_previous_ca_
     assert_eq!(replicas, 9);
     let mut authorities = Vec::new();
     for _ in 0..replicas {
-        authorities.push(SelfSigned::start(settings(), sink.clone()).await.unwrap());
+        authorities.push(
+            SelfSigned::start(settings(), sink.clone(), common::MemoryCaStore::new())
+                .await
+                .unwrap(),
+        );
     }
     let mut all = BTreeSet::new();
     for authority in &mut authorities {

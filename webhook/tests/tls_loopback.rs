@@ -95,7 +95,9 @@ async fn self_signed_serves_the_service_name_and_rotates_keeping_the_old_ca_in_t
         propagation_delay: Duration::ZERO,
         client_verifier: None,
     };
-    let mut authority = SelfSigned::start(settings, sink.clone()).await.unwrap();
+    let mut authority = SelfSigned::start(settings, sink.clone(), common::MemoryCaStore::new())
+        .await
+        .unwrap();
     let first_ca = authority.current().ca_pem.clone();
     assert_eq!(sink.0.lock().unwrap().as_slice(), std::slice::from_ref(&first_ca));
     let (addr, _handle) = start_server(authority.rustls_config()).await;

@@ -8,6 +8,7 @@ use super::{FieldError, Report};
 use crate::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 use crate::issuer;
 use crate::mcpserver::{AuthType, ClientCredentialsSecretRef, MCPServer, MCPServerAuth, TokenExchangeConfig};
+use crate::topology::{self, Topology};
 
 const AUTH: &str = "spec.auth";
 const TE: &str = "spec.auth.tokenExchange";
@@ -35,7 +36,7 @@ pub(super) fn check(mcpserver: &MCPServer, report: &mut Report) {
 
 fn check_exclusivity(auth: &MCPServerAuth, report: &mut Report) {
     let has_as = auth.authorization_server.is_some();
-    if has_as && auth.auth_type != AuthType::OAuth {
+    if has_as && auth.auth_type == AuthType::None {
         report.error(FieldError::forbidden(
             format!("{AUTH}.authorizationServer"),
             "authorizationServer is only valid when type is oauth; set spec.auth.type: oauth or remove it",
@@ -87,18 +88,32 @@ fn check_token_exchange(
     te: &TokenExchangeConfig,
     report: &mut Report,
 ) {
-    if !te.enabled {
-        report.warn(
-            TE,
-            "tokenExchange is configured but enabled is false: Muster will not exchange tokens; set enabled: true to use it",
-        );
-    }
-    check_endpoint(te, report);
-    check_connector(te, report);
-    check_scopes(te, auth, report);
+    // The block is present, so "neither" can only mean disabled without forwardToken: nothing would ever
+    // use it. Both topologies need the whole block, M for Muster and F for the sidecar.
+    let topology = match topology::of_auth(Some(auth)) {
+        Ok(topology) => Some(topology),
+        Err(neither) => {
+            report.error(FieldError::invalid(
+                format!("{TE}.enabled"),
+                "false",
+                neither.to_string(),
+            ));
+            None
+        }
+    };
+    let exchanging = topology.is_some();
+    let needed_by = match topology {
+        Some(Topology::SidecarExchanges) => {
+            "required with forwardToken: true and enabled: false (topology F: the sidecar exchanges with it)"
+        }
+        _ => "required when enabled is true (Muster silently never exchanges otherwise)",
+    };
+    check_endpoint(te, exchanging, needed_by, report);
+    check_connector(te, exchanging, needed_by, report);
+    check_scopes(te, auth, exchanging, report);
     match &te.client_credentials_secret_ref {
         Some(secret) => check_secret_ref(mcpserver, secret, report),
-        None if te.enabled => report.error(FieldError::required(
+        None if exchanging => report.error(FieldError::required(
             SECRET,
             "the remote Dex requires client authentication for token exchange (it answers invalid_client otherwise); \
              reference a Secret with client-id and client-secret",
@@ -107,13 +122,14 @@ fn check_token_exchange(
     }
 }
 
-fn check_endpoint(te: &TokenExchangeConfig, report: &mut Report) {
+fn check_endpoint(te: &TokenExchangeConfig, exchanging: bool, needed_by: &str, report: &mut Report) {
     let endpoint = te.dex_token_endpoint.as_deref().filter(|s| !s.is_empty());
     match endpoint {
-        None if te.enabled => report.error(FieldError::required(
+        None if exchanging => report.error(FieldError::required(
             format!("{TE}.dexTokenEndpoint"),
-            "required when enabled is true (Muster silently never exchanges otherwise); \
-             set the remote Dex token endpoint, e.g. https://dex.cluster-a.example.com/token",
+            format!(
+                "{needed_by}; set the remote Dex token endpoint, e.g. https://dex.cluster-a.example.com/token"
+            ),
         )),
         None => {}
         Some(raw) => {
@@ -140,13 +156,12 @@ fn check_endpoint(te: &TokenExchangeConfig, report: &mut Report) {
     }
 }
 
-fn check_connector(te: &TokenExchangeConfig, report: &mut Report) {
+fn check_connector(te: &TokenExchangeConfig, exchanging: bool, needed_by: &str, report: &mut Report) {
     let path = format!("{TE}.connectorId");
     match te.connector_id.as_deref().filter(|s| !s.is_empty()) {
-        None if te.enabled => report.error(FieldError::required(
+        None if exchanging => report.error(FieldError::required(
             path,
-            "required when enabled is true (Muster silently never exchanges otherwise); \
-             set the ID of the remote Dex connector that trusts the central Dex",
+            format!("{needed_by}; set the ID of the remote Dex connector that trusts the central Dex"),
         )),
         None => {}
         Some(id) if !syntax::is_identifier(id) => report.error(FieldError::invalid(
@@ -165,7 +180,7 @@ fn check_connector(te: &TokenExchangeConfig, report: &mut Report) {
     }
 }
 
-fn check_scopes(te: &TokenExchangeConfig, auth: &MCPServerAuth, report: &mut Report) {
+fn check_scopes(te: &TokenExchangeConfig, auth: &MCPServerAuth, exchanging: bool, report: &mut Report) {
     let path = format!("{TE}.scopes");
     let mut seen = BTreeSet::new();
     for token in te.scopes.split(' ').filter(|t| !t.is_empty()) {
@@ -188,7 +203,7 @@ fn check_scopes(te: &TokenExchangeConfig, auth: &MCPServerAuth, report: &mut Rep
     }
     let has_audience_scope = seen.iter().any(|s| s.starts_with(AUDIENCE_SCOPE_PREFIX));
     let has_required_audiences = auth.required_audiences.as_ref().is_some_and(|a| !a.is_empty());
-    if te.enabled && !has_audience_scope && !has_required_audiences {
+    if exchanging && !has_audience_scope && !has_required_audiences {
         report.warn(
             path,
             "no audience:server:client_id: scope and no requiredAudiences: the exchanged token's audience is the \

@@ -1,9 +1,42 @@
 //! Muster's own schema patterns and CEL rules on `spec`, checked offline.
 
 use super::{FieldError, Report, syntax};
-use crate::mcpserver::{MCPServerSpec, ServerType};
+use crate::mcpserver::{AuthType, MCPServerSpec, ServerType};
+
+/// The warning for a `spec` enum value this build does not know: Muster's CRD admitted it, so it is not
+/// ours to refuse, and the rules that depend on it are skipped.
+pub(super) fn unknown_value(path: &str, value: &str, known: &[&str]) -> String {
+    format!(
+        "{value:?} is not known to this version of muster-exchange (it knows {}); rules that depend on {path} \
+         are skipped. Upgrade muster-exchange if Muster added this value.",
+        known.join(", ")
+    )
+}
 
 pub(super) fn check(spec: &MCPServerSpec, report: &mut Report) {
+    if spec.server_type.is_unknown() {
+        report.warn(
+            "spec.type",
+            unknown_value("spec.type", spec.server_type.as_str(), ServerType::KNOWN),
+        );
+    }
+    if let Some(auth) = &spec.auth
+        && auth.auth_type.is_unknown()
+    {
+        report.warn(
+            "spec.auth.type",
+            unknown_value("spec.auth.type", auth.auth_type.as_str(), AuthType::KNOWN),
+        );
+    }
+    check_type_rules(spec, report);
+    check_patterns(spec, report);
+}
+
+/// Muster's CEL rules on `type`; an unknown type is judged by none of them.
+fn check_type_rules(spec: &MCPServerSpec, report: &mut Report) {
+    if spec.server_type.is_unknown() {
+        return;
+    }
     let stdio = spec.server_type == ServerType::Stdio;
     if stdio && spec.command.is_none() {
         report.error(FieldError::required(
@@ -29,6 +62,9 @@ pub(super) fn check(spec: &MCPServerSpec, report: &mut Report) {
             "headers field is only allowed when type is streamable-http or sse",
         ));
     }
+}
+
+fn check_patterns(spec: &MCPServerSpec, report: &mut Report) {
     if let Some(url) = &spec.url {
         let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
         let rest = url.split_once("://").map_or("", |(_, r)| r);

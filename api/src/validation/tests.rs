@@ -84,11 +84,55 @@ fn enabled_requires_endpoint_and_connector() {
         err.to_string()
             .starts_with("spec.auth.tokenExchange.connectorId: Required value: ")
     );
-    // Disabled: nothing is required (but the user is told exchange is off).
-    let mut disabled = with(&format!("{TE}/enabled"), json!(false));
-    set(&mut disabled, &format!("{TE}/connectorId"), Value::Null);
-    assert_eq!(error_paths(&disabled), Vec::<String>::new());
-    assert_eq!(warning_paths(&disabled), ["spec.auth.tokenExchange"]);
+}
+
+#[test]
+fn topology_f_is_valid_without_warnings_and_needs_the_whole_block() {
+    let mut f = with(&format!("{TE}/enabled"), json!(false));
+    set(&mut f, "/spec/auth/forwardToken", json!(true));
+    let report = validate_value(&f);
+    assert_eq!(report.errors, vec![]);
+    assert_eq!(report.warnings, vec![]);
+    for (field, path) in [
+        ("dexTokenEndpoint", "spec.auth.tokenExchange.dexTokenEndpoint"),
+        ("connectorId", "spec.auth.tokenExchange.connectorId"),
+        (
+            "clientCredentialsSecretRef",
+            "spec.auth.tokenExchange.clientCredentialsSecretRef",
+        ),
+    ] {
+        let mut incomplete = f.clone();
+        set(&mut incomplete, &format!("{TE}/{field}"), Value::Null);
+        let errors = validate_value(&incomplete).errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, path);
+        assert_eq!(errors[0].kind, ErrorKind::Required);
+        if field != "clientCredentialsSecretRef" {
+            assert!(errors[0].detail.contains("topology F"), "{}", errors[0].detail);
+        }
+    }
+}
+
+#[test]
+fn a_disabled_block_without_forward_token_is_refused_naming_both_topologies() {
+    let mut neither = with(&format!("{TE}/enabled"), json!(false));
+    set(&mut neither, &format!("{TE}/connectorId"), Value::Null);
+    let report = validate_value(&neither);
+    assert_eq!(error_paths(&neither), ["spec.auth.tokenExchange.enabled"]);
+    let message = report.errors[0].to_string();
+    assert!(
+        message.contains("set tokenExchange.enabled: true (Muster exchanges, topology M)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.auth.forwardToken: true (the sidecar exchanges, topology F)"),
+        "{message}"
+    );
+    // Without the block it is not a token-exchange server at all: nothing to refuse here (the webhook
+    // refuses to inject for it).
+    let mut plain = valid();
+    set(&mut plain, TE, Value::Null);
+    assert_eq!(error_paths(&plain), Vec::<String>::new());
 }
 
 #[test]
@@ -326,7 +370,7 @@ fn exclusivity_rules_of_musters_cel() {
     // authorizationServer with type none.
     let mut obj = with("/spec/auth/authorizationServer", issuer.clone());
     set(&mut obj, "/spec/auth/type", json!("none"));
-    set(&mut obj, &format!("{TE}/enabled"), json!(false));
+    set(&mut obj, TE, Value::Null);
     assert_eq!(error_paths(&obj), ["spec.auth.authorizationServer"]);
     // authorizationServer with forwardToken.
     let mut obj = with("/spec/auth/authorizationServer", issuer.clone());
@@ -387,11 +431,55 @@ fn musters_spec_level_rules() {
 
 #[test]
 fn undecodable_values_are_reported_at_their_path() {
-    let err = &validate_value(&with("/spec/type", json!("grpc"))).errors[0];
+    let err = &validate_value(&with("/spec/type", json!(["grpc"]))).errors[0];
     assert_eq!(err.path, "spec.type");
-    assert!(err.detail.contains("unknown variant"), "{}", err.detail);
     let err = &validate_value(&with(&format!("{TE}/enabled"), json!("yes"))).errors[0];
     assert_eq!(err.path, "spec.auth.tokenExchange.enabled");
+}
+
+#[test]
+fn an_unknown_spec_enum_value_is_a_warning_naming_the_field_and_skips_the_rules_on_it() {
+    let report = validate_value(&with("/spec/type", json!("grpc")));
+    assert!(report.is_valid(), "{:?}", report.errors);
+    let warning = report.warnings.iter().find(|w| w.path == "spec.type").unwrap();
+    assert!(
+        warning
+            .message
+            .starts_with("\"grpc\" is not known to this version of muster-exchange"),
+        "{}",
+        warning.message
+    );
+    let report = validate_value(&with("/spec/auth/type", json!("mtls")));
+    let paths: Vec<_> = report.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert!(paths.contains(&"spec.auth.type"), "{paths:?}");
+    assert!(report.is_valid(), "{:?}", report.errors);
+}
+
+#[test]
+fn status_is_never_judged_and_never_fails_decoding() {
+    let mut value = valid();
+    value["status"] = json!({"state": "Awaiting Session", "restartCount": "many"});
+    value["status"]["conditions"] = json!([{"type": "Ready"}, {"type": "Ready", "status": "True",
+        "reason": "Up", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+    value["status"]["somethingNew"] = json!({"a": 1});
+    let report = validate_value(&value);
+    assert_eq!(report, validate_value(&valid()));
+    let decoded = crate::validation::decode(&value).unwrap();
+    let status = decoded.status.unwrap();
+    assert_eq!(status.state, Some(crate::ServerState::AwaitingSession));
+    assert_eq!(status.restart_count, None);
+    assert_eq!(
+        status.conditions.unwrap().len(),
+        1,
+        "the unreadable entry costs only itself"
+    );
+    let not_an_object = with("/status", json!("broken"));
+    assert!(
+        crate::validation::decode(&not_an_object)
+            .unwrap()
+            .status
+            .is_some()
+    );
 }
 
 #[test]

@@ -8,11 +8,13 @@ use futures::StreamExt;
 use kube::{Client, ResourceExt};
 use muster_exchange_dex::ExchangeClient;
 
-use super::sources::{FileInputs, ServerList, get_secret, list_mcpservers};
+use super::sources::{FileInputs, ServerList, list_mcpservers};
 use crate::probe::ProbeSettings;
 use crate::probe::conditions::build::conditions_for;
 use crate::probe::fleet::probe_fleet;
 use crate::probe::outcome::ProbeOutcome;
+use crate::probe::read_target::{LocatedLookup, target_from_lookup};
+use crate::probe::secret_optin::{SecretLookup, judge_found, read_credentials_secret};
 use crate::probe::target::{ProbeTarget, credentials_secret_of};
 use crate::runtime::error::Error;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
@@ -23,9 +25,9 @@ pub const DIAGNOSE_CONCURRENCY: usize = 64;
 /// What to check, and what was found along the way.
 #[derive(Debug, Default)]
 pub struct DiagnoseInput {
-    /// MCPServers with token exchange enabled.
+    /// MCPServers someone exchanges for (topology M or F).
     pub targets: Vec<ProbeTarget>,
-    /// MCPServers skipped because token exchange is off (named, so nothing is silently skipped).
+    /// MCPServers skipped because nobody exchanges for them (named, so nothing is silently skipped).
     pub skipped: Vec<String>,
     /// Objects that are not valid MCPServers, with why.
     pub malformed: Vec<String>,
@@ -36,16 +38,24 @@ pub struct DiagnoseInput {
 fn split(
     servers: &ServerList,
     policy: &CredentialsPolicy,
-    mut secret_of: impl FnMut(&str, &str) -> Option<k8s_openapi::api::core::v1::Secret>,
+    mut secret_of: impl FnMut(&str, &str) -> Result<Option<LocatedLookup>, String>,
 ) -> DiagnoseInput {
     let mut input = DiagnoseInput {
         malformed: servers.malformed.clone(),
         ..DiagnoseInput::default()
     };
     for server in &servers.servers {
-        let secret = credentials_secret_of(server, policy)
-            .and_then(|l| l.readable().and_then(|(ns, name)| secret_of(ns, name)));
-        match ProbeTarget::from_server(server, secret.as_ref(), policy) {
+        let read = match credentials_secret_of(server, policy)
+            .and_then(|l| l.readable().map(|(ns, name)| (ns.to_string(), name.to_string())))
+        {
+            Some((ns, name)) => secret_of(&ns, &name),
+            None => Ok(None),
+        };
+        match target_from_lookup(
+            server,
+            read.as_ref().map(Option::as_ref).map_err(Clone::clone),
+            policy,
+        ) {
             Some(target) => input.targets.push(target),
             None => input.skipped.push(format!(
                 "{}/{}",
@@ -61,13 +71,22 @@ fn split(
 /// diagnose predicts what the controller reports).
 pub fn input_from_files(files: &FileInputs, policy: &CredentialsPolicy) -> DiagnoseInput {
     let mut input = split(&files.servers, policy, |ns, name| {
-        files.secrets.get(&(ns.to_string(), name.to_string())).cloned()
+        let lookup = match files.secrets.get(&(ns.to_string(), name.to_string())) {
+            Some(secret) => judge_found(secret.clone()),
+            None => SecretLookup::NotFound,
+        };
+        Ok(Some(LocatedLookup {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            lookup,
+        }))
     });
     input.ignored = files.ignored.clone();
     input
 }
 
-/// Targets from the cluster of the current kubeconfig context. Secrets `policy` refuses are never read.
+/// Targets from the cluster of the current kubeconfig context. Secrets `policy` refuses are never read,
+/// nor are the values of Secrets that have not opted in.
 pub async fn input_from_cluster(
     client: &Client,
     namespace: Option<&str>,
@@ -86,14 +105,16 @@ pub async fn input_from_cluster(
         if let std::collections::btree_map::Entry::Vacant(entry) =
             secrets.entry((ns.to_string(), name.to_string()))
         {
-            entry.insert(get_secret(client, ns, name).await?);
+            let lookup = read_credentials_secret(client, ns, name).await?;
+            entry.insert(LocatedLookup {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                lookup,
+            });
         }
     }
     Ok(split(&servers, policy, |ns, name| {
-        secrets
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-            .flatten()
+        Ok(secrets.get(&(ns.to_string(), name.to_string())).cloned())
     }))
 }
 
@@ -123,12 +144,16 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
     let mut out = String::new();
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     for (target, outcome) in results {
-        let verdict = if outcome.is_ready() { "Ready" } else { "NOT READY" };
+        let verdict = if outcome.is_ready() {
+            "TokenExchangeReady"
+        } else {
+            "NOT READY"
+        };
         let _ = writeln!(out, "mcpserver {}: {verdict} ({})", target.key(), target.endpoint);
         for c in conditions_for(outcome, target.generation, &now) {
             let _ = writeln!(
                 out,
-                "  {} {:<19} {:<7} {}: {}",
+                "  {} {:<24} {:<7} {}: {}",
                 mark(&c.status),
                 c.type_,
                 c.status,
@@ -144,7 +169,7 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
     for s in &input_notes.skipped {
         let _ = writeln!(
             out,
-            "[--]   mcpserver {s}: token exchange not enabled, nothing to check"
+            "[--]   mcpserver {s}: no token exchange (neither tokenExchange.enabled nor forwardToken), nothing to check"
         );
     }
     for i in &input_notes.ignored {

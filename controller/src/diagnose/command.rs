@@ -95,10 +95,13 @@ pub async fn diagnose(args: &DiagnoseArgs) -> Result<DiagnoseReport, DiagnoseErr
         })?),
         None => None,
     };
-    let client = ExchangeClient::new(ClientOptions {
-        timeout: crate::probe::http_client_timeout(args.probe_timeout),
-        extra_ca_pem,
-    })?;
+    let client = ExchangeClient::with_resolver(
+        ClientOptions {
+            timeout: crate::probe::http_client_timeout(args.probe_timeout),
+            extra_ca_pem,
+        },
+        crate::probe::resolve_guard::GuardedResolver::system(),
+    )?;
     let input: DiagnoseInput = if args.files.is_empty() {
         let kube = crate::runtime::kube_client::clients()
             .await

@@ -48,17 +48,6 @@ pub async fn list_mcpservers(client: &Client, namespace: Option<&str>) -> Result
     Ok(list)
 }
 
-/// Reads one Secret; `Ok(None)` when it does not exist.
-pub async fn get_secret(client: &Client, namespace: &str, name: &str) -> Result<Option<Secret>, Error> {
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|cause| Error::List {
-            what: format!("secret {namespace}/{name}"),
-            cause,
-        })
-}
-
 /// What manifest files held.
 #[derive(Debug, Default)]
 pub struct FileInputs {

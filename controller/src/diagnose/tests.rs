@@ -22,7 +22,7 @@ fn server(name: &str, endpoint: &str, connector: &str, secret: &str, extra: &str
 
 fn secret(name: &str, id: &str, value: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: muster\nstringData:\n  client-id: {id}\n  client-secret: \"{value}\"\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: muster\n  labels:\n    exchange.muster.giantswarm.io/credentials: \"true\"\ntype: Opaque\nstringData:\n  client-id: {id}\n  client-secret: \"{value}\"\n---\n"
     )
 }
 
@@ -105,48 +105,48 @@ async fn diagnose_reports_each_reason() {
     assert!(!report.all_ready);
     assert_eq!(
         line_of(t, "mcpserver muster/ok:"),
-        format!("mcpserver muster/ok: Ready ({ep})")
+        format!("mcpserver muster/ok: TokenExchangeReady ({ep})")
     );
     let expect = [
         (
             "creds-rejected",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   CredentialsRejected: Dex rejected",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   CredentialsRejected: Dex rejected",
         ),
         (
             "connector-unknown",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   ConnectorUnknown: ",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   ConnectorUnknown: ",
         ),
         (
             "connector-not-allowed",
-            "TokenExchangeReady",
-            "[FAIL] TokenExchangeReady  False   ConnectorNotAllowed: ",
+            "TokenExchangeVerified",
+            "[FAIL] TokenExchangeVerified    False   ConnectorNotAllowed: ",
         ),
         (
             "secret-not-found",
-            "CredentialsReady",
-            "[FAIL] CredentialsReady    False   SecretNotFound: Secret muster/absent not found",
+            "ExchangeCredentialsReady",
+            "[FAIL] ExchangeCredentialsReady False   SecretNotFound: Secret muster/absent not found",
         ),
         (
             "key-missing",
-            "CredentialsReady",
-            "[FAIL] CredentialsReady    False   KeyMissing: ",
+            "ExchangeCredentialsReady",
+            "[FAIL] ExchangeCredentialsReady False   KeyMissing: ",
         ),
         (
             "refused",
-            "Connected",
-            "[FAIL] Connected           False   Disconnected: cannot reach Dex at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   Disconnected: cannot reach Dex at ",
         ),
         (
             "five-hundred",
-            "Connected",
-            "[FAIL] Connected           False   Disconnected: Dex at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   Disconnected: Dex at ",
         ),
         (
             "wrong-issuer",
-            "Connected",
-            "[FAIL] Connected           False   IssuerMismatch: discovery at ",
+            "DexConnected",
+            "[FAIL] DexConnected             False   IssuerMismatch: discovery at ",
         ),
     ];
     for (name, condition, start) in expect {
@@ -233,7 +233,7 @@ async fn unreadable_or_malformed_input_is_an_error_not_a_report() {
         "{err}"
     );
     let bad = write_manifest(
-        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\nspec:\n  type: carrier-pigeon\n",
+        "apiVersion: muster.giantswarm.io/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\nspec:\n  type: [carrier-pigeon]\n",
     );
     let err = diagnose(&args(&[&bad], &ca, Duration::from_secs(1)))
         .await
@@ -246,7 +246,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
     use serde_json::json;
 
     use crate::diagnose::checks::input_from_cluster;
-    use crate::runtime::fixtures::{Expect, list, run_scenario};
+    use crate::runtime::fixtures::{Expect, list, metadata_list, run_scenario};
 
     let enabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "a", "namespace": "muster"},
@@ -256,8 +256,7 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
     let disabled = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
         "metadata": {"name": "b", "namespace": "muster"}, "spec": {"type": "streamable-http", "url": "https://b.example/mcp"}});
     let malformed = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-        "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": "carrier-pigeon"}});
-    let not_found = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404});
+        "metadata": {"name": "c", "namespace": "muster"}, "spec": {"type": ["carrier-pigeon"]}});
     let expected = vec![
         Expect::get(
             "/apis/muster.giantswarm.io/v1alpha1/mcpservers?",
@@ -267,9 +266,14 @@ async fn cluster_mode_reads_mcpservers_and_their_secrets_and_reports_malformed_o
                 vec![enabled, disabled, malformed],
             ),
         ),
-        Expect::get("/api/v1/namespaces/secrets/secrets/creds", not_found.clone())
-            .failing(404)
-            .responding(not_found),
+        Expect::get(
+            "/api/v1/namespaces/secrets/secrets?&fieldSelector=metadata.name%3Dcreds%2Ctype%3DOpaque&labelSelector=exchange.muster.giantswarm.io%2Fcredentials%3Dtrue",
+            list("SecretList", "v1", vec![]),
+        ),
+        Expect::get(
+            "/api/v1/namespaces/secrets/secrets?&fieldSelector=metadata.name%3Dcreds",
+            metadata_list("secrets", &[]),
+        ),
     ];
     let input = run_scenario(expected, |client| async move {
         input_from_cluster(&client, None, &policy(true)).await

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::controller::{GrantContext, reconcile};
 use super::fixtures::{
-    CREDENTIALS, KUBECONFIG, credential_config, list_org_namespaces, list_secrets, mcpserver, stored,
-    sync_credentials, sync_kubeconfig,
+    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets,
+    mcpserver, stored, sync_credentials, sync_kubeconfig,
 };
 
 /// A RoleBinding of ours next to a Role someone else owns would bind our subjects to a Role we do not
@@ -61,7 +61,7 @@ async fn nothing_is_written_before_every_cache_is_synced() {
 #[tokio::test]
 async fn a_malformed_mcpserver_holds_back_credential_deletes_in_its_namespace() {
     let mut broken = mcpserver("org-b", "broken", true, json!({"name": "dex-b"}));
-    broken["spec"]["type"] = json!("carrier-pigeon");
+    broken["spec"]["type"] = json!(["carrier-pigeon"]);
     let servers = vec![
         mcpserver("org-a", "a", true, json!({"name": "dex-a"})),
         mcpserver(
@@ -73,6 +73,7 @@ async fn a_malformed_mcpserver_holds_back_credential_deletes_in_its_namespace() 
         broken,
     ];
     let expected = vec![
+        list_opted_in(&[("org-a", "dex-a"), ("org-b", "dex-b2")]),
         CREDENTIALS.list_roles(vec![
             stored(CREDENTIALS.role("org-b", &["dex-b"]), "r1"),
             stored(CREDENTIALS.role("org-c", &["dex-c"]), "r2"),

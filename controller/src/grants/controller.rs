@@ -4,6 +4,8 @@
 //! - namespaces (all, metadata): the controller's own objects; organization namespaces (by the label
 //!   selector, metadata): which of them get kubeconfig grants;
 //! - Secrets (metadata): a kubeconfig Secret wakes its namespace;
+//! - opted-in credentials Secrets (metadata, by label selector and `type=Opaque`): labelling,
+//!   unlabelling or deleting one wakes its namespace (credential grants exist only for these);
 //! - our Roles and RoleBindings (by name): a change or deletion wakes their namespace;
 //! - MCPServers: a change wakes the namespace of its credentials Secret, and the namespace it named
 //!   before (so a grant that is no longer needed goes).
@@ -28,6 +30,7 @@ use muster_exchange_api::credentials_policy::NamespaceRefusal;
 use tracing::Instrument;
 
 use super::credential_grants::desired_credential_grants;
+use super::credential_optin::{OptedInSecret, opted_in_watch_config, retain_opted_in};
 use super::grant_sync::{Observed, SyncReport, sync_namespace};
 use super::kubeconfig_grants::desired_kubeconfig_grant;
 use super::rbac_objects::GrantKind;
@@ -50,6 +53,8 @@ pub(crate) struct GrantStores {
     pub(crate) organizations: Store<NamespaceMeta>,
     /// Every Secret's metadata.
     pub(crate) secrets: Store<PartialObjectMeta<Secret>>,
+    /// Credentials Secrets that opted in (label and type `Opaque`).
+    pub(crate) opted_in: Store<OptedInSecret>,
     /// Roles and RoleBindings named like the kubeconfig grant.
     pub(crate) kubeconfig: KindStores,
     /// Roles and RoleBindings named like the credential grant.
@@ -79,6 +84,7 @@ impl GrantStores {
         self.namespaces.wait_until_ready().await?;
         self.organizations.wait_until_ready().await?;
         self.secrets.wait_until_ready().await?;
+        self.opted_in.wait_until_ready().await?;
         for kind in [&self.kubeconfig, &self.credentials] {
             kind.roles.wait_until_ready().await?;
             kind.bindings.wait_until_ready().await?;
@@ -112,6 +118,8 @@ pub(crate) struct NamespaceReport {
     pub(crate) credentials: SyncReport,
     /// `(namespace/secret, why)` for credential Secrets here that may not be granted.
     pub(crate) credentials_refused: Vec<(String, NamespaceRefusal)>,
+    /// `namespace/secret` of credentials Secrets here not granted because they have not opted in.
+    pub(crate) credentials_not_opted_in: Vec<String>,
 }
 
 /// The grant controller's context: the shared one, the caches, and what the gauges and the retry
@@ -141,6 +149,7 @@ pub(crate) struct GrantWatches {
     namespaces: Watched<NamespaceMeta>,
     organizations: Watched<NamespaceMeta>,
     secrets: Watched<PartialObjectMeta<Secret>>,
+    opted_in: Watched<OptedInSecret>,
     roles: [Watched<Role>; 2],
     bindings: [Watched<RoleBinding>; 2],
     servers: Watched<DynamicObject>,
@@ -178,6 +187,13 @@ impl GrantWatches {
             watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), all()),
             (),
         );
+        let (opted_in, opted_in_stream) = reflect(
+            watcher(
+                Api::<OptedInSecret>::all(client.clone()),
+                opted_in_watch_config(),
+            ),
+            (),
+        );
         let kind_watch = |kind: GrantKind| {
             let (roles, r) = reflect(
                 watcher(Api::<Role>::all(client.clone()), by_name(kind.object_name())),
@@ -205,6 +221,7 @@ impl GrantWatches {
                 namespaces,
                 organizations,
                 secrets,
+                opted_in,
                 kubeconfig,
                 credentials,
                 servers,
@@ -212,6 +229,7 @@ impl GrantWatches {
             namespaces: ns_stream,
             organizations: org_stream,
             secrets: secret_stream,
+            opted_in: opted_in_stream,
             roles: [kr, cr],
             bindings: [kb, cb],
             servers: server_stream,
@@ -264,6 +282,7 @@ pub(crate) async fn run(
         namespaces,
         organizations,
         secrets,
+        opted_in,
         roles: [kr, cr],
         bindings: [kb, cb],
         servers,
@@ -278,6 +297,7 @@ pub(crate) async fn run(
                 .then(|| namespace_ref(&secret))
                 .flatten()
         })
+        .watches_stream(opted_in, |o: OptedInSecret| namespace_ref(&o))
         .watches_stream(kr, |o: Role| namespace_ref(&o))
         .watches_stream(cr, |o: Role| namespace_ref(&o))
         .watches_stream(kb, |o: RoleBinding| namespace_ref(&o))
@@ -404,7 +424,20 @@ pub(crate) async fn sync_namespace_grants(g: &GrantContext, namespace: &str) -> 
         tracing::warn!(secret = %secret, reason = why.reason(), "refusing to grant credential Secret access here");
     }
     report.credentials_refused = refused;
-    let credentials = desired.remove(namespace);
+    let opted_in = stores
+        .opted_in
+        .state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .map(|s| (namespace.to_string(), s.name_any()))
+        .collect();
+    let mut here: BTreeMap<_, _> = desired.remove(namespace).map(|g| (namespace.to_string(), g)).into_iter().collect();
+    report.credentials_not_opted_in = retain_opted_in(&mut here, &opted_in);
+    for secret in &report.credentials_not_opted_in {
+        tracing::warn!(secret = %secret,
+            "not granting access to a credentials Secret that has not opted in (label and type Opaque)");
+    }
+    let credentials = here.remove(namespace);
     let observed = stores.observed(GrantKind::Credentials, namespace);
     report.credentials = sync_namespace(
         &ctx.client,
@@ -430,7 +463,7 @@ fn record(g: &GrantContext, namespace: &str, report: &NamespaceReport) -> usize 
         (
             GrantKind::Credentials,
             &report.credentials,
-            report.credentials_refused.len(),
+            report.credentials_refused.len() + report.credentials_not_opted_in.len(),
         ),
     ];
     let mut failed = 0;

@@ -1,11 +1,13 @@
-//! Credential grants: for every MCPServer with token exchange enabled, the `--credentials-reader` may
-//! `get` exactly the Secret its `clientCredentialsSecretRef` names, in that Secret's namespace (defaulting
-//! to the MCPServer's). Grants no MCPServer needs any more are removed by the grant controller.
+//! Credential grants: for every MCPServer in topology M (Muster exchanges, `tokenExchange.enabled: true`),
+//! the `--credentials-reader` may `get` exactly the Secret its `clientCredentialsSecretRef` names, in that
+//! Secret's namespace (defaulting to the MCPServer's), once that Secret opted in (see
+//! [`super::credential_optin`]). In topology F Muster never reads the Secret (only the sidecar mounts
+//! it), so no grant is made. Grants no MCPServer needs any more are removed by the grant controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::rbac::v1::Subject;
-use muster_exchange_api::MCPServer;
+use muster_exchange_api::{MCPServer, topology};
 use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
 
 use super::rbac_objects::{DesiredGrant, GrantKind};
@@ -31,6 +33,9 @@ pub(crate) fn desired_credential_grants(
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut refused = Vec::new();
     for server in servers {
+        if !topology::of(server).is_ok_and(topology::Topology::muster_reads_credentials) {
+            continue;
+        }
         let Some(location) = credentials_secret_of(server, &config.policy) else {
             continue;
         };

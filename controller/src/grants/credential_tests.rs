@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::fixtures::{CREDENTIALS, credential_config, mcpserver, stored, sync_credentials};
+use super::fixtures::{CREDENTIALS, credential_config, list_opted_in, mcpserver, stored, sync_credentials};
 use muster_exchange_api::credentials_policy::NamespaceRefusal;
 
 /// An MCPServer author cannot have Muster granted `get` on a Secret elsewhere: only Secrets next to
@@ -63,6 +63,7 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
         ),
     ];
     let expected = vec![
+        list_opted_in(&[("creds", "dex-b"), ("muster", "dex-a")]),
         CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("old", &["dex-z"]), "r9")]),
         CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("creds"), "b1")]),
         CREDENTIALS.apply_role("creds", &["dex-b"]),
@@ -89,4 +90,34 @@ async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
     let config = credential_config(None, "mx", false);
     let report = sync_credentials(expected, servers, config).await;
     assert_eq!(report.sync.deleted, 2);
+}
+
+/// Finding: naming a Secret in an MCPServer was enough to have Muster granted read on it. A Secret that has
+/// not opted in (label and type Opaque, which the API server filters on) is not granted, and a grant it
+/// held goes; the opted-in Secret next to it keeps its grant.
+#[tokio::test]
+async fn a_secret_that_has_not_opted_in_is_never_granted() {
+    let servers = vec![
+        mcpserver("muster", "a", true, json!({"name": "dex-a"})),
+        mcpserver("muster", "tls", true, json!({"name": "ingress-tls"})),
+        mcpserver("org-b", "b", true, json!({"name": "db-password"})),
+    ];
+    let expected = vec![
+        list_opted_in(&[("muster", "dex-a")]),
+        CREDENTIALS.list_roles(vec![
+            stored(CREDENTIALS.role("muster", &["dex-a", "ingress-tls"]), "r1"),
+            stored(CREDENTIALS.role("org-b", &["db-password"]), "r2"),
+        ]),
+        CREDENTIALS.list_bindings(vec![
+            stored(CREDENTIALS.binding("muster"), "b1"),
+            stored(CREDENTIALS.binding("org-b"), "b2"),
+        ]),
+        CREDENTIALS.apply_role("muster", &["dex-a"]),
+        CREDENTIALS.delete_role("org-b", "r2"),
+        CREDENTIALS.delete_binding("org-b", "b2"),
+    ];
+    let config = credential_config(Some("serviceaccount:muster/muster"), "mx", false);
+    let report = sync_credentials(expected, servers, config).await;
+    assert_eq!((report.sync.applied, report.sync.deleted), (1, 2));
+    assert_eq!(report.not_opted_in, ["muster/ingress-tls", "org-b/db-password"]);
 }

@@ -27,6 +27,8 @@ pub(super) enum Step {
     Organizations(Vec<String>),
     /// Secrets of one namespace, by name.
     Secrets(String, Vec<String>),
+    /// Opted-in credentials Secrets, `(namespace, name)`.
+    OptedIn(Vec<(String, String)>),
     /// Roles of one grant kind.
     Roles(GrantKind, Vec<Value>),
     /// RoleBindings of one grant kind.
@@ -173,6 +175,16 @@ pub(super) fn list_secrets(ns: &str, names: &[&str]) -> Step {
     Step::Secrets(ns.to_string(), names.iter().map(|n| n.to_string()).collect())
 }
 
+/// The cache of opted-in credentials Secrets (label and type `Opaque`) holds `secrets` (`(ns, name)`).
+pub(super) fn list_opted_in(secrets: &[(&str, &str)]) -> Step {
+    Step::OptedIn(
+        secrets
+            .iter()
+            .map(|(ns, name)| (ns.to_string(), name.to_string()))
+            .collect(),
+    )
+}
+
 /// Kubeconfig grants for organization namespaces to `muster/mcp-kubernetes`; `muster-exchange` is the
 /// controller's own namespace.
 pub(super) fn kubeconfig_config() -> KubeconfigGrantConfig {
@@ -192,6 +204,8 @@ pub(super) struct Totals {
     /// Refusals of that kind: `(namespace, why)` for kubeconfig grants, `(namespace/secret, why)` for
     /// credential grants.
     pub refused: Vec<(String, NamespaceRefusal)>,
+    /// `namespace/secret` of credentials Secrets not granted because they have not opted in.
+    pub not_opted_in: Vec<String>,
 }
 
 fn meta(ns: Option<&str>, name: &str) -> Value {
@@ -212,6 +226,7 @@ pub(super) async fn reconcile_all(
     credentials: CredentialGrantConfig,
 ) -> Totals {
     let (mut organizations, mut secrets, mut expected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut opted_in = Vec::new();
     let (mut roles, mut bindings) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     let mut namespaces = BTreeSet::new();
     let index = |k: GrantKind| usize::from(k == GrantKind::Credentials);
@@ -224,6 +239,12 @@ pub(super) async fn reconcile_all(
             Step::Secrets(ns, names) => {
                 namespaces.insert(ns.clone());
                 secrets.extend(names.iter().map(|n| meta(Some(&ns), n)));
+            }
+            Step::OptedIn(pairs) => {
+                for (ns, name) in pairs {
+                    namespaces.insert(ns.clone());
+                    opted_in.push(meta(Some(&ns), &name));
+                }
             }
             Step::Roles(k, objects) => roles[index(k)].extend(objects),
             Step::Bindings(k, objects) => bindings[index(k)].extend(objects),
@@ -246,6 +267,7 @@ pub(super) async fn reconcile_all(
         namespaces: synced::<PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>(&all, ()),
         organizations: synced(&organizations, ()),
         secrets: synced::<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>(&secrets, ()),
+        opted_in: synced::<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>(&opted_in, ()),
         kubeconfig: kind_stores(0),
         credentials: kind_stores(1),
         servers: synced_store(&servers),
@@ -262,6 +284,7 @@ pub(super) async fn reconcile_all(
         let mut totals = Totals::default();
         for ns in &namespaces {
             let report = sync_namespace_grants(&g, ns).await;
+            totals.not_opted_in.extend(report.credentials_not_opted_in);
             let (sync, refused) = match kind {
                 GrantKind::Kubeconfig => (
                     report.kubeconfig,
@@ -343,6 +366,7 @@ pub(super) fn synced_stores() -> GrantStores {
         namespaces: synced(&[], ()),
         organizations: synced(&[], ()),
         secrets: synced(&[], ()),
+        opted_in: synced(&[], ()),
         kubeconfig: kind_stores(),
         credentials: kind_stores(),
         servers: synced_store(&[]),

@@ -3,6 +3,7 @@
 
 pub(crate) mod controller;
 pub(crate) mod credential_grants;
+pub(crate) mod credential_optin;
 pub(crate) mod grant_sync;
 pub(crate) mod kubeconfig_grants;
 pub(crate) mod rbac_objects;
@@ -16,3 +17,5 @@ mod credential_tests;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topology_tests;

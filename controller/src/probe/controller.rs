@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
@@ -20,7 +20,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_DEX_CONNECTED, CONDITION_EXCHANGE_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_VERIFIED,
 };
 use tracing::Instrument;
 
@@ -29,9 +29,8 @@ use super::mcpserver::{has_our_conditions, parse_lenient};
 use super::outcome::{Check, ProbeOutcome};
 use super::probe_one;
 use super::schedule::{initial_delay, next_probe_delay};
-use super::status::{plan_status, write_conditions};
-use super::target::{ProbeTarget, credentials_secret_of};
-use crate::diagnose::sources::get_secret;
+use super::read_target::target_from_cluster;
+use super::status::{ConditionChange, WriteOutcome, plan_status, write_conditions};
 use crate::runtime::context::Context;
 use crate::runtime::error::Error;
 use crate::runtime::metrics::{ErrorLabels, LoopLabels, ProbeLabels};
@@ -52,6 +51,8 @@ pub(crate) struct ProbeContext {
     pub(crate) ctx: Arc<Context>,
     store: Store<DynamicObject>,
     memory: Mutex<HashMap<String, Memory>>,
+    /// MCPServers in the cache that cannot be read at all (the `mcpservers_unreadable` gauge).
+    unreadable: Mutex<std::collections::HashSet<String>>,
     /// A random number in `[0, 1)` for the jitter (fixed in tests, so delays are exact).
     random: fn() -> f64,
 }
@@ -62,6 +63,7 @@ impl ProbeContext {
             ctx,
             store,
             memory: Mutex::default(),
+            unreadable: Mutex::default(),
             random,
         }
     }
@@ -124,18 +126,23 @@ async fn reconcile_one(
     }
     forget_deleted(&p);
     let server = match parse_lenient(&object) {
-        Ok(server) => server,
+        Ok(server) => {
+            mark_unreadable(&p, &key, false);
+            server
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a malformed MCPServer: no probe until it is fixed");
             p.memory().remove(&key);
+            mark_unreadable(&p, &key, true);
             return Ok(Action::await_change());
         }
     };
-    if server.enabled_token_exchange().is_none() {
+    // Topologies M and F are probed alike; only "neither" has its conditions cleared.
+    if muster_exchange_api::topology::of(&server).is_err() {
         p.memory().remove(&key);
         if has_our_conditions(&server) {
             // Token exchange switched off: our conditions go, once; the change wakes no probe.
-            write(ctx, &server, &[]).await?;
+            write(ctx, &server, ConditionChange::Clear).await?;
         }
         return Ok(Action::await_change());
     }
@@ -185,8 +192,11 @@ async fn reconcile_one(
     };
     if let Some(plan) = plan_status(&server, &outcome, &Time(Timestamp::now())) {
         // A failed write is counted and logged; the next probe writes again.
-        if write(ctx, &server, &plan.conditions).await.is_ok() {
-            publish_transitions(&ctx.recorder, &server, &plan.transitions).await;
+        // Events carry the flips the write made, as read just before it.
+        if let Ok(Some(WriteOutcome::Written(flips))) =
+            write(ctx, &server, ConditionChange::Set(&plan.conditions)).await
+        {
+            publish_transitions(&ctx.recorder, &server, &flips).await;
         }
     }
     let (interval, max_backoff) = (ctx.probe.interval, ctx.probe.max_backoff);
@@ -199,13 +209,35 @@ fn error_policy(_object: Arc<DynamicObject>, _error: &Error, p: Arc<ProbeContext
     Action::requeue(p.ctx.probe.interval)
 }
 
+/// Records whether the MCPServer `key` can be read and sets the `mcpservers_unreadable` gauge.
+fn mark_unreadable(p: &ProbeContext, key: &str, unreadable: bool) {
+    let mut set = p.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+    let changed = if unreadable {
+        set.insert(key.to_string())
+    } else {
+        set.remove(key)
+    };
+    if changed {
+        p.ctx
+            .metrics
+            .mcpservers_unreadable
+            .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
+    }
+}
+
 /// Drops the memory of MCPServers no longer in the cache (checked only when it may have grown stale).
 fn forget_deleted(p: &ProbeContext) {
     let mut memory = p.memory();
+    let mut unreadable = p.unreadable.lock().unwrap_or_else(|e| e.into_inner());
     let live = p.store.state();
-    if memory.len() > live.len() {
+    if memory.len() + unreadable.len() > live.len() {
         let keys: std::collections::HashSet<String> = live.iter().map(|o| key_of(o)).collect();
         memory.retain(|k, _| keys.contains(k));
+        unreadable.retain(|k| keys.contains(k));
+        p.ctx
+            .metrics
+            .mcpservers_unreadable
+            .set(i64::try_from(unreadable.len()).unwrap_or(i64::MAX));
     }
 }
 
@@ -215,9 +247,9 @@ fn record_outcome(ctx: &Context, key: &str, outcome: &ProbeOutcome) {
         .get_or_create(&LoopLabels { r#loop: "probe" })
         .inc();
     for (condition, check) in [
-        (CONDITION_CREDENTIALS_READY, &outcome.credentials),
-        (CONDITION_CONNECTED, &outcome.connected),
-        (CONDITION_TOKEN_EXCHANGE_READY, &outcome.token_exchange),
+        (CONDITION_EXCHANGE_CREDENTIALS_READY, &outcome.credentials),
+        (CONDITION_DEX_CONNECTED, &outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_VERIFIED, &outcome.token_exchange),
     ] {
         let labels = ProbeLabels {
             cluster: key.to_string(),
@@ -228,16 +260,28 @@ fn record_outcome(ctx: &Context, key: &str, outcome: &ProbeOutcome) {
     }
 }
 
-/// Writes `conditions` (leader only: leadership may have been lost while the probe ran).
-async fn write(ctx: &Context, server: &MCPServer, conditions: &[Condition]) -> Result<(), Error> {
+/// Changes our conditions (leader only: leadership may have been lost while the probe ran); every
+/// other writer's entries stay. `None` when not the leader.
+async fn write(
+    ctx: &Context,
+    server: &MCPServer,
+    change: ConditionChange<'_>,
+) -> Result<Option<WriteOutcome>, Error> {
     if !ctx.is_leader() {
-        return Ok(());
+        return Ok(None);
     }
     let (ns, name) = (server.namespace().unwrap_or_default(), server.name_any());
-    match write_conditions(&ctx.client, &ns, &name, conditions).await {
-        Ok(()) => {
-            ctx.metrics.status_writes.inc();
-            Ok(())
+    let conflicts = &ctx.metrics.status_write_conflicts;
+    match write_conditions(&ctx.client, &ns, &name, change, || {
+        conflicts.inc();
+    })
+    .await
+    {
+        Ok(outcome) => {
+            if matches!(outcome, WriteOutcome::Written(_)) {
+                ctx.metrics.status_writes.inc();
+            }
+            Ok(Some(outcome))
         }
         Err(e) => {
             tracing::warn!(error = %e, "status write failed; retrying later");
@@ -253,33 +297,18 @@ async fn write(ctx: &Context, server: &MCPServer, conditions: &[Condition]) -> R
     }
 }
 
-/// Reads the credentials Secret (only where the policy allows, bounded by the probe timeout) and probes.
+/// Reads the credentials Secret (only where the policy allows and the Secret opted in, bounded by the
+/// probe timeout) and probes.
 async fn probe_server(ctx: &Context, server: &MCPServer, last_answered: Option<Timestamp>) -> ProbeOutcome {
     let policy = &ctx.credentials.policy;
     let timeout = ctx.probe.settings.timeout;
-    let readable = credentials_secret_of(server, policy)
-        .and_then(|l| l.readable().map(|(ns, name)| (ns.to_string(), name.to_string())));
-    let secret = match readable {
-        Some((ns, name)) => match tokio::time::timeout(timeout, get_secret(&ctx.client, &ns, &name)).await {
-            Ok(read) => read.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "the Kubernetes API did not return Secret {ns}/{name} within the probe timeout of {timeout:?}; \
-                 the next probe retries"
-            )),
-        },
-        None => Ok(None),
-    };
-    let unreadable = secret.as_ref().err().cloned();
-    let Some(mut target) = ProbeTarget::from_server(server, secret.ok().flatten().as_ref(), policy) else {
+    let Some(mut target) = target_from_cluster(&ctx.client, server, policy, timeout).await else {
         return ProbeOutcome {
             credentials: Check::unknown("NotProbed", "token exchange is not enabled"),
             connected: Check::unknown("NotProbed", "token exchange is not enabled"),
             token_exchange: Check::unknown("NotProbed", "token exchange is not enabled"),
         };
     };
-    if let Some(error) = unreadable {
-        target.credentials_check = Check::unknown("SecretUnreadable", error);
-    }
     target.last_answered = last_answered;
     probe_one(&ctx.exchange, &target, &ctx.probe.settings).await
 }

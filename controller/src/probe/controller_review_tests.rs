@@ -51,7 +51,7 @@ async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
     let conditions = status["status"]["conditions"].as_array().unwrap();
     let credentials = conditions
         .iter()
-        .find(|c| c["type"] == "CredentialsReady")
+        .find(|c| c["type"] == "ExchangeCredentialsReady")
         .unwrap();
     assert_eq!(
         (&credentials["status"], &credentials["reason"]),
@@ -71,22 +71,31 @@ fn switched_off_server() -> Value {
         "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp", "auth": {"type": "oauth",
             "tokenExchange": {"enabled": false}}},
         "status": {"state": "Running", "conditions": [
-            {"type": "Connected", "status": "True", "reason": "IssuerMatches", "message": "ok",
+            {"type": "DexConnected", "status": "True", "reason": "IssuerMatches", "message": "ok",
                 "lastTransitionTime": "2026-01-01T00:00:00Z"},
-            {"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
+            musters_ready(),
+            {"type": "TokenExchangeReady", "status": "True", "reason": "AllChecksPassed", "message": "ok",
                 "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
 }
 
-/// Switching token exchange off removes our conditions: one apply of an empty list with our field
-/// manager removes exactly ours, and nothing is probed or written again for that generation.
+/// Muster's own condition: never ours to remove.
+fn musters_ready() -> Value {
+    json!({"type": "Ready", "status": "True", "reason": "Reachable", "message": "ok",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"})
+}
+
+/// Switching token exchange off removes our conditions with one read and one patch guarded by the
+/// version read, keeping Muster's `Ready`; nothing is probed or written again for that generation.
 #[tokio::test(start_paused = true)]
 async fn switching_exchange_off_clears_our_conditions_once() {
     crate::probe::tests::install_crypto();
-    let uri = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/a/status?&force=true\
-               &fieldManager=muster-exchange-controller-conditions";
-    let body = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-        "status": {"conditions": []}});
-    let expected = vec![Expect::apply(uri, body).responding(switched_off_server())];
+    let object = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/a";
+    let uri = format!("{object}/status?&fieldManager=muster-exchange-controller-conditions");
+    let body = json!({"metadata": {"resourceVersion": "9"}, "status": {"conditions": [musters_ready()]}});
+    let expected = vec![
+        Expect::get(object, switched_off_server()),
+        Expect::apply(uri, body).responding(switched_off_server()),
+    ];
     run_scenario_for(Duration::from_secs(7200), expected, |client| async move {
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
         let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();

@@ -1,9 +1,11 @@
-//! `CredentialsReady`: the client-credentials Secret exists and both keys hold non-empty values.
+//! `ExchangeCredentialsReady`: the client-credentials Secret exists, has opted in (labelled and `Opaque`, see
+//! [`super::secret_optin`]), and both keys hold non-empty values.
 
 use k8s_openapi::api::core::v1::Secret;
 use muster_exchange_api::ClientCredentialsSecretRef;
 
 use super::outcome::Check;
+use super::secret_optin::judge;
 
 pub use muster_exchange_dex::ClientCredentials;
 
@@ -27,6 +29,9 @@ pub fn check_credentials(
         );
         return (Check::fail("SecretNotFound", message), None);
     };
+    if let Err(refusal) = judge(secret) {
+        return (refusal.check(namespace, &secret_ref.name), None);
+    }
     let id = value(secret, &secret_ref.client_id_key).filter(|v| !v.is_empty());
     let secret_value = value(secret, &secret_ref.client_secret_key).filter(|v| !v.is_empty());
     let missing: Vec<&str> = [
@@ -76,6 +81,13 @@ mod tests {
             .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
             .collect::<BTreeMap<_, _>>();
         Secret {
+            metadata: kube::api::ObjectMeta {
+                labels: Some(BTreeMap::from([(
+                    muster_exchange_api::names::CREDENTIALS_OPT_IN_LABEL.to_string(),
+                    "true".to_string(),
+                )])),
+                ..Default::default()
+            },
             data: Some(data),
             ..Secret::default()
         }
@@ -97,6 +109,30 @@ mod tests {
         assert_eq!(check.reason, "KeyMissing");
         assert!(
             check.message.contains("no non-empty client-secret;"),
+            "{}",
+            check.message
+        );
+    }
+
+    #[test]
+    fn an_unlabelled_or_tls_secret_is_refused_with_what_to_do_and_its_values_are_not_returned() {
+        let mut unlabelled = secret(&[("client-id", "a"), ("client-secret", "b")]);
+        unlabelled.metadata.labels = None;
+        let (check, creds) = check_credentials(&secret_ref(), "muster", Some(&unlabelled));
+        assert_eq!((check.reason, creds.is_none()), ("SecretNotOptedIn", true));
+        assert!(
+            check.message.contains(
+                "label it: kubectl label secret -n muster dex-creds exchange.muster.giantswarm.io/credentials=true"
+            ),
+            "{}",
+            check.message
+        );
+        let mut tls = secret(&[("client-id", "tls.crt"), ("client-secret", "tls.key")]);
+        tls.type_ = Some("kubernetes.io/tls".into());
+        let (check, creds) = check_credentials(&secret_ref(), "muster", Some(&tls));
+        assert_eq!((check.reason, creds.is_none()), ("SecretNotOpaque", true));
+        assert!(
+            check.message.contains("(it is of type \"kubernetes.io/tls\")"),
             "{}",
             check.message
         );

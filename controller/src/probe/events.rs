@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn false_is_a_warning_and_notes_are_bounded() {
         let c = Condition {
-            type_: "Connected".into(),
+            type_: "DexConnected".into(),
             status: "False".into(),
             reason: "Disconnected".into(),
             message: "x".repeat(2000),
@@ -86,7 +86,7 @@ mod tests {
             (EventType::Warning, "Disconnected", "Probe")
         );
         let note = e.note.unwrap();
-        assert!(note.starts_with("Connected is False (Disconnected) after True: xxx"));
+        assert!(note.starts_with("DexConnected is False (Disconnected) after True: xxx"));
         assert_eq!(note.len(), 1000);
         assert!(worth_an_event(&c, None));
         let healthy = Condition {

@@ -1,28 +1,17 @@
 //! Reading MCPServers from the cache tolerantly: the controller needs metadata, spec and the conditions.
 //! Muster owns the rest of `status` and may add values this build does not know (a new `state`); such an
-//! object must still be probed and keep its credential grant, so the rest of `status` is best effort.
+//! object must still be probed and keep its credential grant. Objects are parsed one by one, so one that
+//! cannot be read at all costs only itself (logged, counted in `mcpservers_unreadable`).
 
 use kube::api::DynamicObject;
-use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
-};
-use muster_exchange_api::{MCPServer, MCPServerStatus};
-use serde_json::{Value, json};
+use muster_exchange_api::MCPServer;
+use muster_exchange_api::names::is_our_condition_type;
+use serde_json::Value;
 
-/// Parses metadata and spec strictly, `status` leniently (whole, else conditions only, else none).
+/// Parses an object from the cache. `status` never fails it (the api types read it field by field, and
+/// enums keep values this build does not know), so an error means metadata or spec cannot be read.
 pub(crate) fn parse_lenient(object: &DynamicObject) -> Result<MCPServer, serde_json::Error> {
-    let mut value = serde_json::to_value(object)?;
-    let status = value.as_object_mut().and_then(|o| o.remove("status"));
-    let mut server: MCPServer = serde_json::from_value(value)?;
-    server.status = status.and_then(lenient_status);
-    Ok(server)
-}
-
-fn lenient_status(status: Value) -> Option<MCPServerStatus> {
-    let conditions_only = json!({"conditions": status.get("conditions").cloned()});
-    serde_json::from_value(status)
-        .ok()
-        .or_else(|| serde_json::from_value(conditions_only).ok())
+    serde_json::from_value(serde_json::to_value(object)?)
 }
 
 /// The namespace an MCPServer's credentials Secret is in, read from the raw object so it is known even
@@ -44,20 +33,13 @@ pub(crate) fn has_our_conditions(server: &MCPServer) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                [
-                    CONDITION_CREDENTIALS_READY,
-                    CONDITION_CONNECTED,
-                    CONDITION_TOKEN_EXCHANGE_READY,
-                ]
-                .contains(&c.type_.as_str())
-            })
-        })
+        .is_some_and(|conditions| conditions.iter().any(|c| is_our_condition_type(&c.type_)))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn object(status: Value, spec: Value) -> DynamicObject {
@@ -75,26 +57,36 @@ mod tests {
 
     #[test]
     fn an_unknown_status_state_keeps_the_server_and_its_conditions() {
-        let condition = json!({"type": "Connected", "status": "True", "reason": "IssuerMatches", "message": "",
+        let condition = json!({"type": "DexConnected", "status": "True", "reason": "IssuerMatches", "message": "",
             "lastTransitionTime": "2026-01-01T00:00:00Z"});
-        let future = object(json!({"state": "Hibernating", "conditions": [condition]}), spec());
-        assert!(
-            future.clone().try_parse::<MCPServer>().is_err(),
-            "the strict parse drops it"
+        let future = object(
+            json!({"state": "Awaiting Session", "conditions": [condition], "newField": {"x": 1}}),
+            spec(),
         );
-        let server = parse_lenient(&future).unwrap();
-        let conditions = server.status.and_then(|s| s.conditions).unwrap();
+        let status = parse_lenient(&future).unwrap().status.unwrap();
+        assert_eq!(
+            status.state,
+            Some(muster_exchange_api::ServerState::AwaitingSession)
+        );
+        let conditions = status.conditions.unwrap();
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].reason, "IssuerMatches");
-        let broken_status = object(json!({"state": "Hibernating", "conditions": "nope"}), spec());
-        assert!(parse_lenient(&broken_status).unwrap().status.is_none());
+        let broken_status = object(json!({"state": 7, "conditions": "nope"}), spec());
+        let status = parse_lenient(&broken_status).unwrap().status.unwrap();
+        assert_eq!((status.state, status.conditions), (None, None));
+    }
+
+    #[test]
+    fn an_unknown_spec_type_is_read() {
+        let future_type = object(json!({}), json!({"type": "websocket", "url": "wss://x"}));
+        assert!(parse_lenient(&future_type).unwrap().spec.server_type.is_unknown());
     }
 
     #[test]
     fn a_broken_spec_is_an_error_whose_credentials_namespace_is_still_known() {
         let broken = object(
             json!({}),
-            json!({"type": "carrier-pigeon", "auth": {"tokenExchange": {
+            json!({"type": ["carrier-pigeon"], "auth": {"tokenExchange": {
                 "clientCredentialsSecretRef": {"name": "s", "namespace": "creds"}}}}),
         );
         assert!(parse_lenient(&broken).is_err());

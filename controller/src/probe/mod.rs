@@ -11,7 +11,10 @@ pub(crate) mod exchange_probe;
 pub(crate) mod fleet;
 pub(crate) mod mcpserver;
 pub(crate) mod outcome;
+pub(crate) mod read_target;
+pub(crate) mod resolve_guard;
 pub(crate) mod schedule;
+pub(crate) mod secret_optin;
 pub(crate) mod status;
 pub(crate) mod target;
 
@@ -19,6 +22,8 @@ pub(crate) mod target;
 mod controller_review_tests;
 #[cfg(test)]
 pub(crate) mod controller_tests;
+#[cfg(test)]
+mod status_coexist_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -85,6 +90,13 @@ async fn probe_unbounded(
             token_exchange: Check::unknown("NotProbed", "skipped: no dexTokenEndpoint"),
         };
     }
+    if let Some(why) = resolve_guard::refused_endpoint(&resolve_guard::SystemLookup, &target.endpoint).await {
+        return ProbeOutcome {
+            credentials: credentials_check,
+            connected: Check::fail("EndpointRefused", why),
+            token_exchange: Check::unknown("NotProbed", "skipped: the Dex endpoint is refused"),
+        };
+    }
     let connected = check_connected(
         client,
         &target.endpoint,
@@ -98,7 +110,10 @@ async fn probe_unbounded(
             "the probe exchange is switched off (--probe-exchange=false)",
         )
     } else if connected.status != CheckStatus::True {
-        Check::unknown("NotProbed", format!("skipped: Connected is {}", connected.reason))
+        Check::unknown(
+            "NotProbed",
+            format!("skipped: DexConnected is {}", connected.reason),
+        )
     } else if let Some(credentials) = &target.credentials {
         match exchange_probe::probe_exchange(client, target, credentials).await {
             Ok(check) => check,

@@ -22,6 +22,22 @@ impl CheckStatus {
     }
 }
 
+/// Most bytes of a condition message: whatever a remote Dex answers, a condition stays far below the
+/// CRD's 32768-character limit and readable in `kubectl describe`.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, marked with `…` when cut.
+pub fn cap_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -29,7 +45,7 @@ pub struct Check {
     pub status: CheckStatus,
     /// CamelCase reason (a bounded set: used as a metric label).
     pub reason: &'static str,
-    /// What was found and what to do; never a secret.
+    /// What was found and what to do; never a secret; at most [`MAX_MESSAGE_BYTES`].
     pub message: String,
 }
 
@@ -39,7 +55,7 @@ impl Check {
         Check {
             status: CheckStatus::True,
             reason,
-            message: message.into(),
+            message: cap_message(message.into()),
         }
     }
 
@@ -48,7 +64,7 @@ impl Check {
         Check {
             status: CheckStatus::False,
             reason,
-            message: message.into(),
+            message: cap_message(message.into()),
         }
     }
 
@@ -57,19 +73,19 @@ impl Check {
         Check {
             status: CheckStatus::Unknown,
             reason,
-            message: message.into(),
+            message: cap_message(message.into()),
         }
     }
 }
 
-/// The three probed checks of one MCPServer (`Ready` is derived from them).
+/// The three probed checks of one MCPServer (the aggregate `TokenExchangeReady` is derived from them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeOutcome {
-    /// `CredentialsReady`.
+    /// `ExchangeCredentialsReady`.
     pub credentials: Check,
-    /// `Connected`.
+    /// `DexConnected`.
     pub connected: Check,
-    /// `TokenExchangeReady`.
+    /// `TokenExchangeVerified`.
     pub token_exchange: Check,
 }
 
@@ -77,5 +93,28 @@ impl ProbeOutcome {
     /// True when nothing failed (used for backoff and diagnose's exit code).
     pub fn is_ready(&self) -> bool {
         crate::probe::conditions::build::ready_check(self).status == CheckStatus::True
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_capped_on_a_char_boundary() {
+        let long = format!("Dex said: {}", "ü".repeat(20_000));
+        for check in [
+            Check::ok("A", long.clone()),
+            Check::fail("B", long.clone()),
+            Check::unknown("C", long.clone()),
+        ] {
+            assert!(
+                check.message.len() <= MAX_MESSAGE_BYTES,
+                "{}",
+                check.message.len()
+            );
+            assert!(check.message.starts_with("Dex said: üü") && check.message.ends_with('…'));
+        }
+        assert_eq!(Check::fail("D", "short").message, "short");
     }
 }

@@ -1,31 +1,65 @@
-//! Writing the conditions of one MCPServer: server-side apply on the status subresource with our own
-//! field manager, only `status.conditions` (never `status.state`, Muster owns it), only when something
-//! changed, `lastTransitionTime` kept when a status did not flip.
+//! Writing our conditions on one MCPServer without touching anything another writer owns.
+//!
+//! Muster owns `status` (its `state`, its `Ready` condition, any field a newer Muster adds) and its CRD
+//! declares `status.conditions` an atomic list, so a server-side apply of our entries would replace the
+//! whole list there. Instead every write is: read the object, change only entries of our condition
+//! types in the conditions list as read (every other entry is kept as raw JSON, byte for byte), and send
+//! a JSON merge patch of `status.conditions` alone carrying the `resourceVersion` read. If anyone wrote
+//! in between, the API server answers 409 Conflict and the write starts over from a fresh read, at most
+//! [`MAX_WRITE_ATTEMPTS`] times. This works the same on Muster's CRD (atomic list) and on ours (map list).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, Resource};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use muster_exchange_api::MCPServer;
-use serde_json::json;
+use muster_exchange_api::names::is_our_condition_type;
+use serde_json::{Value, json};
 
 use crate::probe::conditions::build::conditions_for;
 use crate::probe::conditions::merge::{merge, transitions, unchanged};
-use crate::probe::outcome::ProbeOutcome;
 use crate::runtime::error::Error;
+use crate::probe::outcome::ProbeOutcome;
 
-/// Field manager of the conditions (separate from Muster's and from the grants').
+/// Field manager of our status writes (separate from Muster's and from the grants').
 pub const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";
 
-/// A status write to make, and the transitions it carries (for Events).
+/// Reads and writes of one status change at most, when other writers keep winning the race.
+pub const MAX_WRITE_ATTEMPTS: usize = 5;
+
+/// `(condition, previous status)` for each of our conditions whose status flipped (`None`: it is new).
+pub type Flips = Vec<(Condition, Option<String>)>;
+
+/// A status write to make, and the transitions it carries as seen from the cache (the writer recomputes
+/// them from what it reads).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusPlan {
-    /// The conditions to apply.
+    /// Our conditions, wanted.
     pub conditions: Vec<Condition>,
     /// `(condition, previous status)` for each flip (`None`: first time).
-    pub transitions: Vec<(Condition, Option<String>)>,
+    pub transitions: Flips,
 }
 
-/// `None` when the observed conditions already say what `outcome` says.
+/// What to do to our entries of `status.conditions`.
+#[derive(Debug, Clone, Copy)]
+pub enum ConditionChange<'a> {
+    /// Make our entries these (every other entry stays).
+    Set(&'a [Condition]),
+    /// Remove our entries (every other entry stays).
+    Clear,
+}
+
+/// How a write ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// Written; the flips relative to what was read just before (for Events).
+    Written(Flips),
+    /// The object already said it; nothing was sent.
+    Unchanged,
+    /// The object is gone.
+    Gone,
+}
+
+/// `None` when the cached conditions already say what `outcome` says (no read, no write).
 pub fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Option<StatusPlan> {
     let observed = server
         .status
@@ -49,112 +83,109 @@ pub fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Op
     })
 }
 
-/// The apply body: apiVersion, kind and our conditions only.
-pub fn status_body(conditions: &[Condition]) -> serde_json::Value {
+/// The new `status.conditions` for `change` applied to `current` (the raw list as read), and the flips of
+/// our types; `None` when nothing would change. Entries of other types keep their place and bytes; ours
+/// keep their place too, a new one is appended, and a `lastTransitionTime` is kept when the status did not
+/// flip. An empty result is `null` (the field is removed, as it was before we wrote).
+pub fn merged_conditions(current: Option<&Value>, change: ConditionChange<'_>) -> Option<(Value, Flips)> {
+    let entries: &[Value] = current.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let type_of = |entry: &Value| entry.get("type").and_then(Value::as_str).map(str::to_string);
+    let wanted: &[Condition] = match change {
+        ConditionChange::Set(conditions) => conditions,
+        ConditionChange::Clear => &[],
+    };
+    let mut flips = Vec::new();
+    let mut rendered: Vec<(String, Value)> = Vec::with_capacity(wanted.len());
+    for condition in wanted {
+        let old = entries
+            .iter()
+            .find(|e| type_of(e).as_deref() == Some(condition.type_.as_str()));
+        let old_status = old.and_then(|e| e.get("status")).and_then(Value::as_str);
+        let mut value = serde_json::to_value(condition).ok()?;
+        if old_status == Some(condition.status.as_str())
+            && let Some(at) = old.and_then(|e| e.get("lastTransitionTime"))
+        {
+            value["lastTransitionTime"] = at.clone();
+        } else {
+            flips.push((condition.clone(), old_status.map(str::to_string)));
+        }
+        rendered.push((condition.type_.clone(), value));
+    }
+    let mut out: Vec<Value> = Vec::with_capacity(entries.len() + rendered.len());
+    for entry in entries {
+        match type_of(entry) {
+            Some(t) if is_our_condition_type(&t) => {
+                // Ours: replaced in place by the wanted entry (once), dropped when not wanted.
+                if let Some(index) = rendered.iter().position(|(wanted_type, _)| *wanted_type == t) {
+                    out.push(rendered.remove(index).1);
+                }
+            }
+            _ => out.push(entry.clone()),
+        }
+    }
+    out.extend(rendered.into_iter().map(|(_, value)| value));
+    if out.as_slice() == entries {
+        return None;
+    }
+    let list = if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(out)
+    };
+    Some((list, flips))
+}
+
+/// The merge patch: our conditions list, guarded by the `resourceVersion` it was computed from.
+pub fn status_patch(resource_version: &str, conditions: &Value) -> Value {
     json!({
-        "apiVersion": MCPServer::api_version(&()),
-        "kind": MCPServer::kind(&()),
+        "metadata": {"resourceVersion": resource_version},
         "status": {"conditions": conditions},
     })
 }
 
-/// Applies the conditions to `namespace/name`'s status subresource.
+/// Applies `change` to `namespace/name`: read, merge, patch with the version read; on a conflict read and
+/// merge again, at most [`MAX_WRITE_ATTEMPTS`] times. `on_conflict` runs once per conflict (metrics).
 pub async fn write_conditions(
     client: &Client,
     namespace: &str,
     name: &str,
-    conditions: &[Condition],
-) -> Result<(), Error> {
-    let params = PatchParams::apply(CONDITIONS_FIELD_MANAGER).force();
-    Api::<MCPServer>::namespaced(client.clone(), namespace)
-        .patch_status(name, &params, &Patch::Apply(status_body(conditions)))
-        .await
-        .map(|_| ())
-        .map_err(|cause| Error::Status {
-            what: format!("{namespace}/{name}"),
-            cause,
-        })
+    change: ConditionChange<'_>,
+    mut on_conflict: impl FnMut(),
+) -> Result<WriteOutcome, Error> {
+    let resource = ApiResource::erase::<MCPServer>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let what = || format!("{namespace}/{name}");
+    let params = PatchParams {
+        field_manager: Some(CONDITIONS_FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some(object) = api
+            .get_opt(name)
+            .await
+            .map_err(|cause| Error::Status { what: what(), cause })?
+        else {
+            return Ok(WriteOutcome::Gone);
+        };
+        let current = object.data.pointer("/status/conditions");
+        let Some((conditions, flips)) = merged_conditions(current, change) else {
+            return Ok(WriteOutcome::Unchanged);
+        };
+        let version = object.metadata.resource_version.unwrap_or_default();
+        let patch = Patch::Merge(status_patch(&version, &conditions));
+        match api.patch_status(name, &params, &patch).await {
+            Ok(_) => return Ok(WriteOutcome::Written(flips)),
+            Err(kube::Error::Api(status)) if status.code == 409 => on_conflict(),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(WriteOutcome::Gone),
+            Err(cause) => return Err(Error::Status { what: what(), cause }),
+        }
+    }
+    Err(Error::StatusConflict {
+        what: what(),
+        attempts: MAX_WRITE_ATTEMPTS,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use k8s_openapi::jiff::Timestamp;
-    use serde_json::Value;
-
-    use super::*;
-    use crate::probe::outcome::Check;
-    use crate::runtime::fixtures::{Expect, run_scenario};
-
-    const URI: &str = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/cluster-a/status?&force=true&fieldManager=muster-exchange-controller-conditions";
-
-    fn server(conditions: Value) -> MCPServer {
-        serde_json::from_value(json!({
-            "apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer",
-            "metadata": {"name": "cluster-a", "namespace": "muster", "generation": 4},
-            "spec": {"type": "streamable-http", "url": "https://mcp.example/mcp"},
-            "status": {"state": "Connected", "conditions": conditions}
-        }))
-        .unwrap()
-    }
-
-    fn disconnected() -> ProbeOutcome {
-        ProbeOutcome {
-            credentials: Check::ok("SecretFound", "s"),
-            connected: Check::fail("Disconnected", "d"),
-            token_exchange: Check::unknown("NotProbed", "n"),
-        }
-    }
-
-    fn cond(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
-        json!({"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": 4,
-            "lastTransitionTime": at})
-    }
-
-    #[tokio::test]
-    async fn writes_only_our_conditions_keeping_unflipped_transition_times() {
-        let observed = json!([
-            cond(
-                "CredentialsReady",
-                "True",
-                "SecretFound",
-                "s",
-                "2023-01-01T00:00:00Z"
-            ),
-            cond("Connected", "True", "DexAnswered", "ok", "2023-01-01T00:00:00Z")
-        ]);
-        let now = Time(Timestamp::from_second(1_700_000_000).unwrap());
-        let plan = plan_status(&server(observed), &disconnected(), &now).unwrap();
-        let flipped: Vec<_> = plan
-            .transitions
-            .iter()
-            .map(|(c, old)| (c.type_.as_str(), old.as_deref()))
-            .collect();
-        assert_eq!(
-            flipped,
-            [
-                ("Connected", Some("True")),
-                ("TokenExchangeReady", None),
-                ("Ready", None)
-            ]
-        );
-        let new_at = "2023-11-14T22:13:20Z";
-        let body = json!({"apiVersion": "muster.giantswarm.io/v1alpha1", "kind": "MCPServer", "status": {"conditions": [
-            cond("CredentialsReady", "True", "SecretFound", "s", "2023-01-01T00:00:00Z"),
-            cond("Connected", "False", "Disconnected", "d", new_at),
-            cond("TokenExchangeReady", "Unknown", "NotProbed", "n", new_at),
-            cond("Ready", "False", "ChecksFailing", "not ready: Connected, TokenExchangeReady", new_at),
-        ]}});
-        let conditions = plan.conditions.clone();
-        let stored = serde_json::to_value(server(body["status"]["conditions"].clone())).unwrap();
-        run_scenario(
-            vec![Expect::apply(URI, body).responding(stored)],
-            |client| async move { write_conditions(&client, "muster", "cluster-a", &conditions).await },
-        )
-        .await
-        .unwrap();
-        // The same outcome again, against what we just wrote: nothing to write.
-        let written = serde_json::to_value(&plan.conditions).unwrap();
-        let later = Time(Timestamp::from_second(1_700_000_600).unwrap());
-        assert_eq!(plan_status(&server(written), &disconnected(), &later), None);
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use muster_exchange_api::credentials_policy::{CredentialsPolicy, CredentialsSecretRefused};
-use muster_exchange_api::{MCPServer, issuer};
+use muster_exchange_api::{MCPServer, issuer, topology};
 
 use super::credentials::{ClientCredentials, check_credentials};
 use super::outcome::Check;
@@ -30,7 +30,7 @@ impl SecretLocation {
             .then_some((self.namespace.as_str(), self.name.as_str()))
     }
 
-    /// The `CredentialsReady=False` check of a refused Secret.
+    /// The `ExchangeCredentialsReady=False` check of a refused Secret.
     pub fn refused_check(&self) -> Option<Check> {
         let refused = self.refused.as_ref()?;
         Some(Check::fail("SecretNamespaceRefused", refused.to_string()))
@@ -69,13 +69,14 @@ impl ProbeTarget {
     }
 
     /// The target for `server`, with `secret` the credentials Secret as found (`None`: not found; ignored
-    /// when `policy` refuses the Secret's namespace). `None` when token exchange is not enabled on it.
+    /// when `policy` refuses the Secret's namespace). `None` when nobody exchanges for it (neither
+    /// topology M nor F: in F the sidecar depends on this exchange as Muster does in M).
     pub fn from_server(
         server: &MCPServer,
         secret: Option<&Secret>,
         policy: &CredentialsPolicy,
     ) -> Option<Self> {
-        let te = server.enabled_token_exchange()?;
+        let (_, te) = topology::exchange_config(server)?;
         let namespace = server.namespace().unwrap_or_default();
         let endpoint = te.dex_token_endpoint.clone().unwrap_or_default();
         let refused = credentials_secret_of(server, policy).and_then(|l| l.refused_check());
@@ -108,10 +109,11 @@ impl ProbeTarget {
     }
 }
 
-/// The credentials Secret `server` references, when exchange is enabled, judged by `policy`.
+/// The credentials Secret `server` references, when someone exchanges with it (topology M or F), judged
+/// by `policy`.
 pub fn credentials_secret_of(server: &MCPServer, policy: &CredentialsPolicy) -> Option<SecretLocation> {
-    let secret_ref = server
-        .enabled_token_exchange()?
+    let secret_ref = topology::exchange_config(server)?
+        .1
         .client_credentials_secret_ref
         .as_ref()?;
     let server_namespace = server.namespace().unwrap_or_default();

@@ -37,6 +37,17 @@ pub enum Error {
         /// The API error.
         cause: kube::Error,
     },
+    /// Another writer (e.g. Muster) changed the object between each of our reads and writes.
+    #[error(
+        "cannot write status of {what}: another writer changed it between our read and our write {attempts} \
+         times in a row; nothing was overwritten, the next probe retries it"
+    )]
+    StatusConflict {
+        /// The MCPServer, `namespace/name`.
+        what: String,
+        /// Read-merge-write attempts made.
+        attempts: usize,
+    },
 }
 
 impl Error {
@@ -47,6 +58,7 @@ impl Error {
             Error::Apply { .. } => "apply",
             Error::Delete { .. } => "delete",
             Error::Status { .. } => "status",
+            Error::StatusConflict { .. } => "status_conflict",
         }
     }
 }

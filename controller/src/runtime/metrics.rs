@@ -67,6 +67,11 @@ pub struct Metrics {
     pub grant_writes: Family<WriteLabels, Counter>,
     /// Status writes sent.
     pub status_writes: Counter,
+    /// Status writes that met a conflict (another writer, e.g. Muster, wrote in between) and were re-read
+    /// and merged again.
+    pub status_write_conflicts: Counter,
+    /// MCPServers in the cache that cannot be read at all (each costs only itself; logged by name).
+    pub mcpservers_unreadable: Gauge,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
 }
@@ -105,6 +110,16 @@ impl Metrics {
             "status_writes",
             "MCPServer status writes",
             self.status_writes.clone(),
+        );
+        r.register(
+            "status_write_conflicts",
+            "MCPServer status writes re-read and merged again after a conflict with another writer",
+            self.status_write_conflicts.clone(),
+        );
+        r.register(
+            "mcpservers_unreadable",
+            "MCPServers in the cache that cannot be read at all (see the log for their names)",
+            self.mcpservers_unreadable.clone(),
         );
         r.register(
             "leader",

@@ -7,11 +7,13 @@ pub(crate) mod duration_arg;
 pub(crate) mod error;
 #[cfg(test)]
 pub(crate) mod fixtures;
-pub(crate) mod http;
+pub mod http;
 pub(crate) mod kube_client;
 #[cfg(test)]
 mod manifest_tests;
-pub(crate) mod metrics;
+#[cfg(test)]
+pub(crate) mod mock_apiserver;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,10 +89,13 @@ fn exchange_client(args: &ControllerArgs) -> Result<ExchangeClient, StartError> 
         Some(p) => Some(std::fs::read(p).map_err(|e| StartError::CaFile(p.display().to_string(), e))?),
         None => None,
     };
-    Ok(ExchangeClient::new(ClientOptions {
-        timeout: crate::probe::http_client_timeout(args.probe_timeout),
-        extra_ca_pem,
-    })?)
+    Ok(ExchangeClient::with_resolver(
+        ClientOptions {
+            timeout: crate::probe::http_client_timeout(args.probe_timeout),
+            extra_ca_pem,
+        },
+        crate::probe::resolve_guard::GuardedResolver::system(),
+    )?)
 }
 
 fn identity(args: &ControllerArgs) -> String {

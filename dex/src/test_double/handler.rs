@@ -65,6 +65,9 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         Some(FailureMode::ServerError) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", ""),
         Some(FailureMode::OversizedBody) => oversized(),
         Some(FailureMode::NotJson) => (StatusCode::OK, "<html>not dex</html>").into_response(),
+        Some(FailureMode::LongRejection(length)) => {
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &"é".repeat(length))
+        }
         None => match check_and_issue(&shared, &behaviour, &recorded) {
             Ok(response) => response,
             Err((status, error, description)) => oauth_error(status, error, description),
@@ -119,11 +122,16 @@ fn check_and_issue(shared: &Shared, b: &Behaviour, req: &RecordedRequest) -> Res
     }
     check_token_types(req)?;
     let subject = req.field("subject_token").unwrap_or_default();
+    // Dex answers a subject token its connector cannot verify with 401 access_denied, no description.
+    let denied = (StatusCode::UNAUTHORIZED, "access_denied", "");
     if b.refused_subject_tokens.contains(subject) {
-        // Dex answers a subject token its connector cannot verify with 401 access_denied, no description.
-        return Err((StatusCode::UNAUTHORIZED, "access_denied", ""));
+        return Err(denied);
     }
-    Ok(issue(shared, b, req, &client_id))
+    let identity = match &b.connector_issuer {
+        Some(upstream) => Some(verify_subject(subject, upstream).ok_or(denied)?),
+        None => None,
+    };
+    Ok(issue(shared, b, req, &client_id, identity.as_ref()))
 }
 
 /// Dex: Basic (each part QueryUnescaped) or body credentials; unknown client or wrong secret is 401.
@@ -189,7 +197,43 @@ fn check_token_types(req: &RecordedRequest) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn issue(shared: &Shared, b: &Behaviour, req: &RecordedRequest, client_id: &str) -> Response {
+/// What the OIDC connector takes from a verified subject token.
+struct Identity {
+    sub: String,
+    email: Option<String>,
+}
+
+/// The connector's check of a subject ID token against its upstream issuer: a JWT whose `iss` is
+/// `upstream` and whose `exp` is still ahead (go-oidc's verifier; the signature is not checked here).
+fn verify_subject(subject: &str, upstream: &str) -> Option<Identity> {
+    let payload = subject.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    if claims["iss"].as_str()? != upstream {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    if claims["exp"].as_u64()? <= now {
+        return None;
+    }
+    Some(Identity {
+        sub: claims["sub"].as_str()?.to_string(),
+        email: claims["email"].as_str().map(str::to_string),
+    })
+}
+
+fn issue(
+    shared: &Shared,
+    b: &Behaviour,
+    req: &RecordedRequest,
+    client_id: &str,
+    identity: Option<&Identity>,
+) -> Response {
     let serial = shared.issued.fetch_add(1, Ordering::SeqCst) + 1;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -202,13 +246,24 @@ fn issue(shared: &Shared, b: &Behaviour, req: &RecordedRequest, client_id: &str)
             .filter_map(|s| s.strip_prefix("audience:server:client_id:"))
             .map(String::from),
     );
-    let token = unsigned_jwt(&json!({
+    let mut claims = json!({
         "iss": b.token_issuer.clone().unwrap_or_else(|| shared.issuer.clone()),
         "sub": format!("exchanged-{serial}"),
         "aud": audience,
         "iat": now.as_secs(),
         "exp": (now + b.token_lifetime).as_secs(),
-    }));
+    });
+    if let Some(identity) = identity {
+        // Dex's GenSubject: the upstream subject and the connector, encoded together.
+        let connector = req.field("connector_id").unwrap_or_default();
+        claims["sub"] = json!(crate::jwt::base64url(
+            format!("{}/{connector}", identity.sub).as_bytes()
+        ));
+        if let Some(email) = &identity.email {
+            claims["email"] = json!(email);
+        }
+    }
+    let token = unsigned_jwt(&claims);
     let requested = req
         .field("requested_token_type")
         .filter(|t| !t.is_empty())

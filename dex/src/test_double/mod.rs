@@ -48,6 +48,8 @@ pub enum FailureMode {
     OversizedBody,
     /// 200 with an HTML body.
     NotJson,
+    /// 401 `invalid_client` whose `error_description` is this many characters long (a hostile Dex).
+    LongRejection(usize),
 }
 
 /// Everything a test can change while the double runs (see [`DexDouble::update`]).
@@ -59,6 +61,11 @@ pub struct Behaviour {
     pub connectors: BTreeSet<String>,
     /// Subject tokens the connector refuses (answered with 401 `access_denied`).
     pub refused_subject_tokens: BTreeSet<String>,
+    /// The connector's upstream issuer, like Dex's OIDC connector `issuer`: when set, a subject token is
+    /// accepted only when it is a JWT naming this `iss` with an `exp` still ahead (the double holds no keys,
+    /// so the signature is not checked), and anything else is refused with 401 `access_denied`. Issued
+    /// tokens then carry a `sub` derived from the subject's `sub` and the connector, and its `email`.
+    pub connector_issuer: Option<String>,
     /// `iss` of issued tokens; `None` uses the double's own issuer.
     pub token_issuer: Option<String>,
     /// `issuer` in discovery; `None` uses the double's own issuer.
@@ -85,6 +92,7 @@ impl Default for Behaviour {
             clients: BTreeMap::from([(DEFAULT_CLIENT_ID.to_string(), client)]),
             connectors: BTreeSet::from([DEFAULT_CONNECTOR.to_string()]),
             refused_subject_tokens: BTreeSet::new(),
+            connector_issuer: None,
             token_issuer: None,
             discovery_issuer: None,
             discovery_status: None,
@@ -210,6 +218,24 @@ impl DexDouble {
     /// The CA (PEM) that signed the server certificate; give it to clients as the extra CA.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// An ID token as this Dex would issue it after a login: `iss` is this double's issuer, `sub` and
+    /// `email` name `user`, valid for `lifetime`. Unsigned, like everything the double issues.
+    pub fn id_token(&self, user: &str, lifetime: Duration) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        crate::jwt::unsigned_jwt(&serde_json::json!({
+            "iss": self.shared.issuer,
+            "sub": user,
+            "email": format!("{user}@example.com"),
+            "email_verified": true,
+            "name": user,
+            "aud": "muster",
+            "iat": now.as_secs(),
+            "exp": (now + lifetime).as_secs(),
+        }))
     }
 
     /// Changes behaviour while running.

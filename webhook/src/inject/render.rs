@@ -45,7 +45,7 @@ pub fn render(
     settings: &InjectorSettings,
 ) -> Result<Injection, String> {
     let config = SidecarConfig {
-        listen: format!("0.0.0.0:{}", options.port),
+        listen: muster_exchange_api::sidecar_config::listen_on_all_addresses(options.port),
         upstream: format!("http://127.0.0.1:{}", options.upstream_port),
         header_mode: options.header_mode,
         clusters: clusters.iter().map(|c| c.config.clone()).collect(),
@@ -83,7 +83,8 @@ fn sidecar_container(
         "command": ["muster-exchange", "sidecar"],
         // A native sidecar: started before the app containers and kept running alongside them.
         "restartPolicy": "Always",
-        "ports": [{"containerPort": options.port, "protocol": "TCP"}],
+        // Named, so the monitoring component's PodMonitor finds the sidecars in any pod.
+        "ports": [{"name": muster_exchange_api::names::SIDECAR_PORT_NAME, "containerPort": options.port, "protocol": "TCP"}],
         "env": [{"name": SIDECAR_CONFIG_ENV, "value": config_json}],
         // The kubelet starts the next container only once the startup probe passed: the app never
         // receives traffic before the sidecar can exchange tokens.

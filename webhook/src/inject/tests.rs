@@ -41,7 +41,7 @@ pub(super) fn patched(pod: &Value) -> Value {
 
 fn cluster_a_config() -> String {
     concat!(
-        r#"{"listen":"0.0.0.0:8090","upstream":"http://127.0.0.1:8080","headerMode":"auth-headers","clusters":[{"#,
+        r#"{"listen":"[::]:8090","upstream":"http://127.0.0.1:8080","headerMode":"auth-headers","clusters":[{"#,
         r#""name":"cluster-a","dexTokenEndpoint":"https://dex.cluster-a.example.com/token","connectorId":"central","#,
         r#""scopes":"openid profile email groups","requiredAudiences":["dex-k8s-authenticator"],"#,
         r#""credentialsDir":"/var/run/muster-exchange/clusters/cluster-a/credentials","clientIdKey":"client-id","#,
@@ -59,7 +59,7 @@ pub(crate) fn cluster_a_sidecar() -> Value {
         "image": "ghcr.io/giantswarm/muster-exchange:0.1.0",
         "command": ["muster-exchange", "sidecar"],
         "restartPolicy": "Always",
-        "ports": [{"containerPort": 8090, "protocol": "TCP"}],
+        "ports": [{"name": "token-exchange", "containerPort": 8090, "protocol": "TCP"}],
         "env": [{"name": "MUSTER_EXCHANGE_SIDECAR_CONFIG", "value": cluster_a_config()}],
         "startupProbe": probe("/readyz", 1, 120),
         "readinessProbe": probe("/readyz", 5, 3),
@@ -198,7 +198,7 @@ fn bearer_mode_mounts_no_kubeconfig_and_annotations_reach_the_sidecar() {
     })));
     let sidecar = &once["spec"]["initContainers"][0];
     let config: Value = serde_json::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
-    assert_eq!(config["listen"], "0.0.0.0:9443");
+    assert_eq!(config["listen"], "[::]:9443");
     assert_eq!(config["upstream"], "http://127.0.0.1:3000");
     assert_eq!(config["headerMode"], "bearer");
     assert_eq!(
@@ -249,13 +249,33 @@ fn refusals_say_what_to_do() {
             .starts_with("MCPServer apps/cluster-z not found; create it"),
         "{unknown}"
     );
-    let off = refuse("switched-off", "apps");
-    assert_eq!(off.reason(), "token-exchange-unusable");
-    assert!(
-        off.to_string()
-            .contains("set spec.auth.tokenExchange.enabled: true"),
-        "{off}"
-    );
+    // Neither topology, with or without a tokenExchange block: the refusal names both ways.
+    for (name, why) in [
+        (
+            "switched-off",
+            "tokenExchange.enabled is false and spec.auth.forwardToken is false",
+        ),
+        ("no-exchange", "spec.auth.tokenExchange is not set"),
+    ] {
+        let off = refuse(name, "apps");
+        assert_eq!(off.reason(), "token-exchange-unusable");
+        let message = off.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "MCPServer apps/{name} cannot be used for token exchange: "
+            )),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+        assert!(
+            message.contains("tokenExchange.enabled: true (Muster exchanges, topology M)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("forwardToken: true (the sidecar exchanges, topology F)"),
+            "{message}"
+        );
+    }
     let foreign = refuse("foreign-secret", "apps");
     assert_eq!(foreign.reason(), "secret-in-other-namespace");
     assert!(
@@ -267,6 +287,35 @@ fn refusals_say_what_to_do() {
     let system = refuse("cluster-a", "kube-system");
     assert_eq!(system.reason(), "system-namespace");
     assert!(system.to_string().contains("kube-system"));
+}
+
+#[test]
+fn topology_f_is_injected_like_m() {
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "sidecar-exchanges"}));
+    let out = patched(&pod);
+    let sidecar = &out["spec"]["initContainers"][0];
+    assert_eq!(sidecar["name"], "token-exchange");
+    let config = sidecar["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MUSTER_EXCHANGE_SIDECAR_CONFIG")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    let config: Value = serde_json::from_str(config).unwrap();
+    assert_eq!(config["clusters"][0]["name"], "sidecar-exchanges");
+    assert_eq!(
+        config["clusters"][0]["dexTokenEndpoint"],
+        "https://dex.cluster-f.example.com/token"
+    );
+    let volumes: Vec<&str> = out["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(volumes.contains(&"mx-cred-sidecar-exchanges"), "{volumes:?}");
 }
 
 #[test]

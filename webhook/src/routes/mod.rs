@@ -1,5 +1,6 @@
 //! HTTP routes: the three admission routes and the operational ones.
 
+pub mod credentials_access;
 pub mod mcpservers;
 pub mod ops;
 pub mod pods;
@@ -43,8 +44,20 @@ pub fn handle_review_parsed_by(
             return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
         }
     };
-    let namespace = request.namespace.as_deref().unwrap_or_default();
     let (answer, outcome) = decide(state, &request);
+    respond(state, route, &request, answer, outcome, started)
+}
+
+/// Records a decided review and writes its answer.
+pub fn respond(
+    state: &AppState,
+    route: &'static str,
+    request: &AdmissionRequest,
+    answer: AdmissionAnswer,
+    outcome: &'static str,
+    started: Instant,
+) -> Response {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
     let allowed = answer.allowed();
     let body = answer.to_body();
     state

@@ -4,6 +4,8 @@
 pub mod authority;
 pub mod ca_bundle;
 pub mod ca_certs;
+pub mod ca_secret;
+pub mod expiry;
 pub mod pem_files;
 pub mod self_signed;
 pub mod server_config;
@@ -43,6 +45,9 @@ pub enum TlsError {
     /// The new CA could not be published.
     #[error(transparent)]
     Publish(#[from] ca_bundle::PublishError),
+    /// The shared CA Secret could not be read or written.
+    #[error(transparent)]
+    CaStore(#[from] ca_secret::CaStoreError),
 }
 
 impl TlsError {

@@ -1,18 +1,26 @@
-//! `--self-signed`: mint a CA and serving certificate, publish the CA, rotate before expiry.
+//! `--self-signed`: serve a certificate of the CA the replicas share, publish that CA, rotate with overlap.
 //!
-//! - Start: the CAs already in the configurations' `caBundle` that are still valid (published by the pod
-//!   this one replaces) are kept next to the new CA, so the old pod keeps being trusted during a rollout
-//!   with `failurePolicy: Fail`. Ready is reported only once the bundle is published and a propagation
-//!   delay passed.
-//! - Every check interval: both configurations are read back and re-applied when any webhook's
-//!   `caBundle` lacks what we trust (a configuration re-created by Helm or Argo CD starts empty).
-//! - Rotation: the new CA is published next to the old one first; the new serving certificate is
-//!   switched in only after that succeeded and a propagation delay passed. The old CA stays in the bundle
-//!   until it expires, so an API server with a stale view of the bundle still trusts us.
-//! - Several replicas: each mints its own CA, and the published bundle is the union of every replica's
-//!   still-valid CAs. Every write is read-merge-publish conditional on the `resourceVersion` read; when
-//!   another replica wrote in between (409 Conflict) we re-read, merge its CAs and retry, so no replica's
-//!   CA is lost. Replicas that trust the same set find the bundle intact and write nothing.
+//! - The CA: one per install, in the Secret [`super::ca_secret::DEFAULT_CA_SECRET`] of the webhook's
+//!   namespace, created by whichever replica starts first (create-or-get, so replicas starting together
+//!   agree). Each replica mints its own serving certificate (and key) from it; the key never leaves the
+//!   pod. The caBundle then holds one CA (two during a CA rotation), however many replicas run.
+//! - Start: the CAs already in the configurations' `caBundle` that are still valid (published by pods of
+//!   an earlier version, which minted one CA per pod) are kept next to ours, so they keep being trusted
+//!   during a rollout with `failurePolicy: Fail`. Ready is reported only once the bundle is published and a
+//!   propagation delay passed.
+//! - Every check interval: the Secret is read (another replica may have rotated the CA), both
+//!   configurations are read back and re-applied when any webhook's `caBundle` lacks what we trust (a
+//!   configuration re-created by Helm or Argo CD starts empty).
+//! - CA rotation, with overlap: when a third of the CA's validity is left, one replica writes a new CA to
+//!   the Secret (conditionally on its `resourceVersion`; a replica that loses the race adopts the
+//!   winner's). Every replica, on seeing a new CA, first publishes it next to the old one, waits the
+//!   propagation delay, and only then serves a certificate of the new CA. The old CA stays in the bundle
+//!   until it expires, so a replica that has not switched yet, and an API server with a stale view of the
+//!   bundle, still work.
+//! - Serving certificates are renewed from the same CA in the last third of their lifetime (no bundle
+//!   change).
+//! - Every bundle write is read-merge-publish conditional on the `resourceVersion` read; when another
+//!   replica wrote in between (409 Conflict) we re-read, merge and retry, so no CA is lost.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,19 +29,17 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::TlsError;
-use super::authority::{IssuedCertificate, issue, rotation_due};
+use super::authority::{IssuedCertificate, issue_from, mint_ca, rotation_due};
 use super::ca_bundle::{CaBundleSink, PublishError};
 use super::ca_certs::{BundledCa, certificates};
+use super::ca_secret::{CaStore, CaStoreError, StoredCa};
 use super::server_config::{ClientVerifier, server_config};
 
 /// Retry interval while the CA bundle has not been published yet.
 const PUBLISH_RETRY: Duration = Duration::from_secs(5);
-/// CAs kept from other replicas and earlier pods at most (newest first): bounds the bundle (about 0.6 KB
-/// of PEM per CA) across many restarts. Every pod start mints a CA valid for the whole validity, so more
-/// than this many CAs of other pods can be valid at once (several replicas with frequent rollouts, or a
-/// crash-looping replica); then each replica drops the oldest, which can be a live replica's current CA,
-/// and that replica puts it back: the two keep rewriting the bundle and the older one is untrusted part
-/// of the time until the newer CAs expire. Hence one replica by default (its own CAs are always kept).
+/// Foreign CAs kept from the published bundle at most (newest first): CAs not in our CA Secret, such as
+/// the per-pod CAs of an earlier version or of replicas configured with another Secret. Bounds the bundle
+/// (about 0.6 KB of PEM per CA). Replicas sharing the Secret never need this: they trust the same CAs.
 pub const MAX_INHERITED: usize = 16;
 /// Read-merge-publish attempts per check when other replicas keep writing first (409 Conflict); after
 /// that the next check tries again.
@@ -58,11 +64,13 @@ pub struct SelfSignedSettings {
 pub struct SelfSigned {
     settings: SelfSignedSettings,
     sink: Arc<dyn CaBundleSink>,
+    store: Arc<dyn CaStore>,
     config: RustlsConfig,
     current: IssuedCertificate,
-    previous: Option<IssuedCertificate>,
-    /// A generation minted by a rotation whose publication failed (possibly after one configuration took
-    /// it): the retry publishes this one, so a half-done write leaves no unused CA in the bundle.
+    /// CAs served from before, and the Secret's previous CA: trusted until they expire.
+    previous: Vec<BundledCa>,
+    /// A serving certificate whose switch failed because publishing its CA failed (possibly after one
+    /// configuration took it): the retry uses this one.
     pending: Option<IssuedCertificate>,
     inherited: Vec<BundledCa>,
     published: bool,
@@ -70,10 +78,17 @@ pub struct SelfSigned {
 }
 
 impl SelfSigned {
-    /// Mints the first generation and tries to publish it with the still-valid CAs already published;
-    /// serving starts even if publishing failed (it is retried), but [`Self::ready`] waits for it.
-    pub async fn start(settings: SelfSignedSettings, sink: Arc<dyn CaBundleSink>) -> Result<Self, TlsError> {
-        let current = issue(&settings.dns_names, settings.validity)?;
+    /// Reads (or creates) the shared CA, mints a serving certificate from it and tries to publish the CA
+    /// with the still-valid CAs already published; serving starts even if publishing failed (it is
+    /// retried), but [`Self::ready`] waits for it. Fails when the CA Secret can be neither read nor
+    /// created.
+    pub async fn start(
+        settings: SelfSignedSettings,
+        sink: Arc<dyn CaBundleSink>,
+        store: Arc<dyn CaStore>,
+    ) -> Result<Self, TlsError> {
+        let shared = shared_ca(store.as_ref(), settings.validity).await?;
+        let current = issue_from(&shared.ca, &settings.dns_names, settings.validity)?;
         let config = server_config(
             current.cert_pem.as_bytes(),
             current.key_pem.as_bytes(),
@@ -87,14 +102,16 @@ impl SelfSigned {
         let mut authority = Self {
             settings,
             sink,
+            store,
             config,
             current,
-            previous: None,
+            previous: Vec::new(),
             pending: None,
             inherited: Vec::new(),
             published: false,
             ready: CancellationToken::new(),
         };
+        authority.remember_previous(&shared);
         authority.sync_bundle().await;
         Ok(authority)
     }
@@ -109,16 +126,23 @@ impl SelfSigned {
         self.ready.clone()
     }
 
-    /// The CA certificates to trust now (PEM): the current one, the previous one and those kept from
-    /// earlier pods, each until it expires.
+    /// The CA certificates to trust now (PEM), each once: the current CA, the previous ones and those
+    /// kept from the published bundle, each until it expires.
     pub fn bundle(&self) -> String {
         let now = SystemTime::now();
-        let mut bundle = self.current.ca_pem.clone();
-        if let Some(previous) = self.previous.as_ref().filter(|p| p.not_after > now) {
-            bundle.push_str(&previous.ca_pem);
-        }
-        for ca in self.inherited.iter().filter(|ca| ca.not_after > now) {
-            bundle.push_str(&ca.pem());
+        let mut seen: Vec<&[u8]> = Vec::new();
+        let mut bundle = String::new();
+        let current = certificates(&self.current.ca_pem);
+        for ca in current
+            .iter()
+            .chain(&self.previous)
+            .chain(&self.inherited)
+            .filter(|ca| ca.not_after > now)
+        {
+            if !seen.contains(&ca.der.as_slice()) {
+                seen.push(&ca.der);
+                bundle.push_str(&ca.pem());
+            }
         }
         bundle
     }
@@ -180,9 +204,9 @@ impl SelfSigned {
     fn inherit(&mut self, bundles: &[String], next: Option<&IssuedCertificate>) {
         let now = SystemTime::now();
         let ours: Vec<Vec<u8>> = std::iter::once(&self.current)
-            .chain(self.previous.as_ref())
             .chain(next)
             .flat_map(|generation| certificates(&generation.ca_pem))
+            .chain(self.previous.iter().cloned())
             .map(|ca| ca.der)
             .collect();
         // Ours are never "inherited", even when read back (a pending CA from a half-done write).
@@ -200,12 +224,33 @@ impl SelfSigned {
         self.inherited.truncate(MAX_INHERITED);
     }
 
-    /// Mints a new generation, publishes it next to what we and the other replicas trust (read, merged
-    /// and published conditionally, like every check), then serves it.
+    /// Follows the shared CA: rotates it when due (or adopts another replica's rotation), switches to a
+    /// serving certificate of a new CA only after publishing that CA, and renews the serving certificate
+    /// in the last third of its lifetime.
+    pub async fn follow_ca(&mut self) -> Result<(), TlsError> {
+        let shared = shared_ca(self.store.as_ref(), self.settings.validity).await?;
+        self.remember_previous(&shared);
+        if shared.ca.cert_pem != self.current.ca_pem || rotation_due(&self.current, SystemTime::now()) {
+            self.switch_to(&shared).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the shared CA now (as [`Self::follow_ca`] does once a third of its validity is left),
+    /// then publishes the new CA and switches to a serving certificate of it.
     pub async fn rotate(&mut self) -> Result<(), TlsError> {
+        let read = shared_ca(self.store.as_ref(), self.settings.validity).await?;
+        let shared = rotate_shared_ca(self.store.as_ref(), &read, self.settings.validity).await?;
+        self.remember_previous(&shared);
+        self.switch_to(&shared).await
+    }
+
+    /// Serves a new certificate of `shared`'s CA, after publishing that CA next to what we trust (read,
+    /// merged and published conditionally, like every check) and waiting the propagation delay.
+    async fn switch_to(&mut self, shared: &StoredCa) -> Result<(), TlsError> {
         let next = match self.pending.take() {
-            Some(pending) => pending,
-            None => issue(&self.settings.dns_names, self.settings.validity)?,
+            Some(pending) if pending.ca_pem == shared.ca.cert_pem => pending,
+            _ => issue_from(&shared.ca, &self.settings.dns_names, self.settings.validity)?,
         };
         if let Err(error) = self.merge_and_publish(Some(&next)).await {
             self.pending = Some(next);
@@ -222,10 +267,34 @@ impl SelfSigned {
             error,
         })?;
         self.config.reload_from_config(rotated);
-        self.previous = Some(std::mem::replace(&mut self.current, next));
+        let old = std::mem::replace(&mut self.current, next);
+        if old.ca_pem != self.current.ca_pem {
+            self.previous.extend(certificates(&old.ca_pem));
+            tracing::info!("now serving a certificate of the new shared CA");
+        } else {
+            tracing::info!("renewed the self-signed serving certificate");
+        }
         self.published = true;
-        tracing::info!("rotated the self-signed serving certificate");
         Ok(())
+    }
+
+    /// Trusts the Secret's previous CA (a replica may still serve a certificate of it) until it expires;
+    /// forgets expired previous CAs.
+    fn remember_previous(&mut self, shared: &StoredCa) {
+        let now = SystemTime::now();
+        for ca in shared
+            .previous_pem
+            .as_deref()
+            .map(certificates)
+            .unwrap_or_default()
+        {
+            if !self.previous.iter().any(|kept| kept.der == ca.der) {
+                self.previous.push(ca);
+            }
+        }
+        let current = certificates(&self.current.ca_pem);
+        self.previous
+            .retain(|ca| ca.not_after > now && !current.iter().any(|c| c.der == ca.der));
     }
 
     /// Checks on an interval until `stop`: reports ready after the first publication, re-applies the
@@ -250,14 +319,49 @@ impl SelfSigned {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            self.sync_bundle().await;
-            // Wall-clock time, so a suspended node notices expiry on wake-up.
-            if rotation_due(&self.current, SystemTime::now())
-                && let Err(error) = self.rotate().await
-            {
-                tracing::warn!(%error, "certificate rotation failed; still serving the current certificate, will retry");
+            // Wall-clock time (in follow_ca), so a suspended node notices expiry on wake-up.
+            if let Err(error) = self.follow_ca().await {
+                tracing::warn!(%error, "cannot follow the shared CA; still serving the current certificate, will retry");
             }
+            self.sync_bundle().await;
         }
+    }
+}
+
+/// The shared CA: read from the store, created when absent (adopting another replica's when it created
+/// it first), rotated when unreadable or due.
+async fn shared_ca(store: &dyn CaStore, validity: Duration) -> Result<StoredCa, TlsError> {
+    let stored = match store.get().await? {
+        Some(stored) => stored,
+        None => match store.create(&mint_ca(validity)?).await {
+            Ok(created) => {
+                tracing::info!("created the shared webhook CA");
+                created
+            }
+            Err(CaStoreError::Conflict) => store.get().await?.ok_or(CaStoreError::Conflict)?,
+            Err(error) => return Err(error.into()),
+        },
+    };
+    if stored.ca.rotation_due(validity, SystemTime::now()) {
+        return rotate_shared_ca(store, &stored, validity).await;
+    }
+    Ok(stored)
+}
+
+/// Writes a new CA over `read` (which becomes the previous one); when another replica rotated first,
+/// adopts its CA instead.
+async fn rotate_shared_ca(
+    store: &dyn CaStore,
+    read: &StoredCa,
+    validity: Duration,
+) -> Result<StoredCa, TlsError> {
+    match store.rotate(read, &mint_ca(validity)?).await {
+        Ok(rotated) => {
+            tracing::info!("rotated the shared webhook CA");
+            Ok(rotated)
+        }
+        Err(CaStoreError::Conflict) => Ok(store.get().await?.ok_or(CaStoreError::Conflict)?),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -53,9 +53,13 @@ pub fn server_config(cert: &[u8], key: &[u8], client: &ClientVerifier) -> std::i
         Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),
         None => builder.with_no_client_auth(),
     };
+    let leaf = chain.first().map(|der| der.as_ref().to_vec());
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| other(e.to_string()))?;
+    if let Some(leaf) = leaf {
+        super::expiry::record(&leaf);
+    }
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -85,3 +85,89 @@ pub fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// A CA Secret of its own (in memory), for tests of one replica or of replicas that do not share a CA.
+#[derive(Default)]
+pub struct MemoryCaStore {
+    stored: std::sync::Mutex<Option<muster_exchange_webhook::tls::ca_secret::StoredCa>>,
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryCaStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+}
+
+impl muster_exchange_webhook::tls::ca_secret::CaStore for MemoryCaStore {
+    fn get(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<
+            Option<muster_exchange_webhook::tls::ca_secret::StoredCa>,
+            muster_exchange_webhook::tls::ca_secret::CaStoreError,
+        >,
+    > {
+        let stored = self.stored.lock().unwrap().clone();
+        Box::pin(async move { Ok(stored) })
+    }
+
+    fn create<'a>(
+        &'a self,
+        ca: &'a muster_exchange_webhook::tls::authority::CaKeyPair,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<
+            muster_exchange_webhook::tls::ca_secret::StoredCa,
+            muster_exchange_webhook::tls::ca_secret::CaStoreError,
+        >,
+    > {
+        self.rotate_from(None, ca)
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        read: &'a muster_exchange_webhook::tls::ca_secret::StoredCa,
+        next: &'a muster_exchange_webhook::tls::authority::CaKeyPair,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<
+            muster_exchange_webhook::tls::ca_secret::StoredCa,
+            muster_exchange_webhook::tls::ca_secret::CaStoreError,
+        >,
+    > {
+        self.rotate_from(Some(read), next)
+    }
+}
+
+impl MemoryCaStore {
+    fn rotate_from<'a>(
+        &'a self,
+        read: Option<&'a muster_exchange_webhook::tls::ca_secret::StoredCa>,
+        next: &'a muster_exchange_webhook::tls::authority::CaKeyPair,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<
+            muster_exchange_webhook::tls::ca_secret::StoredCa,
+            muster_exchange_webhook::tls::ca_secret::CaStoreError,
+        >,
+    > {
+        use muster_exchange_webhook::tls::ca_secret::{CaStoreError, StoredCa};
+        let mut stored = self.stored.lock().unwrap();
+        let current_version = stored.as_ref().map(|s| s.resource_version.clone());
+        let outcome = if current_version != read.map(|r| r.resource_version.clone()) {
+            Err(CaStoreError::Conflict)
+        } else {
+            let version = self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let new = StoredCa {
+                ca: next.clone(),
+                previous_pem: read.map(|r| r.ca.cert_pem.clone()),
+                resource_version: version.to_string(),
+            };
+            *stored = Some(new.clone());
+            Ok(new)
+        };
+        Box::pin(async move { outcome })
+    }
+}

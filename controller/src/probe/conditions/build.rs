@@ -1,10 +1,11 @@
-//! Pure: a probe outcome becomes the four conditions.
+//! Pure: a probe outcome becomes our four condition types (`names::OUR_CONDITION_TYPES`).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::probe::outcome::{Check, CheckStatus, ProbeOutcome};
 use muster_exchange_api::names::{
-    CONDITION_CONNECTED, CONDITION_CREDENTIALS_READY, CONDITION_READY, CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_DEX_CONNECTED, CONDITION_EXCHANGE_CREDENTIALS_READY, CONDITION_TOKEN_EXCHANGE_READY,
+    CONDITION_TOKEN_EXCHANGE_VERIFIED,
 };
 
 fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) -> Condition {
@@ -18,18 +19,19 @@ fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) ->
     }
 }
 
-/// `Ready` from the three checks: True only when each is True (TokenExchangeReady may be switched off).
+/// `TokenExchangeReady` from the three checks: True only when each is True (the probe exchange behind
+/// `TokenExchangeVerified` may be switched off).
 pub fn ready_check(outcome: &ProbeOutcome) -> Check {
     let checks = [
-        (CONDITION_CREDENTIALS_READY, &outcome.credentials),
-        (CONDITION_CONNECTED, &outcome.connected),
-        (CONDITION_TOKEN_EXCHANGE_READY, &outcome.token_exchange),
+        (CONDITION_EXCHANGE_CREDENTIALS_READY, &outcome.credentials),
+        (CONDITION_DEX_CONNECTED, &outcome.connected),
+        (CONDITION_TOKEN_EXCHANGE_VERIFIED, &outcome.token_exchange),
     ];
     let failing: Vec<&str> = checks
         .iter()
         .filter(|(type_, check)| {
             check.status != CheckStatus::True
-                && !(*type_ == CONDITION_TOKEN_EXCHANGE_READY && check.reason == "ProbeDisabled")
+                && !(*type_ == CONDITION_TOKEN_EXCHANGE_VERIFIED && check.reason == "ProbeDisabled")
         })
         .map(|(type_, _)| *type_)
         .collect();
@@ -46,14 +48,24 @@ pub fn ready_check(outcome: &ProbeOutcome) -> Check {
 /// The four conditions for `outcome`, with `now` as transition time (kept later by the merge).
 pub fn conditions_for(outcome: &ProbeOutcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     vec![
-        condition(CONDITION_CREDENTIALS_READY, &outcome.credentials, generation, now),
-        condition(CONDITION_CONNECTED, &outcome.connected, generation, now),
         condition(
-            CONDITION_TOKEN_EXCHANGE_READY,
+            CONDITION_EXCHANGE_CREDENTIALS_READY,
+            &outcome.credentials,
+            generation,
+            now,
+        ),
+        condition(CONDITION_DEX_CONNECTED, &outcome.connected, generation, now),
+        condition(
+            CONDITION_TOKEN_EXCHANGE_VERIFIED,
             &outcome.token_exchange,
             generation,
             now,
         ),
-        condition(CONDITION_READY, &ready_check(outcome), generation, now),
+        condition(
+            CONDITION_TOKEN_EXCHANGE_READY,
+            &ready_check(outcome),
+            generation,
+            now,
+        ),
     ]
 }

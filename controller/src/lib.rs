@@ -15,7 +15,7 @@
 
 pub mod cli;
 pub(crate) mod diagnose;
-pub(crate) mod grants;
+pub mod grants;
 pub(crate) mod leader;
 pub(crate) mod probe;
 pub(crate) mod runtime;

@@ -6,8 +6,8 @@ pub(crate) mod credential_grants;
 pub(crate) mod credential_optin;
 pub(crate) mod grant_sync;
 pub(crate) mod kubeconfig_grants;
-pub(crate) mod rbac_objects;
-pub(crate) mod subjects;
+pub mod rbac_objects;
+pub mod subjects;
 
 #[cfg(test)]
 mod conflict_tests;

@@ -158,6 +158,21 @@ pub fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
 }
 
+/// A metadata-only list answer for these names in `namespace` (empty for cluster-scoped objects).
+pub fn metadata_list(namespace: &str, names: &[&str]) -> Value {
+    let items = names
+        .iter()
+        .map(|name| {
+            let mut meta = json!({"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"});
+            if !namespace.is_empty() {
+                meta["namespace"] = json!(namespace);
+            }
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta})
+        })
+        .collect();
+    list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
+}
+
 /// A controller context around `client` for loop tests (no grant subjects, no credentials reader).
 pub fn test_context(
     client: Client,

@@ -79,7 +79,8 @@ pub(super) async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Answers Secret reads, status applies and events; records every request with its arrival time.
+/// Answers Secret lists (one opted-in Secret), MCPServer reads, status patches and events; records every
+/// request with its arrival time.
 pub(super) fn mock_api(log: Log, servers: BTreeMap<String, Value>) -> Client {
     let service = tower::service_fn(move |request: Request<Body>| {
         let (log, servers) = (log.clone(), servers.clone());
@@ -91,9 +92,12 @@ pub(super) fn mock_api(log: Log, servers: BTreeMap<String, Value>) -> Client {
             if parts.method != http::Method::GET {
                 tokio::time::sleep(WRITE_LATENCY).await;
             }
-            let answer = if path == "/api/v1/namespaces/muster/secrets/creds" {
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "muster"},
-                    "stringData": {"client-id": DEFAULT_CLIENT_ID, "client-secret": DEFAULT_CLIENT_SECRET}})
+            let answer = if path == "/api/v1/namespaces/muster/secrets" {
+                json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [
+                    {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": "creds", "namespace": "muster",
+                            "labels": {"exchange.muster.giantswarm.io/credentials": "true"}},
+                        "stringData": {"client-id": DEFAULT_CLIENT_ID, "client-secret": DEFAULT_CLIENT_SECRET}}]})
             } else if let Some(name) =
                 path.strip_prefix("/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/")
             {
@@ -169,7 +173,10 @@ async fn healthy_statuses_are_written_while_black_holes_time_out() {
     );
     for (_, body) in &writes {
         let conditions = body["status"]["conditions"].as_array().unwrap();
-        let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
+        let ready = conditions
+            .iter()
+            .find(|c| c["type"] == "TokenExchangeReady")
+            .unwrap();
         assert_eq!(ready["status"], "True", "{body}");
         assert_eq!(
             body["status"].as_object().unwrap().len(),

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::controller::{GrantContext, reconcile};
 use super::fixtures::{
-    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets,
-    mcpserver, stored, sync_credentials, sync_kubeconfig,
+    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets, mcpserver,
+    stored, sync_credentials, sync_kubeconfig,
 };
 
 /// A RoleBinding of ours next to a Role someone else owns would bind our subjects to a Role we do not

@@ -188,10 +188,7 @@ impl GrantWatches {
             (),
         );
         let (opted_in, opted_in_stream) = reflect(
-            watcher(
-                Api::<OptedInSecret>::all(client.clone()),
-                opted_in_watch_config(),
-            ),
+            watcher(Api::<OptedInSecret>::all(client.clone()), opted_in_watch_config()),
             (),
         );
         let kind_watch = |kind: GrantKind| {
@@ -431,7 +428,11 @@ pub(crate) async fn sync_namespace_grants(g: &GrantContext, namespace: &str) -> 
         .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
         .map(|s| (namespace.to_string(), s.name_any()))
         .collect();
-    let mut here: BTreeMap<_, _> = desired.remove(namespace).map(|g| (namespace.to_string(), g)).into_iter().collect();
+    let mut here: BTreeMap<_, _> = desired
+        .remove(namespace)
+        .map(|g| (namespace.to_string(), g))
+        .into_iter()
+        .collect();
     report.credentials_not_opted_in = retain_opted_in(&mut here, &opted_in);
     for secret in &report.credentials_not_opted_in {
         tracing::warn!(secret = %secret,

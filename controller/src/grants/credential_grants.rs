@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::rbac::v1::Subject;
-use muster_exchange_api::{MCPServer, topology};
 use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusal};
+use muster_exchange_api::{MCPServer, topology};
 
 use super::rbac_objects::{DesiredGrant, GrantKind};
 use crate::probe::target::credentials_secret_of;

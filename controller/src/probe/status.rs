@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use crate::probe::conditions::build::conditions_for;
 use crate::probe::conditions::merge::{merge, transitions, unchanged};
-use crate::runtime::error::Error;
 use crate::probe::outcome::ProbeOutcome;
+use crate::runtime::error::Error;
 
 /// Field manager of our status writes (separate from Muster's and from the grants').
 pub const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";

@@ -17,10 +17,10 @@ use muster_exchange_api::names::{OUR_CONDITION_TYPES, is_our_condition_type};
 use serde_json::{Value, json};
 
 use crate::probe::conditions::build::conditions_for;
-use crate::runtime::error::Error;
-use crate::runtime::mock_apiserver::{ListType, MockApiServer};
 use crate::probe::outcome::{Check, ProbeOutcome};
 use crate::probe::status::{ConditionChange, MAX_WRITE_ATTEMPTS, WriteOutcome, write_conditions};
+use crate::runtime::error::Error;
+use crate::runtime::mock_apiserver::{ListType, MockApiServer};
 
 const NS: &str = "muster";
 const NAME: &str = "cluster-a";

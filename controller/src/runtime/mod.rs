@@ -11,9 +11,9 @@ pub mod http;
 pub(crate) mod kube_client;
 #[cfg(test)]
 mod manifest_tests;
+pub mod metrics;
 #[cfg(test)]
 pub(crate) mod mock_apiserver;
-pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

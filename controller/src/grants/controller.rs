@@ -513,7 +513,43 @@ fn record(g: &GrantContext, namespace: &str, report: &NamespaceReport) -> usize 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// The watch of opted-in Secrets is filtered by the API server: a Secret labelled (or created
+    /// labelled) arrives as an apply, one that lost its label or was deleted as a delete; each wakes its
+    /// namespace, so its credential grant is made or withdrawn at once.
+    #[tokio::test]
+    async fn labelling_unlabelling_or_deleting_an_opted_in_secret_wakes_its_namespace() {
+        let config = opted_in_watch_config();
+        assert_eq!(
+            config.label_selector.as_deref(),
+            Some("exchange.muster.giantswarm.io/credentials=true")
+        );
+        assert_eq!(config.field_selector.as_deref(), Some("type=Opaque"));
+        let secret = |ns: &str| -> OptedInSecret {
+            serde_json::from_value(
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": "creds", "namespace": ns}}),
+            )
+            .unwrap()
+        };
+        let events = futures::stream::iter(vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(secret("org-a"))),
+            Ok(watcher::Event::Delete(secret("org-b"))),
+        ]);
+        let (store, stream) = reflect(events, ());
+        let woken: Vec<_> = stream
+            .filter_map(|o| async move { o.ok().and_then(|s| namespace_ref(&s)) })
+            .collect()
+            .await;
+        assert_eq!(woken, [ObjectRef::new("org-a"), ObjectRef::new("org-b")]);
+        let held: Vec<_> = store.state().iter().map(|s| s.namespace()).collect();
+        assert_eq!(held, [Some("org-a".to_string())]);
+    }
 
     #[test]
     fn the_retry_delay_doubles_within_bounds_and_never_panics() {

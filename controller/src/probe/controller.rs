@@ -1,6 +1,7 @@
-//! The probe controller: kube-runtime's `Controller` over MCPServers. Every MCPServer with token exchange
-//! enabled is probed when it appears (after a short random delay spreading a fleet), when its spec
-//! changes, and then on its own schedule: `reconcile` returns `Action::requeue` with the interval after a
+//! The probe controller: kube-runtime's `Controller` over MCPServers. Every MCPServer someone exchanges
+//! for (topology M: Muster; F: the sidecar; `muster_exchange_api::topology` decides) is probed when it
+//! appears (after a short random delay spreading a fleet), when its spec changes, and then on its own
+//! schedule: `reconcile` returns `Action::requeue` with the interval after a
 //! success and an exponential backoff after failures. At most `concurrency` probes (each with its status
 //! write) run at once, each under its own timeout, so a black-holed cluster delays no other cluster.
 //!
@@ -108,7 +109,7 @@ fn key_of(object: &DynamicObject) -> String {
     format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
-/// One MCPServer: clear our conditions when exchange is off, else probe (when due) and write the result.
+/// One MCPServer: clear our conditions when nobody exchanges for it, else probe (when due) and write the result.
 pub(crate) async fn reconcile(object: Arc<DynamicObject>, p: Arc<ProbeContext>) -> Result<Action, Error> {
     let key = key_of(&object);
     let span = tracing::info_span!("reconcile", controller = "probe", mcpserver = %key);

@@ -13,8 +13,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::run_elector;
-use crate::leader_election::ElectionConfig;
+use super::elector::run_elector;
+use crate::leader::lease::ElectionConfig;
 
 type Log = Arc<Mutex<Vec<(String, Value, Instant)>>>;
 

@@ -299,7 +299,7 @@ fn policy(allow_cross_namespace: bool) -> muster_exchange_api::credentials_polic
     muster_exchange_api::credentials_policy::CredentialsPolicy::for_controller("mx", allow_cross_namespace)
 }
 
-/// Finding: diagnose read any Secret an MCPServer named. Refused Secrets are not even requested.
+/// diagnose never requests a Secret the controller's rule refuses.
 #[tokio::test]
 async fn cluster_mode_never_reads_a_refused_secret() {
     use serde_json::json;

@@ -92,9 +92,9 @@ async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
     assert_eq!(report.sync.deleted, 2);
 }
 
-/// Finding: naming a Secret in an MCPServer was enough to have Muster granted read on it. A Secret that has
-/// not opted in (label and type Opaque, which the API server filters on) is not granted, and a grant it
-/// held goes; the opted-in Secret next to it keeps its grant.
+/// Naming a Secret in an MCPServer is not enough to have Muster granted read on it: a Secret that has not
+/// opted in (label and type Opaque, which the API server filters on) is not granted, and a grant it held
+/// goes; the opted-in Secret next to it keeps its grant.
 #[tokio::test]
 async fn a_secret_that_has_not_opted_in_is_never_granted() {
     let servers = vec![

@@ -210,8 +210,8 @@ mod tests {
         );
     }
 
-    /// Finding: expiry was judged by comparing the holder's renewTime with our wall clock, so a follower
-    /// whose clock runs ahead took over a live Lease. Now only our own observation of change counts.
+    /// Another holder's Lease expires only by our own observation of it not changing, never by comparing
+    /// its renewTime with our wall clock (a follower whose clock runs ahead must not take over).
     #[test]
     fn another_holders_expiry_is_judged_by_when_we_saw_its_lease_change() {
         let start = Instant::now();

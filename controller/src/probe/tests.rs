@@ -261,8 +261,8 @@ async fn fifty_clusters_with_ten_black_holes_report_every_healthy_one_first() {
     );
 }
 
-/// Finding: the HTTPS client timed out at the same instant as the probe, so a black hole's message
-/// flipped between two forms and every probe rewrote the status. One form, every time.
+/// A black hole gets one message, every time (the HTTPS client's timeout is longer than the probe's), so
+/// repeated probes do not rewrite the status.
 #[tokio::test]
 async fn a_black_hole_always_gets_the_same_message() {
     let hole = BlackHole::start().await.unwrap();

@@ -5,7 +5,8 @@
 # `cargo +nightly fuzz run -s none -a <target> <file>`).
 #
 #   hack/fuzz.sh [MINUTES]
-#   FUZZ_SECONDS=20 FUZZ_MAX_RUNS=200000 hack/fuzz.sh   # smoke run (CI): seconds and runs bounded
+#   FUZZ_SECONDS=20 FUZZ_MAX_RUNS=200000 FUZZ_DEV=1 hack/fuzz.sh   # smoke run (CI): seconds and runs
+#                                                                  # bounded, unoptimised build (builds faster)
 #   FUZZ_TARGETS="kubeconfig dex_response" hack/fuzz.sh 1
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`). Builds without a
@@ -22,6 +23,8 @@ seconds="${FUZZ_SECONDS:-$(( minutes * 60 ))}"
 max_runs="${FUZZ_MAX_RUNS:--1}"
 read -r -a targets <<< "${FUZZ_TARGETS:-admission_pods sidecar_inbound kubeconfig dex_response mcpserver_documents}"
 flags=(-s none -a)
+# An unoptimised build compiles in a fraction of the time; enough for a smoke run, slow for a campaign.
+if [ "${FUZZ_DEV:-0}" = 1 ]; then flags=(-s none -D -a); fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "hack/fuzz.sh: the nightly toolchain is missing; install it with: rustup toolchain install nightly" >&2

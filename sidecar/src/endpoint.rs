@@ -181,7 +181,7 @@ mod tests {
             assert_eq!(e.path, dir.path().join("ca.crt"));
             assert!(e.reason.contains(expected), "{expected}: {e}");
         }
-        let mut big = PEM.repeat(1).into_bytes();
+        let mut big = PEM.as_bytes().to_vec();
         big.resize(MAX_CA_BYTES as usize + 1, b'\n');
         let dir = dir_with(Some(b"https://api.wc:6443"), Some(&big));
         assert!(

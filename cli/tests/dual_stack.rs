@@ -101,7 +101,7 @@ async fn the_controller_metrics_server_accepts_ipv6_and_ipv4_on_its_default_addr
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        args: muster_exchange_controller::controller_cmd::ControllerArgs,
+        args: muster_exchange_controller::cli::ControllerArgs,
     }
     let args = Cli::try_parse_from(["controller"]).unwrap().args;
     let listener = tokio::net::TcpListener::bind(any_port(args.metrics_addr, "the controller"))

@@ -87,8 +87,8 @@ async fn the_review_asks_about_the_requesting_user_and_the_secret_muster_would_r
     );
 }
 
-/// Finding: anyone who may write an MCPServer could name any Secret of the namespace. An author who may
-/// not read the Secret is denied, with the Secret named and what to do.
+/// An author who may not read the Secret their MCPServer names is denied, with the Secret named and what
+/// to do: writing an MCPServer is not a way to reach a Secret.
 #[tokio::test]
 async fn an_author_who_may_not_get_the_secret_is_denied() {
     let seen = Seen::default();

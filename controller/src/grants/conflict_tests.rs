@@ -1,14 +1,18 @@
-//! Scenarios from review: a half-managed grant, an incomplete MCPServer view, one unreadable namespace.
+//! Grants next to objects we do not own, an MCPServer that does not parse, and caches not yet synced.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
+use super::controller::{GrantContext, reconcile};
 use super::fixtures::{
-    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets,
-    list_secrets_failing, mcpserver, stored, sync_credentials, sync_kubeconfig,
+    CREDENTIALS, KUBECONFIG, credential_config, list_opted_in, list_org_namespaces, list_secrets, mcpserver,
+    stored, sync_credentials, sync_kubeconfig,
 };
 
-/// Finding: with the Role taken over by someone else, our RoleBinding stayed and bound our subjects to
-/// a Role we do not control. Our half is deleted (guarded), theirs is left alone.
+/// A RoleBinding of ours next to a Role someone else owns would bind our subjects to a Role we do not
+/// control: ours is deleted (guarded), theirs is left alone.
 #[tokio::test]
 async fn a_managed_binding_next_to_a_foreign_role_is_deleted() {
     let mut foreign_role = stored(KUBECONFIG.role("org-acme", &["a-kubeconfig", "prod-db"]), "u1");
@@ -20,50 +24,66 @@ async fn a_managed_binding_next_to_a_foreign_role_is_deleted() {
         KUBECONFIG.list_bindings(vec![stored(KUBECONFIG.binding("org-acme"), "b1")]),
         KUBECONFIG.delete_binding("org-acme", "b1"),
     ];
-    let report = sync_kubeconfig(expected).await.unwrap();
+    let report = sync_kubeconfig(expected).await;
     assert_eq!((report.sync.applied, report.sync.deleted), (0, 1));
     assert_eq!(report.sync.unmanaged_conflicts, ["org-acme"]);
 }
 
-/// Finding: one namespace whose Secrets could not be listed aborted the whole sync. Now that namespace
-/// is left exactly as it is (its stale-looking grant is not deleted) and the others sync.
-#[tokio::test]
-async fn an_unreadable_namespace_is_left_alone_and_the_others_sync() {
-    let expected = vec![
-        list_org_namespaces(&["org-a", "org-b"]),
-        list_secrets_failing("org-a"),
-        list_secrets("org-b", &["y-kubeconfig"]),
-        KUBECONFIG.list_roles(vec![stored(KUBECONFIG.role("org-a", &["x-kubeconfig"]), "r1")]),
-        KUBECONFIG.list_bindings(vec![stored(KUBECONFIG.binding("org-a"), "b1")]),
-        KUBECONFIG.apply_role("org-b", &["y-kubeconfig"]),
-        KUBECONFIG.apply_binding("org-b"),
-    ];
-    let report = sync_kubeconfig(expected).await.unwrap();
-    assert_eq!((report.sync.applied, report.sync.deleted), (2, 0));
-    assert_eq!(report.sync.errors.len(), 1);
-    assert!(
-        report.sync.errors[0].to_string().contains("secrets in org-a"),
-        "{}",
-        report.sync.errors[0]
-    );
+/// Until every cache holds a complete list, a reconcile waits and sends nothing: an empty MCPServer
+/// cache would make every credential grant look unneeded.
+#[tokio::test(start_paused = true)]
+async fn nothing_is_written_before_every_cache_is_synced() {
+    crate::probe::tests::install_crypto();
+    crate::runtime::fixtures::run_scenario_for(Duration::from_secs(7200), vec![], |client| async move {
+        let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+        let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
+        let probe = crate::probe::controller_tests::probe_config(Duration::from_secs(60));
+        let ctx = crate::runtime::fixtures::test_context(client, exchange, leader, probe);
+        let mut stores = super::fixtures::synced_stores();
+        let writer =
+            kube::runtime::reflector::store::Writer::new(crate::probe::controller::mcpserver_resource());
+        stores.servers = writer.as_reader();
+        let g = Arc::new(GrantContext::new(Arc::new(ctx), stores));
+        let namespace = Arc::new(
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "org-a"}}))
+            .unwrap(),
+        );
+        let waited = tokio::time::timeout(Duration::from_secs(3600), reconcile(namespace, g)).await;
+        assert!(waited.is_err(), "the reconcile waits for the MCPServer cache");
+        drop(writer);
+    })
+    .await;
 }
 
-/// Finding: an MCPServer that did not parse dropped out of the desired set and lost its grant. With an
-/// incomplete view, grants are still added but none is deleted.
+/// An MCPServer that does not parse cannot say which grant it needs: in the namespace its credentials
+/// Secret is in, grants are still added but none is deleted; elsewhere deletes go ahead.
 #[tokio::test]
-async fn an_incomplete_mcpserver_view_deletes_no_credential_grant() {
-    let server = mcpserver("org-a", "a", true, json!({"name": "dex-a"}));
+async fn a_malformed_mcpserver_holds_back_credential_deletes_in_its_namespace() {
+    let mut broken = mcpserver("org-b", "broken", true, json!({"name": "dex-b"}));
+    broken["spec"]["type"] = json!(["carrier-pigeon"]);
+    let servers = vec![
+        mcpserver("org-a", "a", true, json!({"name": "dex-a"})),
+        mcpserver(
+            "org-a",
+            "b",
+            true,
+            json!({"name": "dex-b2", "namespace": "org-b"}),
+        ),
+        broken,
+    ];
     let expected = vec![
-        list_opted_in(&[("org-a", "dex-a")]),
-        CREDENTIALS.list_roles(vec![stored(CREDENTIALS.role("org-b", &["dex-b"]), "r1")]),
+        list_opted_in(&[("org-a", "dex-a"), ("org-b", "dex-b2")]),
+        CREDENTIALS.list_roles(vec![
+            stored(CREDENTIALS.role("org-b", &["dex-b"]), "r1"),
+            stored(CREDENTIALS.role("org-c", &["dex-c"]), "r2"),
+        ]),
         CREDENTIALS.list_bindings(vec![stored(CREDENTIALS.binding("org-b"), "b1")]),
         CREDENTIALS.apply_role("org-a", &["dex-a"]),
         CREDENTIALS.apply_binding("org-a"),
+        CREDENTIALS.delete_role("org-c", "r2"),
     ];
     let config = credential_config(Some("serviceaccount:muster/muster"), "mx", false);
-    let incomplete = true;
-    let report = sync_credentials(expected, vec![server], config, incomplete)
-        .await
-        .unwrap();
-    assert_eq!((report.sync.applied, report.sync.deleted), (2, 0));
+    let report = sync_credentials(expected, servers, config).await;
+    assert_eq!((report.sync.applied, report.sync.deleted), (2, 1));
 }

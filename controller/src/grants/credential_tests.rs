@@ -1,12 +1,13 @@
-//! ApiServerVerifier scenarios for the credential-grant reconciler.
+//! ApiServerVerifier scenarios for credential grants: from the MCPServers in the cache, the exact
+//! requests the reconciles of every namespace send.
 
 use serde_json::json;
 
 use super::fixtures::{CREDENTIALS, credential_config, list_opted_in, mcpserver, stored, sync_credentials};
 use muster_exchange_api::credentials_policy::NamespaceRefusal;
 
-/// Finding: an MCPServer author could make the controller grant Muster `get` on any Secret anywhere.
-/// Only Secrets next to their MCPServer are granted; an old cross-namespace grant is removed.
+/// An MCPServer author cannot have Muster granted `get` on a Secret elsewhere: only Secrets next to
+/// their MCPServer are granted; an old cross-namespace grant is removed.
 #[tokio::test]
 async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default() {
     let servers = vec![
@@ -31,14 +32,14 @@ async fn secrets_outside_the_mcpservers_namespace_are_never_granted_by_default()
         CREDENTIALS.delete_binding("org-b", "b1"),
     ];
     let config = credential_config(Some("serviceaccount:muster/muster"), "mx", false);
-    let report = sync_credentials(expected, servers, config, false).await.unwrap();
+    let report = sync_credentials(expected, servers, config).await;
     assert_eq!((report.sync.applied, report.sync.deleted), (0, 2));
     assert_eq!(
         report.refused,
         [
-            ("org-b/db-password".to_string(), NamespaceRefusal::CrossNamespace),
-            ("mx/token".to_string(), NamespaceRefusal::ControllerNamespace),
             ("kube-system/token".to_string(), NamespaceRefusal::SystemNamespace),
+            ("mx/token".to_string(), NamespaceRefusal::ControllerNamespace),
+            ("org-b/db-password".to_string(), NamespaceRefusal::CrossNamespace),
         ]
     );
 }
@@ -71,7 +72,7 @@ async fn credential_grants_follow_mcpservers_and_drop_unneeded_ones() {
         CREDENTIALS.delete_role("old", "r9"),
     ];
     let config = credential_config(Some("serviceaccount:muster/muster"), "muster-exchange", true);
-    let report = sync_credentials(expected, servers, config, false).await.unwrap();
+    let report = sync_credentials(expected, servers, config).await;
     assert_eq!((report.sync.applied, report.sync.deleted), (3, 1));
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, "kube-system/dex-d");
@@ -87,13 +88,13 @@ async fn without_a_credentials_reader_every_managed_credential_grant_goes() {
     ];
     let servers = vec![mcpserver("muster", "a", true, json!({"name": "dex-a"}))];
     let config = credential_config(None, "mx", false);
-    let report = sync_credentials(expected, servers, config, false).await.unwrap();
+    let report = sync_credentials(expected, servers, config).await;
     assert_eq!(report.sync.deleted, 2);
 }
 
-/// Finding: naming a Secret in an MCPServer was enough to have Muster granted read on it. A Secret that has
-/// not opted in (label and type Opaque, which the API server filters on) is not granted, and a grant it
-/// held goes; the opted-in Secret next to it keeps its grant.
+/// Naming a Secret in an MCPServer is not enough to have Muster granted read on it: a Secret that has not
+/// opted in (label and type Opaque, which the API server filters on) is not granted, and a grant it held
+/// goes; the opted-in Secret next to it keeps its grant.
 #[tokio::test]
 async fn a_secret_that_has_not_opted_in_is_never_granted() {
     let servers = vec![
@@ -116,7 +117,7 @@ async fn a_secret_that_has_not_opted_in_is_never_granted() {
         CREDENTIALS.delete_binding("org-b", "b2"),
     ];
     let config = credential_config(Some("serviceaccount:muster/muster"), "mx", false);
-    let report = sync_credentials(expected, servers, config, false).await.unwrap();
+    let report = sync_credentials(expected, servers, config).await;
     assert_eq!((report.sync.applied, report.sync.deleted), (1, 2));
     assert_eq!(report.not_opted_in, ["muster/ingress-tls", "org-b/db-password"]);
 }

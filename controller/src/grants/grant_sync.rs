@@ -1,44 +1,42 @@
 //! Brings the managed Roles and RoleBindings of one grant kind in line with the desired grants.
 //!
-//! Reads first (two cluster-wide lists by name), writes only what differs: server-side apply with one
-//! field manager for new or changed grants, deletes (guarded by uid and resourceVersion preconditions)
-//! for managed grants no longer wanted. Objects without the managed-by label are never touched, even when
+//! Compares with what the caches observed and writes only what differs: server-side apply with one field
+//! manager for new or changed grants, deletes (guarded by uid and resourceVersion preconditions) for
+//! managed grants no longer wanted. Objects without the managed-by label are never touched, even when
 //! they carry our name.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use futures::{StreamExt, stream};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource, ResourceExt};
 
 use super::rbac_objects::{
     DesiredGrant, GrantKind, desired_role, desired_role_binding, is_managed, role_binding_matches,
     role_matches,
 };
-use crate::error::Error;
+use crate::runtime::error::Error;
 
 /// Field manager of every grant object.
-pub const GRANTS_FIELD_MANAGER: &str = "muster-exchange-controller";
+pub(crate) const GRANTS_FIELD_MANAGER: &str = "muster-exchange-controller";
 
-/// What one sync did.
+/// What one namespace's sync of one grant kind did.
 #[derive(Debug, Default)]
-pub struct SyncReport {
+pub(crate) struct SyncReport {
     /// Server-side applies sent.
-    pub applied: usize,
+    pub(crate) applied: usize,
     /// Deletes sent.
-    pub deleted: usize,
+    pub(crate) deleted: usize,
     /// Namespaces where an unmanaged object with our name blocks the grant (left alone).
-    pub unmanaged_conflicts: Vec<String>,
+    pub(crate) unmanaged_conflicts: Vec<String>,
     /// Per-object failures; the rest of the sync went ahead.
-    pub errors: Vec<Error>,
-    /// Namespaces holding a managed grant after the sync.
-    pub granted_namespaces: usize,
+    pub(crate) errors: Vec<Error>,
+    /// 1 when the namespace holds a managed grant after the sync.
+    pub(crate) granted_namespaces: usize,
 }
 
 impl SyncReport {
     /// API writes sent (applies plus deletes).
-    pub fn writes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn writes(&self) -> usize {
         self.applied + self.deleted
     }
 
@@ -50,97 +48,53 @@ impl SyncReport {
     }
 }
 
-/// What one sync may not touch, when the view it was computed from is incomplete.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncLimits {
-    /// Delete nothing this pass (e.g. an MCPServer did not parse: its grant would look unneeded).
-    pub no_deletes: bool,
-    /// Namespaces whose inputs could not be read: neither applied to nor deleted from this pass.
-    pub frozen_namespaces: BTreeSet<String>,
+/// What the caches show of one grant kind in one namespace: our Role and RoleBinding by name, managed
+/// or not (objects with our name that lack the managed-by label are never touched).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    /// The Role named like this grant kind's objects.
+    pub(crate) role: Option<Role>,
+    /// The RoleBinding named like this grant kind's objects.
+    pub(crate) binding: Option<RoleBinding>,
 }
 
-impl SyncLimits {
-    fn may_delete_in(&self, namespace: &str) -> bool {
-        !self.no_deletes && !self.frozen_namespaces.contains(namespace)
-    }
-}
-
-/// Applies `desired` (keyed by namespace) for `kind` and deletes managed grants of `kind` elsewhere.
-/// `concurrency` bounds the namespaces written at once. Lists failing abort the sync (nothing is
-/// deleted on a partial view); single writes failing are reported and retried next sync.
-pub async fn sync_grants(
+/// Brings one namespace's Role and RoleBinding of `kind` in line with `desired`: applies what differs,
+/// deletes managed objects no longer wanted (unless `may_delete` is false: the view that says they are
+/// unneeded is incomplete). Failures are reported, never abort: the next reconcile retries them.
+pub(crate) async fn sync_namespace(
     client: &Client,
     kind: GrantKind,
-    desired: &BTreeMap<String, DesiredGrant>,
-    concurrency: usize,
-    limits: &SyncLimits,
-) -> Result<SyncReport, Error> {
-    let by_name = ListParams::default().fields(&format!("metadata.name={}", kind.object_name()));
-    let roles = list_by_namespace::<Role>(client, &by_name, "roles").await?;
-    let bindings = list_by_namespace::<RoleBinding>(client, &by_name, "rolebindings").await?;
-
+    namespace: &str,
+    desired: Option<&DesiredGrant>,
+    observed: &Observed,
+    may_delete: bool,
+) -> SyncReport {
     let mut report = SyncReport {
-        granted_namespaces: desired.len(),
+        granted_namespaces: usize::from(desired.is_some()),
         ..SyncReport::default()
     };
-    // Futures are built up front: a closure inside the stream type would make the future !Send
-    // (rustc's higher-ranked lifetime limitation), and the CLI may spawn it.
-    let pending: Vec<_> = desired
-        .values()
-        .filter(|grant| !limits.frozen_namespaces.contains(&grant.namespace))
-        .map(|grant| {
-            apply_one(
-                client,
-                grant,
-                roles.get(&grant.namespace),
-                bindings.get(&grant.namespace),
-            )
-        })
-        .collect();
-    let writes = stream::iter(pending)
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    writes.into_iter().for_each(|r| report.absorb(r));
-
-    for role in roles
-        .values()
-        .filter(|r| is_managed(&r.metadata) && !desired.contains_key(&ns_of(*r)))
-        .filter(|r| limits.may_delete_in(&ns_of(*r)))
-    {
-        delete_guarded(client, role, &mut report).await;
-    }
-    for binding in bindings
-        .values()
-        .filter(|b| is_managed(&b.metadata) && !desired.contains_key(&ns_of(*b)))
-        .filter(|b| limits.may_delete_in(&ns_of(*b)))
-    {
-        delete_guarded(client, binding, &mut report).await;
+    match desired {
+        Some(grant) => {
+            report.absorb(apply_one(client, grant, observed.role.as_ref(), observed.binding.as_ref()).await);
+        }
+        None if may_delete => {
+            if let Some(role) = observed.role.as_ref().filter(|r| is_managed(&r.metadata)) {
+                delete_guarded(client, role, &mut report).await;
+            }
+            if let Some(binding) = observed.binding.as_ref().filter(|b| is_managed(&b.metadata)) {
+                delete_guarded(client, binding, &mut report).await;
+            }
+        }
+        None => {
+            tracing::debug!(
+                namespace,
+                grant = kind.label_value(),
+                "deletes held back: the MCPServer view is incomplete"
+            );
+        }
     }
     report.granted_namespaces -= report.unmanaged_conflicts.len();
-    Ok(report)
-}
-
-async fn list_by_namespace<K>(
-    client: &Client,
-    lp: &ListParams,
-    what: &str,
-) -> Result<BTreeMap<String, K>, Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let list = Api::<K>::all(client.clone())
-        .list(lp)
-        .await
-        .map_err(|cause| Error::List {
-            what: format!("{what} ({})", lp.field_selector.clone().unwrap_or_default()),
-            cause,
-        })?;
-    Ok(list.items.into_iter().map(|o| (ns_of(&o), o)).collect())
+    report
 }
 
 fn ns_of<K: Resource>(o: &K) -> String {

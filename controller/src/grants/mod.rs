@@ -1,9 +1,11 @@
-//! Secret-read grants: kubeconfig grants per organization namespace and credential grants per MCPServer.
+//! Secret-read grants: kubeconfig grants per organization namespace and credential grants per MCPServer,
+//! reconciled per namespace by the grant controller from watch caches.
 
-pub mod credential_grants;
-pub mod credential_optin;
-pub mod grant_sync;
-pub mod kubeconfig_grants;
+pub(crate) mod controller;
+pub(crate) mod credential_grants;
+pub(crate) mod credential_optin;
+pub(crate) mod grant_sync;
+pub(crate) mod kubeconfig_grants;
 pub mod rbac_objects;
 pub mod subjects;
 

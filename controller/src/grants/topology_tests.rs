@@ -7,8 +7,13 @@ use muster_exchange_api::credentials_policy::CredentialsPolicy;
 use serde_json::json;
 
 use super::credential_grants::desired_credential_grants;
-use super::fixtures::{credential_config, mcpserver};
+use super::fixtures::credential_config;
 use crate::probe::target::ProbeTarget;
+
+/// The fixture MCPServer, typed.
+fn mcpserver(ns: &str, name: &str, enabled: bool, secret: serde_json::Value) -> MCPServer {
+    serde_json::from_value(super::fixtures::mcpserver(ns, name, enabled, secret)).unwrap()
+}
 
 /// `mcpserver` with `forwardToken` set.
 fn forwarding(name: &str, enabled: bool, secret: &str) -> MCPServer {

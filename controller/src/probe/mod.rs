@@ -1,16 +1,29 @@
-//! Probing one MCPServer's remote Dex, and a fleet of them concurrently with a bound, each under its own
-//! timeout, so black-holed clusters delay no other cluster.
+//! Per-cluster conditions on MCPServers: probing one MCPServer's remote Dex (credentials, discovery,
+//! the probe exchange), a fleet of them for `diagnose`, the conditions built from the outcome, their
+//! status write and Events, and the probe controller that schedules it all.
 
-pub mod credentials;
-pub mod discovery;
-pub mod exchange_probe;
-pub mod fleet;
-pub mod outcome;
-pub mod read_target;
-pub mod resolve_guard;
-pub mod secret_optin;
-pub mod target;
+pub(crate) mod conditions;
+pub(crate) mod controller;
+pub(crate) mod credentials;
+pub(crate) mod discovery;
+pub(crate) mod events;
+pub(crate) mod exchange_probe;
+pub(crate) mod fleet;
+pub(crate) mod mcpserver;
+pub(crate) mod outcome;
+pub(crate) mod read_target;
+pub(crate) mod resolve_guard;
+pub(crate) mod schedule;
+pub(crate) mod secret_optin;
+pub(crate) mod status;
+pub(crate) mod target;
 
+#[cfg(test)]
+mod controller_review_tests;
+#[cfg(test)]
+pub(crate) mod controller_tests;
+#[cfg(test)]
+mod status_coexist_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -92,7 +92,7 @@ pub struct ProbeOutcome {
 impl ProbeOutcome {
     /// True when nothing failed (used for backoff and diagnose's exit code).
     pub fn is_ready(&self) -> bool {
-        crate::conditions::build::ready_check(self).status == CheckStatus::True
+        crate::probe::conditions::build::ready_check(self).status == CheckStatus::True
     }
 }
 

@@ -170,8 +170,7 @@ const SETTINGS: crate::probe::ProbeSettings = crate::probe::ProbeSettings {
     exchange_probe: true,
 };
 
-/// Finding: the controller probed any https host, cloud metadata included. A link-local endpoint is
-/// refused before any connection, with its own reason.
+/// A link-local or cloud-metadata endpoint is refused before any connection, with its own reason.
 #[tokio::test]
 async fn a_link_local_endpoint_is_refused_without_a_connection() {
     install_crypto();
@@ -190,8 +189,8 @@ async fn a_link_local_endpoint_is_refused_without_a_connection() {
     }
 }
 
-/// Finding: Dex's error text went into conditions unbounded (a 40k-character message exceeds the CRD's
-/// limit). It is capped at 1 KiB, on a character boundary, and still classified.
+/// Dex's error text is capped at 1 KiB in the condition, on a character boundary, and still classified (a
+/// 40k-character message would exceed the CRD's limit).
 #[tokio::test]
 async fn a_40k_character_dex_error_is_capped_in_the_condition() {
     use muster_exchange_dex::test_double::FailureMode;

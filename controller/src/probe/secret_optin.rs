@@ -16,7 +16,7 @@ use muster_exchange_api::names::{
 };
 
 use super::outcome::Check;
-use crate::error::Error;
+use crate::runtime::error::Error;
 
 /// What reading a credentials Secret found.
 #[derive(Debug, Clone, PartialEq)]

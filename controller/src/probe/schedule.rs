@@ -1,15 +1,16 @@
 //! When to probe an MCPServer next: the probe interval with jitter after a success, per-object
 //! exponential backoff after failures (capped), so a broken cluster is probed less often and a fleet
-//! does not probe in lockstep. (kube-runtime has no per-object backoff; see kube-rs/kube#1916.)
+//! does not probe in lockstep. The failure count lives in the probe controller's context (kube-runtime
+//! keeps no per-object state between reconciles; see kube-rs/kube#1916).
 
 use std::time::Duration;
 
 /// Jitter applied to every delay: ±10 %.
-pub const JITTER: f64 = 0.1;
+pub(crate) const JITTER: f64 = 0.1;
 
 /// The delay before the next probe. `consecutive_failures` is 0 after a success; `unit_random` is a
 /// random number in `[0, 1)` (a parameter so tests are exact).
-pub fn next_probe_delay(
+pub(crate) fn next_probe_delay(
     interval: Duration,
     max_backoff: Duration,
     consecutive_failures: u32,
@@ -25,8 +26,9 @@ pub fn next_probe_delay(
     base.mul_f64(jitter)
 }
 
-/// A random delay in `[0, interval)` spreading the first probes of a fleet.
-pub fn initial_delay(interval: Duration, unit_random: f64) -> Duration {
+/// A random delay in `[0, interval / 10)` before the first probe of an MCPServer, spreading a fleet's
+/// first probes.
+pub(crate) fn initial_delay(interval: Duration, unit_random: f64) -> Duration {
     interval.mul_f64(unit_random.clamp(0.0, 1.0) * JITTER)
 }
 

@@ -63,7 +63,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::metrics::{GrantLabels, Metrics};
+    use crate::runtime::metrics::{GrantLabels, Metrics};
 
     async fn get_text(router: Router, path: &str) -> (u16, String) {
         let response = router

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use muster_exchange_dex::{ClientOptions, ExchangeClient};
 
-use crate::diagnose::{DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render};
-use crate::duration_arg::parse_duration;
+use crate::diagnose::checks::{
+    DiagnoseInput, all_ready, check_all, input_from_cluster, input_from_files, render,
+};
+use crate::diagnose::sources::read_inputs;
 use crate::probe::ProbeSettings;
-use crate::sources::read_inputs;
+use crate::runtime::duration_arg::parse_duration;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// `muster-exchange diagnose`: check MCPServers' token exchange once and exit 1 if any is not Ready.
@@ -64,7 +66,7 @@ pub enum DiagnoseError {
     Client(#[from] muster_exchange_dex::BuildError),
     /// A manifest could not be read.
     #[error(transparent)]
-    Input(#[from] crate::sources::InputError),
+    Input(#[from] crate::diagnose::sources::InputError),
     /// Malformed MCPServers in the files.
     #[error("the files hold objects that are not valid MCPServers:\n  {}", .0.join("\n  "))]
     Malformed(Vec<String>),
@@ -101,9 +103,10 @@ pub async fn diagnose(args: &DiagnoseArgs) -> Result<DiagnoseReport, DiagnoseErr
         crate::probe::resolve_guard::GuardedResolver::system(),
     )?;
     let input: DiagnoseInput = if args.files.is_empty() {
-        let kube = crate::kube_client::client()
+        let kube = crate::runtime::kube_client::clients()
             .await
-            .map_err(|e| DiagnoseError::Cluster(e.to_string()))?;
+            .map_err(|e| DiagnoseError::Cluster(e.to_string()))?
+            .call;
         input_from_cluster(&kube, args.namespace.as_deref(), &args.credentials_policy())
             .await
             .map_err(|e| DiagnoseError::Cluster(e.to_string()))?
@@ -138,7 +141,3 @@ pub async fn run_diagnose(args: DiagnoseArgs) -> std::process::ExitCode {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "diagnose_tests.rs"]
-mod tests;

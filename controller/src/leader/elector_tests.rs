@@ -13,8 +13,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::run_elector;
-use crate::leader_election::ElectionConfig;
+use super::elector::run_elector;
+use crate::leader::lease::ElectionConfig;
 
 type Log = Arc<Mutex<Vec<(String, Value, Instant)>>>;
 
@@ -71,7 +71,7 @@ fn create_then(
     }
 }
 
-/// Finding: a hung GET kept the replica leading forever. The round times out, and the replica steps
+/// A hung GET does not keep the replica leading: the round times out, and the replica steps
 /// down at (start of the last successful round) + lease duration − renew period, while the next round
 /// still hangs.
 #[tokio::test(start_paused = true)]
@@ -115,7 +115,7 @@ async fn a_hung_round_steps_down_before_the_lease_can_expire() {
     let _ = tokio::time::timeout(Duration::from_secs(60), elector).await;
 }
 
-/// Finding: the Lease was released while the writers still ran, so a new leader could write alongside.
+/// The Lease is released only after the writers stopped, so a new leader never writes alongside.
 #[tokio::test(start_paused = true)]
 async fn the_lease_is_released_only_after_the_writers_stopped() {
     let log: Log = Arc::default();

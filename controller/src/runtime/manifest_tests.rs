@@ -5,7 +5,7 @@ use clap::Parser;
 use muster_exchange_api::documents::read_documents;
 use serde_json::{Value, json};
 
-use crate::controller_cmd::ControllerArgs;
+use crate::cli::ControllerArgs;
 
 fn manifest(name: &str) -> Vec<Value> {
     let path = format!("{}/../manifests/controller/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -47,9 +47,9 @@ fn cluster_role_is_exactly_what_the_code_calls() {
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
             {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-                "verbs": ["list", "watch", "create"]},
+                "verbs": ["create"]},
             {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
-                "resourceNames": GRANT_NAMES, "verbs": ["patch", "delete"]},
+                "resourceNames": GRANT_NAMES, "verbs": ["list", "watch", "patch", "delete"]},
             {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
                 "resourceNames": GRANT_NAMES, "verbs": ["escalate", "bind"]},
             {"apiGroups": ["muster.giantswarm.io"], "resources": ["mcpservers"], "verbs": ["get", "list", "watch"]},

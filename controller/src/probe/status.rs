@@ -15,10 +15,10 @@ use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::is_our_condition_type;
 use serde_json::{Value, json};
 
-use crate::conditions::build::conditions_for;
-use crate::conditions::merge::{merge, transitions, unchanged};
-use crate::error::Error;
+use crate::probe::conditions::build::conditions_for;
+use crate::probe::conditions::merge::{merge, transitions, unchanged};
 use crate::probe::outcome::ProbeOutcome;
+use crate::runtime::error::Error;
 
 /// Field manager of our status writes (separate from Muster's and from the grants').
 pub const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";
@@ -187,5 +187,5 @@ pub async fn write_conditions(
 }
 
 #[cfg(test)]
-#[path = "status_writer_tests.rs"]
+#[path = "status_tests.rs"]
 mod tests;

@@ -16,11 +16,11 @@ use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{OUR_CONDITION_TYPES, is_our_condition_type};
 use serde_json::{Value, json};
 
-use crate::conditions::build::conditions_for;
-use crate::error::Error;
-use crate::mock_apiserver::{ListType, MockApiServer};
+use crate::probe::conditions::build::conditions_for;
 use crate::probe::outcome::{Check, ProbeOutcome};
-use crate::status_writer::{ConditionChange, MAX_WRITE_ATTEMPTS, WriteOutcome, write_conditions};
+use crate::probe::status::{ConditionChange, MAX_WRITE_ATTEMPTS, WriteOutcome, write_conditions};
+use crate::runtime::error::Error;
+use crate::runtime::mock_apiserver::{ListType, MockApiServer};
 
 const NS: &str = "muster";
 const NAME: &str = "cluster-a";

@@ -210,8 +210,8 @@ mod tests {
         );
     }
 
-    /// Finding: expiry was judged by comparing the holder's renewTime with our wall clock, so a follower
-    /// whose clock runs ahead took over a live Lease. Now only our own observation of change counts.
+    /// Another holder's Lease expires only by our own observation of it not changing, never by comparing
+    /// its renewTime with our wall clock (a follower whose clock runs ahead must not take over).
     #[test]
     fn another_holders_expiry_is_judged_by_when_we_saw_its_lease_change() {
         let start = Instant::now();
@@ -290,7 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn creates_the_missing_lease_and_leads() {
-        use crate::fixtures::{Expect, run_scenario};
+        use crate::runtime::fixtures::{Expect, run_scenario};
         let created = serde_json::to_value(held_lease(&config(), None, Timestamp::now(), true)).unwrap();
         let expected = vec![
             Expect::get(LEASE, not_found())
@@ -311,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_lease_held_by_another_replica_is_followed_and_a_lost_race_is_not_an_error() {
-        use crate::fixtures::{Expect, run_scenario};
+        use crate::runtime::fixtures::{Expect, run_scenario};
         let now = Timestamp::now().as_second();
         let mut other = serde_json::to_value(lease(Some("pod-b"), now, 15)).unwrap();
         other["metadata"] = serde_json::json!({"name": "muster-exchange-controller", "namespace": "mx", "resourceVersion": "5"});

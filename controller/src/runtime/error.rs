@@ -62,6 +62,3 @@ impl Error {
         }
     }
 }
-
-/// Result alias with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,7 +9,7 @@ use kube::{Client, ResourceExt};
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::documents::{DocumentError, read_documents};
 
-use crate::error::Error;
+use crate::runtime::error::Error;
 
 /// MCPServers that parsed, and a message for each that did not (it is reported, never silently dropped).
 #[derive(Debug, Default)]

@@ -8,15 +8,15 @@ use futures::StreamExt;
 use kube::{Client, ResourceExt};
 use muster_exchange_dex::ExchangeClient;
 
-use crate::conditions::build::conditions_for;
-use crate::error::Error;
+use super::sources::{FileInputs, ServerList, list_mcpservers};
 use crate::probe::ProbeSettings;
+use crate::probe::conditions::build::conditions_for;
 use crate::probe::fleet::probe_fleet;
 use crate::probe::outcome::ProbeOutcome;
 use crate::probe::read_target::{LocatedLookup, target_from_lookup};
 use crate::probe::secret_optin::{SecretLookup, judge_found, read_credentials_secret};
 use crate::probe::target::{ProbeTarget, credentials_secret_of};
-use crate::sources::{FileInputs, ServerList, list_mcpservers};
+use crate::runtime::error::Error;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Most MCPServers probed at once by `diagnose`.

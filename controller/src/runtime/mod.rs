@@ -1,30 +1,48 @@
-//! Wiring of the running controller: caches, watches, the grant and probe loops, leader election and the
-//! HTTP server, all stopped together by SIGTERM/Ctrl-C.
+//! The running controller: the watches and their caches, the grant and probe controllers
+//! (kube-runtime), leader election, and the `/healthz` `/readyz` `/metrics` server, all stopped together
+//! by SIGTERM/Ctrl-C. Also what they share: context, API clients, metrics, errors.
+
+pub(crate) mod context;
+pub(crate) mod duration_arg;
+pub(crate) mod error;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod http;
+pub(crate) mod http_server;
+pub(crate) mod kube_client;
+#[cfg(test)]
+mod manifest_tests;
+pub mod metrics;
+#[cfg(test)]
+pub(crate) mod mock_apiserver;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::Stream;
 use kube::Client;
-use kube::api::DynamicObject;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, watcher};
 use muster_exchange_dex::{ClientOptions, ExchangeClient};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Context, ProbeLoopConfig};
-use crate::controller_cmd::{ControllerArgs, StartError};
+use self::context::{Context, ProbeConfig};
+use self::metrics::Metrics;
+use crate::cli::{ControllerArgs, StartError};
+use crate::grants::controller::{GrantContext, GrantStores, GrantWatches};
 use crate::grants::credential_grants::CredentialGrantConfig;
 use crate::grants::kubeconfig_grants::KubeconfigGrantConfig;
 use crate::grants::rbac_objects::sort_subjects;
-use crate::leader_election::ElectionConfig;
-use crate::leader_election_loop::run_elector;
-use crate::metrics::Metrics;
+use crate::leader::elector::run_elector;
+use crate::leader::lease::ElectionConfig;
 use crate::probe::ProbeSettings;
-use crate::triggers::GrantTriggers;
+use crate::probe::controller::{mcpserver_resource, spec_changes};
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Lease validity without renewal.
@@ -101,65 +119,65 @@ fn election_config(args: &ControllerArgs, identity: String) -> ElectionConfig {
     }
 }
 
-/// Runs the controller until SIGTERM/Ctrl-C.
+/// Runs the controller until SIGTERM/Ctrl-C, against the API server of the inferred configuration.
 pub(crate) async fn run(args: ControllerArgs) -> Result<(), StartError> {
     validate(&args)?;
+    start(args, kube_client::clients().await?).await
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C with these clients.
+pub(crate) async fn run_with(args: ControllerArgs, clients: kube_client::Clients) -> Result<(), StartError> {
+    validate(&args)?;
+    start(args, clients).await
+}
+
+async fn start(args: ControllerArgs, clients: kube_client::Clients) -> Result<(), StartError> {
     let exchange = exchange_client(&args)?;
-    let client = crate::kube_client::client().await?;
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|e| StartError::Listen(args.metrics_addr, e))?;
     let identity = identity(&args);
     let (metrics, registry) = metrics_registry();
     let (leader_tx, leader_rx) = watch::channel(!args.leader_election);
-    let (shutdown, triggers) = (CancellationToken::new(), GrantTriggers::default());
+    let shutdown = CancellationToken::new();
     let ctx = Arc::new(context(
         &args,
-        client.clone(),
+        clients.call.clone(),
         exchange,
         metrics.clone(),
         leader_rx.clone(),
         &identity,
     ));
     let namespace = (!args.mcpserver_namespace.is_empty()).then_some(args.mcpserver_namespace.as_str());
-    let (store, cache) =
-        crate::triggers::mcpserver_cache(&client, namespace, triggers.clone(), shutdown.clone());
+    let watches = GrantWatches::new(&clients.watch, &ctx, namespace);
+    let stores = watches.stores.clone();
     let ready = Arc::new(AtomicBool::new(false));
-    let app = crate::http::router(crate::http::HttpState {
+    let app = http::router(http::HttpState {
         registry,
         ready: ready.clone(),
     });
     tracing::info!(identity = %identity, metrics_addr = %args.metrics_addr, "muster-exchange controller starting");
-    let inputs = crate::triggers::watch_grant_inputs(
-        client.clone(),
-        args.org_namespace_selector.clone(),
-        args.kubeconfig_secret_suffix.clone(),
-        triggers.clone(),
-        shutdown.clone(),
-    );
-    // The Lease is released only once both writers have returned.
+    // The Lease is released only once both controllers have returned.
     let writers_stopped = CancellationToken::new();
-    let writers = run_writers(
-        ctx.clone(),
-        store.clone(),
-        triggers,
-        shutdown.clone(),
-        writers_stopped.clone(),
+    let writers = run_controllers(
+        ctx,
+        clients.watch.clone(),
+        namespace.map(str::to_string),
+        watches,
+        (leader_rx.clone(), shutdown.clone(), writers_stopped.clone()),
     );
     tokio::join!(
         wait_for_signal(shutdown.clone()),
-        cache,
-        inputs,
         writers,
         elect(
             args.leader_election,
-            client,
+            clients.call,
             election_config(&args, identity),
             leader_tx,
             (shutdown.clone(), writers_stopped),
         ),
         watch_leader_gauge(leader_rx, metrics, shutdown.clone()),
-        mark_ready(store, ready),
+        mark_ready(stores, ready),
         serve(listener, app, shutdown),
     );
     tracing::info!("muster-exchange controller stopped");
@@ -173,17 +191,53 @@ fn metrics_registry() -> (Arc<Metrics>, Arc<Registry>) {
     (metrics, Arc::new(registry))
 }
 
-/// The grant and probe loops; cancels `stopped` once both returned.
-async fn run_writers(
+/// One `()` each time this replica becomes the leader (not for the initial state).
+pub(crate) fn leader_gained(leader: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + Sync + 'static {
+    futures::stream::unfold(leader, |mut leader| async move {
+        loop {
+            leader.changed().await.ok()?;
+            if *leader.borrow_and_update() {
+                return Some(((), leader));
+            }
+        }
+    })
+}
+
+/// The grant and probe controllers; cancels `stopped` once both returned (after `shutdown`, with their
+/// in-flight reconciles finished).
+async fn run_controllers(
     ctx: Arc<Context>,
-    store: Store<DynamicObject>,
-    triggers: GrantTriggers,
-    shutdown: CancellationToken,
-    stopped: CancellationToken,
+    watch_client: Client,
+    namespace: Option<String>,
+    watches: GrantWatches,
+    (leader, shutdown, stopped): (watch::Receiver<bool>, CancellationToken, CancellationToken),
 ) {
+    let grants = GrantContext::new(ctx.clone(), watches.stores.clone());
+    let resource = mcpserver_resource();
+    let api: Api<DynamicObject> = match &namespace {
+        Some(ns) => Api::namespaced_with(watch_client, ns, &resource),
+        None => Api::all_with(watch_client, &resource),
+    };
+    let writer = Writer::new(resource);
+    let store = writer.as_reader();
+    let objects = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
     tokio::join!(
-        crate::grants_loop::run_grants_loop(ctx.clone(), store.clone(), triggers, shutdown.clone()),
-        crate::probe_loop::run_probe_loop(ctx, store, shutdown),
+        crate::grants::controller::run(
+            Arc::new(grants),
+            watches,
+            leader_gained(leader.clone()),
+            shutdown.clone().cancelled_owned(),
+        ),
+        crate::probe::controller::run(
+            ctx,
+            spec_changes(objects),
+            store,
+            leader_gained(leader),
+            shutdown.cancelled_owned(),
+        ),
     );
     stopped.cancel();
 }
@@ -207,15 +261,15 @@ async fn elect(
     }
 }
 
-async fn mark_ready(store: Store<DynamicObject>, ready: Arc<AtomicBool>) {
-    if store.wait_until_ready().await.is_ok() {
+async fn mark_ready(stores: GrantStores, ready: Arc<AtomicBool>) {
+    if stores.wait_until_ready().await.is_ok() {
         ready.store(true, Ordering::SeqCst);
     }
 }
 
 async fn serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    crate::http_server::serve(listener, app, shutdown).await;
+    http_server::serve(listener, app, shutdown).await;
     tracing::debug!(?addr, "metrics server stopped");
 }
 
@@ -241,7 +295,6 @@ fn context(
             subjects,
             secret_suffix: args.kubeconfig_secret_suffix.clone(),
             controller_namespace: args.controller_namespace.clone(),
-            concurrency: args.grants_concurrency,
         },
         credentials: CredentialGrantConfig {
             reader: args.credentials_reader.clone(),
@@ -249,9 +302,8 @@ fn context(
                 &args.controller_namespace,
                 args.allow_cross_namespace_credentials,
             ),
-            concurrency: args.grants_concurrency,
         },
-        probe: ProbeLoopConfig {
+        probe: ProbeConfig {
             interval: args.probe_interval,
             max_backoff: args.probe_max_backoff,
             settings: ProbeSettings {
@@ -264,6 +316,7 @@ fn context(
         metrics,
         leader,
         grants_resync: args.grants_resync_interval,
+        grants_concurrency: args.grants_concurrency,
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::leader_election::{ElectionConfig, Observation, release, try_acquire_or_renew};
+use crate::leader::lease::{ElectionConfig, Observation, release, try_acquire_or_renew};
 
 /// Runs rounds until `shutdown`, publishing leadership on `leader`; after shutdown waits for
 /// `writers_stopped` before releasing a Lease it holds.
@@ -81,7 +81,3 @@ async fn step_down_at(until: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-#[cfg(test)]
-#[path = "leader_election_loop_tests.rs"]
-mod tests;

@@ -85,6 +85,15 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = T>,
 {
+    run_scenario_for(Duration::from_secs(5), expected, scenario).await
+}
+
+/// [`run_scenario`] for a scenario that may take up to `limit` (on paused time: virtual time).
+pub async fn run_scenario_for<F, Fut, T>(limit: Duration, expected: Vec<Expect>, scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T>,
+{
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let count = expected.len();
@@ -124,7 +133,7 @@ where
         }
         handle
     });
-    let result = match tokio::time::timeout(Duration::from_secs(5), scenario(client)).await {
+    let result = match tokio::time::timeout(limit, scenario(client)).await {
         Ok(result) => result,
         Err(_) => {
             if verifier.is_finished()
@@ -135,7 +144,7 @@ where
             panic!("scenario did not finish: it sent more requests than the {count} expected");
         }
     };
-    let mut handle = tokio::time::timeout(Duration::from_secs(5), verifier)
+    let mut handle = tokio::time::timeout(limit, verifier)
         .await
         .expect("verifier timed out")
         .expect("verifier failed");
@@ -169,10 +178,10 @@ pub fn test_context(
     client: Client,
     exchange: muster_exchange_dex::ExchangeClient,
     leader: tokio::sync::watch::Receiver<bool>,
-    probe: crate::context::ProbeLoopConfig,
-) -> crate::context::Context {
+    probe: crate::runtime::context::ProbeConfig,
+) -> crate::runtime::context::Context {
     use kube::runtime::events::{Recorder, Reporter};
-    crate::context::Context {
+    crate::runtime::context::Context {
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -188,26 +197,36 @@ pub fn test_context(
             ],
             secret_suffix: "-kubeconfig".into(),
             controller_namespace: "mx".into(),
-            concurrency: 1,
         },
         credentials: crate::grants::credential_grants::CredentialGrantConfig {
             reader: None,
             policy: muster_exchange_api::credentials_policy::CredentialsPolicy::for_controller("mx", false),
-            concurrency: 1,
         },
         probe,
         exchange,
-        metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+        metrics: std::sync::Arc::new(crate::runtime::metrics::Metrics::default()),
         leader,
         grants_resync: Duration::from_secs(300),
+        grants_concurrency: 1,
     }
 }
 
 /// A synced, empty-or-filled MCPServer cache.
 pub fn synced_store(objects: &[Value]) -> kube::runtime::reflector::Store<kube::api::DynamicObject> {
+    synced(
+        objects,
+        kube::api::ApiResource::erase::<muster_exchange_api::MCPServer>(&()),
+    )
+}
+
+/// A synced cache of `objects` (JSON as the API server returns them).
+pub fn synced<K>(objects: &[Value], dyntype: K::DynamicType) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
     use kube::runtime::watcher::Event;
-    let resource = kube::api::ApiResource::erase::<muster_exchange_api::MCPServer>(&());
-    let mut writer = kube::runtime::reflector::store::Writer::<kube::api::DynamicObject>::new(resource);
+    let mut writer = kube::runtime::reflector::store::Writer::<K>::new(dyntype);
     writer.apply_watcher_event(&Event::Init);
     for o in objects {
         writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(o.clone()).unwrap()));

@@ -1,44 +1,19 @@
-//! Probe-loop scenarios from review: a refused credentials Secret is never read, and switching token
-//! exchange off removes our conditions with exactly one apply.
+//! The probe controller and what it must never do: read a credentials Secret the policy refuses, or
+//! keep our conditions on an MCPServer whose token exchange was switched off.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use super::run_probe_loop;
-use super::tests::{Log, mock_api, server_json};
-use crate::context::ProbeLoopConfig;
-use crate::fixtures::{Expect, run_scenario, synced_store, test_context};
-use crate::probe::ProbeSettings;
-use crate::probe::tests::{client as exchange_client, dex};
+use super::controller_tests::{Log, mock_api, probe_config, server_json, start, wait_for};
+use super::tests::{client as exchange_client, dex};
+use crate::runtime::fixtures::{Expect, run_scenario_for, test_context};
 
-/// `interval` is also how long before a clear that did not show up in the cache is sent again; the
-/// first probe comes within a tenth of it.
-fn probe_config(interval: Duration) -> ProbeLoopConfig {
-    ProbeLoopConfig {
-        interval,
-        max_backoff: Duration::from_secs(60),
-        settings: ProbeSettings {
-            timeout: Duration::from_millis(500),
-            exchange_probe: true,
-        },
-        concurrency: 4,
-    }
-}
-
-async fn poll(deadline: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while !done() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Finding: the probe read whatever Secret `clientCredentialsSecretRef` named and sent it to the
-/// author's endpoint. A Secret in another namespace is not requested; the condition says what to do.
-#[tokio::test]
+/// A Secret in another namespace is never requested, whatever `clientCredentialsSecretRef` names (the
+/// probe would send it to the author's endpoint); the condition says what to do instead.
+#[tokio::test(start_paused = true)]
 async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
     let dex = dex().await;
     let mut server = server_json("thief", &dex.token_endpoint());
@@ -56,13 +31,8 @@ async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
         leader,
         probe_config(Duration::from_secs(1)),
     ));
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(run_probe_loop(
-        ctx.clone(),
-        synced_store(&[server]),
-        shutdown.clone(),
-    ));
-    poll(Duration::from_secs(5), || ctx.metrics.status_writes.get() >= 1).await;
+    let (running, shutdown) = start(ctx.clone(), &[server]);
+    wait_for(Duration::from_secs(5), || ctx.metrics.status_writes.get() >= 1).await;
     shutdown.cancel();
     running.await.unwrap();
     let log = log.lock().unwrap();
@@ -115,8 +85,8 @@ fn musters_ready() -> Value {
 }
 
 /// Switching token exchange off removes our conditions with one read and one patch guarded by the
-/// version read, keeping Muster's `Ready`; it is not repeated for the same object.
-#[tokio::test]
+/// version read, keeping Muster's `Ready`; nothing is probed or written again for that generation.
+#[tokio::test(start_paused = true)]
 async fn switching_exchange_off_clears_our_conditions_once() {
     crate::probe::tests::install_crypto();
     let object = "/apis/muster.giantswarm.io/v1alpha1/namespaces/muster/mcpservers/a";
@@ -126,7 +96,7 @@ async fn switching_exchange_off_clears_our_conditions_once() {
         Expect::get(object, switched_off_server()),
         Expect::apply(uri, body).responding(switched_off_server()),
     ];
-    run_scenario(expected, |client| async move {
+    run_scenario_for(Duration::from_secs(7200), expected, |client| async move {
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
         let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
         let ctx = Arc::new(test_context(
@@ -135,13 +105,10 @@ async fn switching_exchange_off_clears_our_conditions_once() {
             leader,
             probe_config(Duration::from_secs(60)),
         ));
-        let shutdown = CancellationToken::new();
-        let store = synced_store(&[switched_off_server()]);
-        let running = tokio::spawn(run_probe_loop(ctx.clone(), store, shutdown.clone()));
-        poll(Duration::from_secs(4), || ctx.metrics.status_writes.get() >= 1).await;
+        let (running, shutdown) = start(ctx.clone(), &[switched_off_server()]);
+        // The cache still shows the old conditions (no watch event follows): ten intervals send nothing more.
+        tokio::time::sleep(Duration::from_secs(600)).await;
         assert_eq!(ctx.metrics.status_writes.get(), 1);
-        // The cache still shows the old conditions (no watch here): two more ticks send nothing more.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
         shutdown.cancel();
         running.await.unwrap();
     })

@@ -8,7 +8,7 @@
 #    "# end-install-step" below; cli/tests/install_steps.rs keeps them equal to the doc), for both
 #    topologies, with the copies of the examples in e2e/fixtures/ (the remote Dex above, an echo app).
 # 3. A second kind cluster plays the remote management cluster: its API server trusts the remote Dex
-#    (structured authentication configuration), and topology F's kubeconfig names it.
+#    (structured authentication configuration), and topology F's endpoint ConfigMap names it.
 # 4. Checks that each fail the script: refusals, injection, the exchanged token the app received in each
 #    topology, a SelfSubjectReview at the remote API server with what the sidecar forwarded, conditions
 #    for a healthy and a broken MCPServer, grants.
@@ -289,7 +289,7 @@ install_topology() {
   # end-install-step
   # install-step: secrets
   kubectl apply -f "$EXAMPLE/credentials-secret.yaml"
-  if [ -f "$EXAMPLE/kubeconfig-secret.yaml" ]; then kubectl apply -f "$EXAMPLE/kubeconfig-secret.yaml"; fi
+  if [ -f "$EXAMPLE/endpoint-configmap.yaml" ]; then kubectl apply -f "$EXAMPLE/endpoint-configmap.yaml"; fi
   # end-install-step
   # install-step: mcpserver
   kubectl apply -f "$EXAMPLE/mcpserver.yaml"
@@ -304,24 +304,14 @@ install_topology() {
   # end-install-step
 }
 
-# The fixtures, with the F kubeconfig naming the remote management cluster's API server and CA (made
-# here, because both are this run's).
+# The fixtures, with the F endpoint ConfigMap naming the remote management cluster's API server and CA
+# (made here, because both are this run's). The sidecar gets these two values, no credentials.
 mkdir -p "$WORK/fixtures"
 cp -R e2e/fixtures/muster-exchanges e2e/fixtures/sidecar-exchanges "$WORK/fixtures/"
-kubectl -n muster create secret generic cluster-b-kubeconfig --dry-run=client -o yaml --from-literal=value="apiVersion: v1
-kind: Config
-clusters:
-  - name: cluster-b
-    cluster:
-      server: $REMOTE_SERVER
-      certificate-authority-data: $REMOTE_CA
-contexts:
-  - name: cluster-b
-    context: {cluster: cluster-b, user: cluster-b}
-current-context: cluster-b
-users:
-  - name: cluster-b
-    user: {}" >"$WORK/fixtures/sidecar-exchanges/kubeconfig-secret.yaml"
+printf '%s' "$REMOTE_CA" | base64 -d >"$WORK/remote-ca.crt" || fail "the remote cluster's certificate-authority-data is not base64"
+kubectl -n muster create configmap cluster-b-endpoint --dry-run=client -o yaml \
+  --from-literal=server="$REMOTE_SERVER" --from-file=ca.crt="$WORK/remote-ca.crt" \
+  >"$WORK/fixtures/sidecar-exchanges/endpoint-configmap.yaml"
 
 # --- 4. checks ----------------------------------------------------------------------------------------------
 
@@ -371,9 +361,9 @@ forwarded=${seen#Bearer }
 jwt_payload "$forwarded" | grep -q '"dex-k8s-authenticator"' || fail "F: forwarded token lacks the requiredAudiences peer dex-k8s-authenticator"
 [ "$(app_saw "$SVC_F" kubernetes-authorization "$CENTRAL")" = "Bearer $forwarded" ] || fail "F: kubernetes-authorization differs from the exchanged token"
 SERVER_SEEN=$(app_saw "$SVC_F" kubernetes-server "$CENTRAL")
-[ "$SERVER_SEEN" = "$REMOTE_SERVER" ] || fail "F: kubernetes-server is '$SERVER_SEEN', not the kubeconfig's $REMOTE_SERVER"
+[ "$SERVER_SEEN" = "$REMOTE_SERVER" ] || fail "F: kubernetes-server is '$SERVER_SEEN', not the endpoint ConfigMap's $REMOTE_SERVER"
 CA_SEEN=$(app_saw "$SVC_F" kubernetes-certificate-authority-data "$CENTRAL")
-[ "$CA_SEEN" = "$REMOTE_CA" ] || fail "F: kubernetes-certificate-authority-data is not the kubeconfig's CA"
+[ "$CA_SEEN" = "$REMOTE_CA" ] || fail "F: kubernetes-certificate-authority-data is not the endpoint ConfigMap's CA"
 metrics=$(sidecar_metrics "$SVC_F")
 exchanges=$(metric_value "$metrics" exchanges_total 'cluster="cluster-b"' 'outcome="success"')
 [ "$exchanges" = 1 ] || fail "F: 4 requests with one token made $exchanges successful exchanges, not exactly 1"

@@ -36,6 +36,14 @@ pub const ANNOTATION_KUBECONFIG_SECRET: &str = "exchange.muster.giantswarm.io/ku
 /// MCPServer annotation: a ConfigMap in the pod's namespace whose key [`DEX_CA_KEY`] holds the CA
 /// bundle (PEM) the sidecar trusts for the Dex endpoint, in addition to the image's bundle.
 pub const ANNOTATION_DEX_CA_CONFIGMAP: &str = "exchange.muster.giantswarm.io/dex-ca-configmap";
+/// MCPServer annotation: a ConfigMap in the pod's namespace with keys [`ENDPOINT_SERVER_KEY`] and
+/// [`ENDPOINT_CA_KEY`] (the remote API server's URL and CA, nothing secret). In `auth-headers` mode the
+/// webhook mounts it instead of the kubeconfig Secret, so the sidecar holds no cluster credentials.
+pub const ANNOTATION_ENDPOINT_CONFIGMAP: &str = "exchange.muster.giantswarm.io/endpoint-configmap";
+/// Key of the endpoint ConfigMap holding the remote API server URL (`https://`).
+pub const ENDPOINT_SERVER_KEY: &str = "server";
+/// Key of the endpoint ConfigMap holding the remote API server's CA (PEM).
+pub const ENDPOINT_CA_KEY: &str = "ca.crt";
 /// Key of the Dex CA ConfigMap.
 pub const DEX_CA_KEY: &str = "ca.crt";
 /// Suffix of the default kubeconfig Secret name (`<cluster>-kubeconfig`, the Cluster API convention).
@@ -125,6 +133,7 @@ mod tests {
             ANNOTATION_STATUS,
             ANNOTATION_KUBECONFIG_SECRET,
             ANNOTATION_DEX_CA_CONFIGMAP,
+            ANNOTATION_ENDPOINT_CONFIGMAP,
             GRANT_KIND_LABEL,
             CREDENTIALS_OPT_IN_LABEL,
         ] {

@@ -101,6 +101,10 @@ pub struct ClusterConfig {
     /// The remote cluster's kubeconfig (server URL and CA for `auth-headers` mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_file: Option<PathBuf>,
+    /// Directory of the mounted endpoint ConfigMap (files `server` and `ca.crt`): the server URL and CA
+    /// for `auth-headers` mode without any cluster credentials. Excludes `kubeconfigFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_dir: Option<PathBuf>,
     /// Extra CA bundle (PEM) to trust for the Dex endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
@@ -202,6 +206,7 @@ impl ClusterConfig {
             client_id_key: secret.client_id_key.clone(),
             client_secret_key: secret.client_secret_key.clone(),
             kubeconfig_file,
+            endpoint_dir: None,
             ca_file: None,
         })
     }
@@ -257,6 +262,13 @@ impl SidecarConfig {
             if c.connector_id.is_empty() {
                 return Err(format!("cluster {:?}: connectorId is empty", c.name));
             }
+            if c.kubeconfig_file.is_some() && c.endpoint_dir.is_some() {
+                return Err(format!(
+                    "cluster {:?}: set either kubeconfigFile or endpointDir, not both (endpointDir is the \
+                     credential-free one)",
+                    c.name
+                ));
+            }
         }
         if let Some(issuer) = &self.central_issuer
             && !issuer.starts_with("https://")
@@ -286,6 +298,7 @@ mod tests {
             client_id_key: "client-id".into(),
             client_secret_key: "client-secret".into(),
             kubeconfig_file: None,
+            endpoint_dir: None,
             ca_file: None,
         };
         assert_eq!(
@@ -317,5 +330,17 @@ mod tests {
         assert!(cfg.check().is_ok());
         let cfg = SidecarConfig::parse(&format!("{base}centralIssuer: http://central.example\n")).unwrap();
         assert!(cfg.check().unwrap_err().contains("centralIssuer"));
+    }
+
+    #[test]
+    fn endpoint_dir_and_kubeconfig_file_exclude_each_other() {
+        let base = "clusters:\n- name: a\n  dexTokenEndpoint: https://d/token\n  connectorId: c\n  credentialsDir: /s\n";
+        let cfg = SidecarConfig::parse(&format!("{base}  endpointDir: /e\n")).unwrap();
+        assert_eq!(cfg.clusters[0].endpoint_dir, Some(PathBuf::from("/e")));
+        assert!(cfg.check().is_ok());
+        let both =
+            SidecarConfig::parse(&format!("{base}  endpointDir: /e\n  kubeconfigFile: /k/value\n")).unwrap();
+        let error = both.check().unwrap_err();
+        assert!(error.contains("either kubeconfigFile or endpointDir"), "{error}");
     }
 }

@@ -1,6 +1,6 @@
 //! Every file under `examples/` as a user applies it: MCPServers pass `validate` (the deliberately invalid
 //! ones fail it), every annotated Deployment passes `inject`, each topology folder is complete and
-//! consistent (Secrets, kubeconfig with a CA, Service to the sidecar, MCPServer `url` to that Service), and
+//! consistent (Secrets, endpoint ConfigMap with a server and a CA, Service to the sidecar, MCPServer `url` to that Service), and
 //! every app container names only flags, environment variables and config keys its app has.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
@@ -302,38 +302,60 @@ fn topology_m_app_is_injectable_in_bearer_mode_without_a_kubeconfig() {
 }
 
 #[test]
-fn topology_f_app_is_injectable_in_auth_headers_mode_with_its_kubeconfig() {
+fn topology_f_app_is_injectable_in_auth_headers_mode_with_its_endpoint_configmap_and_no_kubeconfig() {
     let templates = injected(&repo().join("examples/sidecar-exchanges"));
     assert_eq!(templates.len(), 1);
     let config = sidecar_config(&templates[0]);
     assert_eq!(config["headerMode"], "auth-headers");
     assert_eq!(config["clusters"][0]["name"], "cluster-b");
+    assert_eq!(
+        config["clusters"][0]["endpointDir"],
+        "/var/run/muster-exchange/clusters/cluster-b/endpoint"
+    );
+    assert_eq!(config["clusters"][0].get("kubeconfigFile"), None);
     let volumes = volume_names(&templates[0]);
-    assert!(volumes.contains(&"mx-cred-cluster-b".to_string()), "{volumes:?}");
-    assert!(volumes.contains(&"mx-kcfg-cluster-b".to_string()), "{volumes:?}");
+    // The app's own volume (`config`) and the two injected ones: no kubeconfig Secret.
+    assert_eq!(
+        volumes,
+        ["config", "mx-cred-cluster-b", "mx-endp-cluster-b"],
+        "{volumes:?}"
+    );
 }
 
 #[test]
-fn the_auth_headers_folder_holds_a_kubeconfig_secret_with_a_server_and_a_ca() {
+fn the_auth_headers_folder_holds_the_endpoint_configmap_its_mcpserver_names() {
     let folder = repo().join("examples/sidecar-exchanges");
     let docs = documents(&folder);
-    let kubeconfig = of_kind(&docs, "Secret")
+    let server = mcpserver(&folder);
+    let name = str_at(
+        &server,
+        "/metadata/annotations/exchange.muster.giantswarm.io~1endpoint-configmap",
+    );
+    let configmap = of_kind(&docs, "ConfigMap")
         .into_iter()
-        .find(|d| d.value["metadata"]["name"] == "cluster-b-kubeconfig")
-        .expect("cluster-b-kubeconfig Secret (<MCPServer>-kubeconfig) missing");
-    let body = str_at(&kubeconfig.value, "/stringData/value");
-    let parsed = &parse_documents(body, "kubeconfig").unwrap()[0].value;
-    let cluster = &parsed["clusters"][0]["cluster"];
-    assert!(str_at(cluster, "/server").starts_with("https://"));
-    use base64::Engine as _;
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(str_at(cluster, "/certificate-authority-data"))
-        .unwrap();
+        .find(|d| d.value["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("ConfigMap {name} (the MCPServer's endpoint-configmap) missing"));
+    assert_eq!(
+        configmap.value["metadata"]["namespace"],
+        server["metadata"]["namespace"]
+    );
+    let data = configmap.value["data"].as_object().unwrap();
+    let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["ca.crt", "server"], "exactly the two keys, nothing secret");
+    assert!(str_at(&configmap.value, "/data/server").starts_with("https://"));
+    let ca = str_at(&configmap.value, "/data/ca.crt");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "the CA is not PEM");
     assert!(
-        text(&ca).starts_with("-----BEGIN CERTIFICATE-----"),
+        ca.trim_end().ends_with("-----END CERTIFICATE-----"),
         "the CA is not PEM"
     );
-    assert_eq!(parsed["current-context"], parsed["contexts"][0]["name"]);
+    assert!(
+        of_kind(&docs, "Secret")
+            .iter()
+            .all(|d| !str_at(&d.value, "/metadata/name").ends_with("-kubeconfig")),
+        "the example must not ship a kubeconfig Secret"
+    );
 }
 
 /// Checks one container against its app's interface; returns what it does not know.
@@ -484,12 +506,12 @@ fn the_e2e_fixtures_install_what_the_examples_describe_with_only_the_remote_dex_
         let (ex, fx) = (documents(&example), documents(&fixture));
         let context = fixture.display().to_string();
 
-        // The same files (the script writes the F kubeconfig Secret, for this cluster's API server and CA).
+        // The same files (the script writes the F endpoint ConfigMap, for this cluster's API server and CA).
         let names = |dir: &Path| -> Vec<String> {
             yaml_files(dir)
                 .iter()
                 .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-                .filter(|n| n != "kubeconfig-secret.yaml")
+                .filter(|n| n != "endpoint-configmap.yaml")
                 .collect()
         };
         assert_eq!(names(&example), names(&fixture), "{context}");

@@ -54,8 +54,10 @@ pub enum HeaderBuildError {
     /// Token or kubeconfig value not representable as a header.
     #[error("the {0} value contains characters not allowed in an HTTP header")]
     InvalidValue(&'static str),
-    /// `auth-headers` mode without a kubeconfig.
-    #[error("headerMode auth-headers needs the cluster's kubeconfigFile; set it or use headerMode bearer")]
+    /// `auth-headers` mode with neither an endpoint directory nor a kubeconfig.
+    #[error(
+        "headerMode auth-headers needs the cluster's endpointDir or kubeconfigFile; set one or use headerMode bearer"
+    )]
     NoKubeconfig,
 }
 

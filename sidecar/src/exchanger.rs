@@ -14,7 +14,7 @@ use crate::backoff::Backoff;
 use crate::errors::ExchangeFailure;
 use crate::metrics::ClusterMetrics;
 use crate::token_cache::Fetched;
-use crate::{credentials, kubeconfig};
+use crate::{credentials, endpoint, kubeconfig};
 
 /// A configured cluster, ready to exchange.
 pub struct ClusterRuntime {
@@ -200,37 +200,38 @@ impl ClusterRuntime {
         })
     }
 
-    /// The cluster's API server and CA, read fresh from the kubeconfig in `auth-headers` mode (`None` in
-    /// `bearer` mode, or without a kubeconfig file: building the headers then reports it).
+    /// The cluster's API server and CA, read fresh from the endpoint directory or the kubeconfig in
+    /// `auth-headers` mode (`None` in `bearer` mode, or with neither: building the headers then reports
+    /// it).
     pub fn endpoint(
         &self,
         mode: HeaderMode,
     ) -> Result<Option<kubeconfig::ClusterEndpoint>, kubeconfig::KubeconfigError> {
-        match (mode, &self.config.kubeconfig_file) {
-            (HeaderMode::AuthHeaders, Some(file)) => kubeconfig::load(file).map(Some),
-            _ => Ok(None),
+        if mode != HeaderMode::AuthHeaders {
+            return Ok(None);
+        }
+        match (&self.config.endpoint_dir, &self.config.kubeconfig_file) {
+            (Some(dir), _) => endpoint::load(dir).map(Some),
+            (None, Some(file)) => kubeconfig::load(file).map(Some),
+            (None, None) => Ok(None),
         }
     }
 
-    /// Problems that make the sidecar not ready for this cluster (credentials, kubeconfig).
+    /// Problems that make the sidecar not ready for this cluster (credentials, endpoint or kubeconfig).
     pub fn readiness_problems(&self, mode: HeaderMode) -> Vec<String> {
         let mut problems = Vec::new();
         if let Err(e) = credentials::read(&self.config) {
             problems.push(format!("cluster {}: {e}", self.name()));
         }
-        if mode == HeaderMode::AuthHeaders {
-            match &self.config.kubeconfig_file {
-                Some(file) => {
-                    if let Err(e) = kubeconfig::load(file) {
-                        problems.push(format!("cluster {}: {e}", self.name()));
-                    }
-                }
-                None => problems.push(format!(
-                    "cluster {}: {}",
-                    self.name(),
-                    auth_headers::HeaderBuildError::NoKubeconfig
-                )),
-            }
+        match self.endpoint(mode) {
+            Ok(Some(_)) => {}
+            Ok(None) if mode == HeaderMode::AuthHeaders => problems.push(format!(
+                "cluster {}: {}",
+                self.name(),
+                auth_headers::HeaderBuildError::NoKubeconfig
+            )),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("cluster {}: {e}", self.name())),
         }
         problems
     }

@@ -66,6 +66,7 @@ impl Clusters {
                 client_id_key: "client-id".into(),
                 client_secret_key: "client-secret".into(),
                 kubeconfig_file: Some(kubeconfig.clone()),
+                endpoint_dir: None,
                 ca_file: None,
             };
             let runtime = ClusterRuntime::new(config, Duration::from_secs(1)).map_err(|e| e.to_string())?;

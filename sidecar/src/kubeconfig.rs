@@ -20,10 +20,12 @@ pub struct ClusterEndpoint {
     pub ca_data_base64: String,
 }
 
-/// Why the kubeconfig is unusable.
+/// Why the kubeconfig (or the endpoint ConfigMap file, see [`crate::endpoint`]) is unusable.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("kubeconfig {path}: {reason}")]
+#[error("{kind} {path}: {reason}")]
 pub struct KubeconfigError {
+    /// What the file is: `kubeconfig` or `endpoint ConfigMap file`.
+    pub kind: &'static str,
     /// The file (or the one tried first).
     pub path: PathBuf,
     /// What is wrong and what to do.
@@ -86,6 +88,7 @@ struct Cluster {
 /// kubeconfig Secrets use).
 pub fn load(path: &Path) -> Result<ClusterEndpoint, KubeconfigError> {
     let fail = |reason: String| KubeconfigError {
+        kind: "kubeconfig",
         path: path.to_path_buf(),
         reason,
     };

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod endpoint;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;

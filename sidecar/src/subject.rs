@@ -139,6 +139,7 @@ mod tests {
             client_id_key: "client-id".into(),
             client_secret_key: "client-secret".into(),
             kubeconfig_file: None,
+            endpoint_dir: None,
             ca_file: None,
         };
         ClusterRuntime::new(config, Duration::from_secs(1), 4).unwrap()

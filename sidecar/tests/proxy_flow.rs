@@ -313,3 +313,65 @@ async fn readiness_follows_credentials_and_metrics_count_exchanges_and_cache() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_dir_supplies_server_and_ca_and_readiness_reports_a_bad_file() {
+    let h = Harness::start_with(HarnessOptions {
+        endpoint_dir: true,
+        ..Default::default()
+    })
+    .await;
+    let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(h.get("/mcp", &subject_token("alice")).await.status(), 200);
+    let seen = h.upstream.seen();
+    // From the endpoint directory, not from the kubeconfig (which names `.../alpha`).
+    assert_eq!(
+        seen[0].header("kubernetes-server"),
+        Some(format!("{API_SERVER}/alpha-endpoint").as_str())
+    );
+    assert_eq!(
+        seen[0].header("kubernetes-certificate-authority-data"),
+        Some(ca_data().as_str())
+    );
+    let endpoint = h.dir.path().join("alpha").join("endpoint");
+    std::fs::write(endpoint.join("server"), "http://api.wc.example:6443").unwrap();
+    let not_ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: Value = not_ready.json().await.unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.starts_with("cluster alpha: endpoint ConfigMap file ")
+            && problem.contains("server")
+            && problem.contains("https://"),
+        "{problem}"
+    );
+    std::fs::write(endpoint.join("server"), "https://api.wc.example:6443").unwrap();
+    std::fs::write(endpoint.join("ca.crt"), "not a certificate").unwrap();
+    let body: Value = h
+        .http
+        .get(h.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(problem.contains("ca.crt") && problem.contains("PEM"), "{problem}");
+    std::fs::remove_file(endpoint.join("ca.crt")).unwrap();
+    let body: Value = h
+        .http
+        .get(h.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains("ca.crt") && problem.contains("mount the endpoint ConfigMap"),
+        "{problem}"
+    );
+}

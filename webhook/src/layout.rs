@@ -16,6 +16,8 @@ pub const CREDENTIALS_VOLUME_PREFIX: &str = "mx-cred-";
 pub const KUBECONFIG_VOLUME_PREFIX: &str = "mx-kcfg-";
 /// Prefix of the Dex CA ConfigMap volume of one MCPServer.
 pub const DEX_CA_VOLUME_PREFIX: &str = "mx-dexca-";
+/// Prefix of the endpoint ConfigMap volume (server URL and CA) of one MCPServer.
+pub const ENDPOINT_VOLUME_PREFIX: &str = "mx-endp-";
 /// Longest name Kubernetes accepts for a volume (a DNS label).
 const MAX_VOLUME_NAME: usize = 63;
 
@@ -44,6 +46,17 @@ pub fn dex_ca_file(mcpserver: &str) -> PathBuf {
     dex_ca_dir(mcpserver).join(muster_exchange_api::names::DEX_CA_KEY)
 }
 
+/// `/var/run/muster-exchange/clusters/<mcpserver>/endpoint` (the two keys of the endpoint ConfigMap):
+/// the sidecar's `endpointDir`.
+pub fn endpoint_dir(mcpserver: &str) -> PathBuf {
+    PathBuf::from(MOUNT_ROOT).join(mcpserver).join("endpoint")
+}
+
+/// Volume name for the MCPServer's endpoint ConfigMap.
+pub fn endpoint_volume_name(mcpserver: &str) -> String {
+    volume_name(ENDPOINT_VOLUME_PREFIX, mcpserver)
+}
+
 /// Volume name for the MCPServer's Dex CA ConfigMap.
 pub fn dex_ca_volume_name(mcpserver: &str) -> String {
     volume_name(DEX_CA_VOLUME_PREFIX, mcpserver)
@@ -65,6 +78,7 @@ pub fn is_injected_volume_name(name: &str) -> bool {
         CREDENTIALS_VOLUME_PREFIX,
         KUBECONFIG_VOLUME_PREFIX,
         DEX_CA_VOLUME_PREFIX,
+        ENDPOINT_VOLUME_PREFIX,
     ]
     .iter()
     .any(|prefix| name.starts_with(prefix))
@@ -100,6 +114,8 @@ mod tests {
     fn short_names_are_kept_readable() {
         assert_eq!(credentials_volume_name("cluster-a"), "mx-cred-cluster-a");
         assert_eq!(kubeconfig_volume_name("cluster-a"), "mx-kcfg-cluster-a");
+        assert_eq!(endpoint_volume_name("cluster-a"), "mx-endp-cluster-a");
+        assert!(is_injected_volume_name("mx-endp-cluster-a"));
         assert_eq!(
             kubeconfig_file("cluster-a"),
             PathBuf::from("/var/run/muster-exchange/clusters/cluster-a/kubeconfig/value")

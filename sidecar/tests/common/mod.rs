@@ -91,6 +91,8 @@ pub struct HarnessOptions {
     pub header_mode: &'static str,
     pub sidecar: SidecarOptions,
     pub central_issuer: Option<&'static str>,
+    /// Each cluster gets an endpoint directory (`server`, `ca.crt`) instead of a kubeconfig.
+    pub endpoint_dir: bool,
 }
 
 impl Default for HarnessOptions {
@@ -107,6 +109,7 @@ impl Default for HarnessOptions {
             header_mode: "auth-headers",
             sidecar,
             central_issuer: None,
+            endpoint_dir: false,
         }
     }
 }
@@ -154,7 +157,15 @@ impl Harness {
             )
             .unwrap();
             std::fs::write(cluster_dir.join("ca.pem"), dex.ca_pem()).unwrap();
-            entries.push(json!({
+            let endpoint_dir = cluster_dir.join("endpoint");
+            std::fs::create_dir_all(&endpoint_dir).unwrap();
+            std::fs::write(
+                endpoint_dir.join("server"),
+                format!("{API_SERVER}/{name}-endpoint\n"),
+            )
+            .unwrap();
+            std::fs::write(endpoint_dir.join("ca.crt"), CA_PEM).unwrap();
+            let mut entry = json!({
                 "name": name,
                 "dexTokenEndpoint": dex.token_endpoint(),
                 "connectorId": "central",
@@ -163,7 +174,12 @@ impl Harness {
                 "credentialsDir": credentials_dir,
                 "kubeconfigFile": kube_dir.join("value"),
                 "caFile": cluster_dir.join("ca.pem"),
-            }));
+            });
+            if options.endpoint_dir {
+                entry["endpointDir"] = json!(endpoint_dir);
+                entry.as_object_mut().unwrap().remove("kubeconfigFile");
+            }
+            entries.push(entry);
             clusters.push(ClusterFixture {
                 name: name.to_string(),
                 dex,

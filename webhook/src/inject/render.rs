@@ -2,7 +2,7 @@
 //! Pure functions of the resolved clusters and the options, so the result is deterministic and the
 //! second admission of an injected pod renders exactly what is already there.
 
-use muster_exchange_api::names::{SIDECAR_CONFIG_ENV, SIDECAR_UID};
+use muster_exchange_api::names::{ENDPOINT_CA_KEY, ENDPOINT_SERVER_KEY, SIDECAR_CONFIG_ENV, SIDECAR_UID};
 use muster_exchange_api::redact::short_hash;
 use muster_exchange_api::sidecar_config::SidecarConfig;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ pub struct InjectorSettings {
 pub struct Injection {
     /// The `token-exchange` init container with `restartPolicy: Always`.
     pub sidecar: Value,
-    /// Secret volumes, in MCPServer order (credentials, then kubeconfig).
+    /// Volumes, in MCPServer order (credentials, then kubeconfig or endpoint, then Dex CA).
     pub volumes: Vec<Value>,
     /// Value of the status annotation.
     pub status: String,
@@ -132,6 +132,17 @@ fn volumes(cluster: &ResolvedCluster) -> Vec<Value> {
             "secret": {"secretName": secret, "defaultMode": 0o444}
         }));
     }
+    if let Some(configmap) = &cluster.endpoint_configmap {
+        // Exactly the two keys: server URL and CA, nothing else the ConfigMap may hold.
+        let items: Vec<Value> = [ENDPOINT_SERVER_KEY, ENDPOINT_CA_KEY]
+            .iter()
+            .map(|key| json!({"key": key, "path": key}))
+            .collect();
+        volumes.push(json!({
+            "name": layout::endpoint_volume_name(name),
+            "configMap": {"name": configmap, "items": items, "defaultMode": 0o444}
+        }));
+    }
     if let Some(configmap) = &cluster.dex_ca_configmap {
         let key = muster_exchange_api::names::DEX_CA_KEY;
         volumes.push(json!({
@@ -153,6 +164,13 @@ fn volume_mounts(cluster: &ResolvedCluster) -> Vec<Value> {
         mounts.push(json!({
             "name": layout::kubeconfig_volume_name(name),
             "mountPath": layout::kubeconfig_dir(name),
+            "readOnly": true
+        }));
+    }
+    if cluster.endpoint_configmap.is_some() {
+        mounts.push(json!({
+            "name": layout::endpoint_volume_name(name),
+            "mountPath": layout::endpoint_dir(name),
             "readOnly": true
         }));
     }
@@ -188,10 +206,12 @@ mod tests {
                 client_id_key: "client-id".into(),
                 client_secret_key: "client-secret".into(),
                 kubeconfig_file: None,
+                endpoint_dir: None,
                 ca_file: None,
             },
             credentials_secret: "cluster-a-exchange".into(),
             kubeconfig_secret: None,
+            endpoint_configmap: None,
             dex_ca_configmap: None,
         }
     }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::names::{
-    ANNOTATION_DEX_CA_CONFIGMAP, ANNOTATION_KUBECONFIG_SECRET, ANNOTATION_MCPSERVER_NAMESPACE,
-    ANNOTATION_MCPSERVERS, DEX_CA_KEY, KUBECONFIG_SECRET_SUFFIX,
+    ANNOTATION_DEX_CA_CONFIGMAP, ANNOTATION_ENDPOINT_CONFIGMAP, ANNOTATION_KUBECONFIG_SECRET,
+    ANNOTATION_MCPSERVER_NAMESPACE, ANNOTATION_MCPSERVERS, DEX_CA_KEY, ENDPOINT_CA_KEY, ENDPOINT_SERVER_KEY,
+    KUBECONFIG_SECRET_SUFFIX,
 };
 use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
 use muster_exchange_api::validation::syntax::is_dns1123_subdomain;
@@ -24,8 +25,13 @@ pub struct ResolvedCluster {
     pub config: ClusterConfig,
     /// Secret with the exchange client's credentials (in the pod's namespace).
     pub credentials_secret: String,
-    /// Secret with the remote kubeconfig, mounted in `auth-headers` mode only.
+    /// Secret with the remote kubeconfig, mounted in `auth-headers` mode only, and only when no
+    /// endpoint ConfigMap is named.
     pub kubeconfig_secret: Option<String>,
+    /// ConfigMap (pod's namespace) with the remote server URL and CA, from the MCPServer's
+    /// [`ANNOTATION_ENDPOINT_CONFIGMAP`]; mounted in `auth-headers` mode instead of the kubeconfig Secret
+    /// and rendered as the sidecar's `endpointDir`.
+    pub endpoint_configmap: Option<String>,
     /// ConfigMap (pod's namespace) with the Dex CA bundle, from the MCPServer's
     /// [`ANNOTATION_DEX_CA_CONFIGMAP`]; rendered as the sidecar's `caFile`.
     pub dex_ca_configmap: Option<String>,
@@ -101,9 +107,27 @@ fn resolve_one(
         name: name.to_string(),
         detail,
     };
-    let kubeconfig_file = (header_mode == HeaderMode::AuthHeaders).then(|| layout::kubeconfig_file(name));
+    // Only `auth-headers` needs the remote server and CA; the endpoint ConfigMap, when named, replaces
+    // the kubeconfig Secret so no cluster credentials reach the pod.
+    let endpoint_configmap = match header_mode {
+        HeaderMode::AuthHeaders => annotation(mcpserver, ANNOTATION_ENDPOINT_CONFIGMAP),
+        HeaderMode::Bearer => None,
+    };
+    if let Some(configmap) = &endpoint_configmap
+        && !is_dns1123_subdomain(configmap)
+    {
+        return Err(unusable(format!(
+            "annotation {ANNOTATION_ENDPOINT_CONFIGMAP} is {configmap:?}, not a ConfigMap name; name a \
+             ConfigMap in the pod's namespace with keys {ENDPOINT_SERVER_KEY} and {ENDPOINT_CA_KEY}"
+        )));
+    }
+    let kubeconfig_file = (header_mode == HeaderMode::AuthHeaders && endpoint_configmap.is_none())
+        .then(|| layout::kubeconfig_file(name));
     let mut config = ClusterConfig::from_mcpserver(mcpserver, layout::credentials_dir(name), kubeconfig_file)
         .map_err(|e| unusable(e.to_string()))?;
+    if endpoint_configmap.is_some() {
+        config.endpoint_dir = Some(layout::endpoint_dir(name));
+    }
     let dex_ca_configmap = annotation(mcpserver, ANNOTATION_DEX_CA_CONFIGMAP);
     if let Some(configmap) = &dex_ca_configmap {
         if !is_dns1123_subdomain(configmap) {
@@ -135,7 +159,7 @@ fn resolve_one(
         });
     }
     let kubeconfig_secret = match header_mode {
-        HeaderMode::AuthHeaders => Some(kubeconfig_secret(
+        HeaderMode::AuthHeaders if endpoint_configmap.is_none() => Some(kubeconfig_secret(
             mcpserver,
             name,
             mcpserver_namespace,
@@ -147,6 +171,7 @@ fn resolve_one(
         config,
         credentials_secret: secret_ref.name.clone(),
         kubeconfig_secret,
+        endpoint_configmap,
         dex_ca_configmap,
     })
 }

@@ -466,3 +466,100 @@ fn a_dex_ca_configmap_annotation_is_mounted_and_becomes_the_ca_file() {
     let err = inject_pod(&pod, "apps", &settings(), &annotate("Not A Name")).unwrap_err();
     assert!(err.to_string().contains("not a ConfigMap name"), "{err}");
 }
+
+fn with_mcpserver_annotation(key: &str, value: &str) -> StaticMcpServers {
+    let yaml = MCPSERVERS.replacen(
+        "  name: cluster-a\n  namespace: apps\n",
+        &format!("  name: cluster-a\n  namespace: apps\n  annotations:\n    {key}: \"{value}\"\n"),
+        1,
+    );
+    StaticMcpServers::from_documents(parse_documents(&yaml, "mcpservers.yaml").unwrap()).unwrap()
+}
+
+#[test]
+fn an_endpoint_configmap_replaces_the_kubeconfig_secret() {
+    let catalog = with_mcpserver_annotation(
+        "exchange.muster.giantswarm.io/endpoint-configmap",
+        "cluster-a-endpoint",
+    );
+    let pod = pod(json!({"exchange.muster.giantswarm.io/mcpservers": "cluster-a"}));
+    let Outcome::Inject(patch) = inject_pod(&pod, "apps", &settings(), &catalog).unwrap() else {
+        panic!("expected a patch");
+    };
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch).unwrap();
+    assert_eq!(
+        out["spec"]["volumes"],
+        json!([
+            {"name": "mx-cred-cluster-a", "secret": {"secretName": "cluster-a-exchange", "items": [
+                {"key": "client-id", "path": "client-id"},
+                {"key": "client-secret", "path": "client-secret"}], "defaultMode": 0o444}},
+            {"name": "mx-endp-cluster-a", "configMap": {"name": "cluster-a-endpoint", "items": [
+                {"key": "server", "path": "server"},
+                {"key": "ca.crt", "path": "ca.crt"}], "defaultMode": 0o444}}
+        ])
+    );
+    let sidecar = &out["spec"]["initContainers"][0];
+    assert_eq!(
+        sidecar["volumeMounts"],
+        json!([
+            {"name": "mx-cred-cluster-a", "mountPath": "/var/run/muster-exchange/clusters/cluster-a/credentials", "readOnly": true},
+            {"name": "mx-endp-cluster-a", "mountPath": "/var/run/muster-exchange/clusters/cluster-a/endpoint", "readOnly": true}
+        ])
+    );
+    // The app container gets nothing.
+    assert_eq!(out["spec"]["containers"][0].get("volumeMounts"), None);
+    let expected = cluster_a_config().replace(
+        r#""kubeconfigFile":"/var/run/muster-exchange/clusters/cluster-a/kubeconfig/value""#,
+        r#""endpointDir":"/var/run/muster-exchange/clusters/cluster-a/endpoint""#,
+    );
+    assert_ne!(expected, cluster_a_config());
+    assert_eq!(sidecar["env"][0]["value"], expected);
+    // Injecting again changes nothing: the volume is recognised as ours.
+    assert!(matches!(
+        inject_pod(&out, "apps", &settings(), &catalog).unwrap(),
+        Outcome::UpToDate
+    ));
+    // Without the annotation the same pod gets the kubeconfig Secret, as before.
+    let plain = patched(&pod);
+    let names: Vec<&str> = plain["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mx-cred-cluster-a", "mx-kcfg-cluster-a"]);
+    assert_eq!(
+        plain["spec"]["initContainers"][0]["env"][0]["value"],
+        cluster_a_config()
+    );
+    let err = inject_pod(
+        &pod,
+        "apps",
+        &settings(),
+        &with_mcpserver_annotation("exchange.muster.giantswarm.io/endpoint-configmap", "Not A Name"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a ConfigMap name"), "{err}");
+}
+
+#[test]
+fn bearer_mode_mounts_no_endpoint_configmap() {
+    let catalog = with_mcpserver_annotation(
+        "exchange.muster.giantswarm.io/endpoint-configmap",
+        "cluster-a-endpoint",
+    );
+    let pod = pod(json!({
+        "exchange.muster.giantswarm.io/mcpservers": "cluster-a",
+        "exchange.muster.giantswarm.io/header-mode": "bearer"
+    }));
+    let Outcome::Inject(patch) = inject_pod(&pod, "apps", &settings(), &catalog).unwrap() else {
+        panic!("expected a patch");
+    };
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch).unwrap();
+    let text = out.to_string();
+    assert!(!text.contains("mx-endp-"), "{text}");
+    assert!(!text.contains("endpointDir"), "{text}");
+    assert!(!text.contains("mx-kcfg-"), "{text}");
+}

@@ -69,7 +69,8 @@ impl Clusters {
                 endpoint_dir: None,
                 ca_file: None,
             };
-            let runtime = ClusterRuntime::new(config, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+            let runtime =
+                ClusterRuntime::new(config, Duration::from_secs(1), 64).map_err(|e| e.to_string())?;
             clusters.runtimes.push(runtime);
             clusters.metrics.push(metrics.for_cluster(name));
         }

@@ -14,7 +14,8 @@ pub mod endpoint;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;
-#[cfg(fuzzing)]
+// Fuzz entry points (fuzz/); compiled in the crate's tests too, so they cannot drift from the code.
+#[cfg(any(fuzzing, test))]
 pub mod fuzzing;
 pub mod inbound_auth;
 pub mod kubeconfig;

@@ -34,6 +34,7 @@ impl PodReviews {
             settings: InjectorSettings {
                 sidecar_image: sidecar_image.to_string(),
                 default_mcpserver_namespace: None,
+                central_issuer: None,
             },
             catalog: Arc::new(catalog),
         })

@@ -4,7 +4,7 @@
 //! server binds them. An expression that fails to evaluate denies (`failurePolicy: Fail`).
 //!
 //! The objects the controller writes (built by its own code) and caBundle-only updates are admitted;
-//! everything the review found possible (other names, other rules, other subjects, system namespaces,
+//! everything an attacker could try (other names, other rules, other subjects, system namespaces,
 //! widening a webhook) is denied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns fail loudly by design
 

@@ -83,7 +83,13 @@ fuzz_target!(|data: &[u8]| {
             let class = error.failure_class();
             let _ = (class.as_str(), class.hint(), error.hint(), error.oauth_error());
             let token = parsed.as_ref().and_then(|p| p["access_token"].as_str());
-            if let Some(token) = token.filter(|t| t.len() >= 8) {
+            // Real tokens are base64url and dots: JSON escapes in another member cannot spell one.
+            let token_like = |t: &&str| {
+                t.len() >= 8
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            };
+            if let Some(token) = token.filter(token_like) {
                 // Another field of the same body may legitimately carry the same text.
                 let elsewhere = String::from_utf8_lossy(body).matches(token).count() > 1;
                 // Text of our own messages is not the token: the same answer with the token replaced

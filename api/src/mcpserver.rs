@@ -370,11 +370,6 @@ impl MCPServer {
         self.spec.auth.as_ref()?.token_exchange.as_ref()
     }
 
-    /// The token-exchange block when exchange is switched on.
-    pub fn enabled_token_exchange(&self) -> Option<&TokenExchangeConfig> {
-        self.token_exchange().filter(|te| te.enabled)
-    }
-
     /// `requiredAudiences`, empty when unset.
     pub fn required_audiences(&self) -> &[String] {
         self.spec

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kube::runtime::reflector::{ObjectRef, Store};
 use muster_exchange_api::MCPServer;
 use muster_exchange_api::documents::{Document, DocumentError, read_documents};
 
@@ -13,12 +12,6 @@ use muster_exchange_api::documents::{Document, DocumentError, read_documents};
 pub trait McpServerLookup: Send + Sync {
     /// The MCPServer `namespace/name`, if known.
     fn get(&self, namespace: &str, name: &str) -> Option<Arc<MCPServer>>;
-}
-
-impl McpServerLookup for Store<MCPServer> {
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<MCPServer>> {
-        Store::get(self, &ObjectRef::new(name).within(namespace))
-    }
 }
 
 /// MCPServers read from manifests. An entry without `metadata.namespace` matches that name in any

@@ -25,3 +25,10 @@ pub use runtime::metrics;
 
 /// `/healthz`, `/readyz` and `/metrics`, public so the listen address can be tested end to end.
 pub use runtime::http;
+
+/// What the benchmark in `examples/` drives: the mock API server. Not part of the interface.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::runtime::mock_apiserver::{ListType, MockApiServer, Recorded, WatchEnd, WatchRecord};
+}

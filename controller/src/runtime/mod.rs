@@ -13,7 +13,7 @@ pub(crate) mod kube_client;
 #[cfg(test)]
 mod manifest_tests;
 pub mod metrics;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod mock_apiserver;
 
 use std::net::SocketAddr;

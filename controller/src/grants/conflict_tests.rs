@@ -40,9 +40,9 @@ async fn nothing_is_written_before_every_cache_is_synced() {
         let probe = crate::probe::controller_tests::probe_config(Duration::from_secs(60));
         let ctx = crate::runtime::fixtures::test_context(client, exchange, leader, probe);
         let mut stores = super::fixtures::synced_stores();
-        let writer =
-            kube::runtime::reflector::store::Writer::new(crate::probe::controller::mcpserver_resource());
-        stores.servers = writer.as_reader();
+        // The MCPServer watch has not delivered its list yet.
+        let (writer, synced) = super::controller::Synced::incomplete();
+        stores.synced = synced;
         let g = Arc::new(GrantContext::new(Arc::new(ctx), stores));
         let namespace = Arc::new(
             serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",

@@ -22,11 +22,12 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config};
-use kube::runtime::reflector::store::{Writer, WriterDropped};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use muster_exchange_api::credentials_policy::NamespaceRefusal;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::credential_grants::desired_credential_grants;
@@ -61,7 +62,58 @@ pub(crate) struct GrantStores {
     pub(crate) credentials: KindStores,
     /// MCPServers, as dynamic objects (a malformed one is held, not dropped).
     pub(crate) servers: Store<DynamicObject>,
+    /// Whether every watch above delivered its first complete list.
+    pub(crate) synced: Synced,
 }
+
+/// How many of the grant controller's watches delivered their first complete list. A reflector
+/// store's own `wait_until_ready` wakes only the last of several waiters (the others would hang and
+/// hold a reconcile slot for good), so reconciles and `/readyz` wait on this count instead.
+#[derive(Clone)]
+pub(crate) struct Synced {
+    count: watch::Receiver<usize>,
+    expected: usize,
+    /// Keeps the count open where no watch feeds it (tests with filled caches).
+    _fixed: Option<Arc<watch::Sender<usize>>>,
+}
+
+impl Synced {
+    /// A count fed by `expected` watches (each marks itself once through [`mark_synced`]).
+    fn new(expected: usize) -> (Arc<watch::Sender<usize>>, Synced) {
+        let (sender, count) = watch::channel(0);
+        let synced = Synced {
+            count,
+            expected,
+            _fixed: None,
+        };
+        (Arc::new(sender), synced)
+    }
+
+    /// Already complete, for caches filled by hand.
+    #[cfg(test)]
+    pub(crate) fn complete() -> Synced {
+        let (sender, count) = watch::channel(1);
+        Synced {
+            count,
+            expected: 1,
+            _fixed: Some(Arc::new(sender)),
+        }
+    }
+
+    /// Never complete while the returned sender lives, for tests of what waits.
+    #[cfg(test)]
+    pub(crate) fn incomplete() -> (Arc<watch::Sender<usize>>, Synced) {
+        Synced::new(1)
+    }
+
+    async fn wait(&self) -> Result<(), watch::error::RecvError> {
+        let expected = self.expected;
+        self.count.clone().wait_for(|n| *n >= expected).await.map(|_| ())
+    }
+}
+
+/// The number of watches in [`GrantWatches`].
+const WATCHES: usize = 9;
 
 /// The Role and RoleBinding caches of one grant kind.
 #[derive(Clone)]
@@ -79,17 +131,10 @@ impl GrantStores {
     }
 
     /// Waits until every cache holds a complete list: an empty MCPServer cache would make every
-    /// credential grant look unneeded.
-    pub(crate) async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
-        self.namespaces.wait_until_ready().await?;
-        self.organizations.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
-        self.opted_in.wait_until_ready().await?;
-        for kind in [&self.kubeconfig, &self.credentials] {
-            kind.roles.wait_until_ready().await?;
-            kind.bindings.wait_until_ready().await?;
-        }
-        self.servers.wait_until_ready().await
+    /// credential grant look unneeded. Any number of reconciles may wait at once; an error means the
+    /// watches are gone.
+    pub(crate) async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
+        self.synced.wait().await
     }
 
     fn observed(&self, kind: GrantKind, namespace: &str) -> Observed {
@@ -157,9 +202,12 @@ pub(crate) struct GrantWatches {
 
 type Watched<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
+/// The store of `events` and the stream of objects they touch; the first complete list counts once
+/// in `synced`, after the store holds it.
 fn reflect<K>(
     events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     dyntype: K::DynamicType,
+    synced: &Arc<watch::Sender<usize>>,
 ) -> (Store<K>, Watched<K>)
 where
     K: Resource + Clone + Send + Sync + 'static,
@@ -167,7 +215,19 @@ where
 {
     let writer = Writer::new(dyntype);
     let store = writer.as_reader();
-    let stream = events.default_backoff().reflect(writer).touched_objects().boxed();
+    let synced = synced.clone();
+    let mut counted = false;
+    let stream = events
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) && !counted {
+                counted = true;
+                synced.send_modify(|n| *n += 1);
+            }
+        })
+        .touched_objects()
+        .boxed();
     (store, stream)
 }
 
@@ -179,22 +239,33 @@ impl GrantWatches {
     /// The watches, on `client` (which must have no read timeout: watches are quiet for long).
     pub(crate) fn new(client: &Client, ctx: &Context, servers_namespace: Option<&str>) -> Self {
         let all = watcher::Config::default;
-        let (namespaces, ns_stream) = reflect(watcher(Api::<NamespaceMeta>::all(client.clone()), all()), ());
+        let (count, synced) = Synced::new(WATCHES);
+        let (namespaces, ns_stream) = reflect(
+            watcher(Api::<NamespaceMeta>::all(client.clone()), all()),
+            (),
+            &count,
+        );
         let org_config = all().labels(&ctx.kubeconfig.namespace_selector);
-        let (organizations, org_stream) =
-            reflect(watcher(Api::<NamespaceMeta>::all(client.clone()), org_config), ());
+        let (organizations, org_stream) = reflect(
+            watcher(Api::<NamespaceMeta>::all(client.clone()), org_config),
+            (),
+            &count,
+        );
         let (secrets, secret_stream) = reflect(
             watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), all()),
             (),
+            &count,
         );
         let (opted_in, opted_in_stream) = reflect(
             watcher(Api::<OptedInSecret>::all(client.clone()), opted_in_watch_config()),
             (),
+            &count,
         );
         let kind_watch = |kind: GrantKind| {
             let (roles, r) = reflect(
                 watcher(Api::<Role>::all(client.clone()), by_name(kind.object_name())),
                 (),
+                &count,
             );
             let (bindings, b) = reflect(
                 watcher(
@@ -202,6 +273,7 @@ impl GrantWatches {
                     by_name(kind.object_name()),
                 ),
                 (),
+                &count,
             );
             (KindStores { roles, bindings }, r, b)
         };
@@ -212,7 +284,7 @@ impl GrantWatches {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let (servers, server_stream) = reflect(watcher(api, all()), resource);
+        let (servers, server_stream) = reflect(watcher(api, all()), resource, &count);
         GrantWatches {
             stores: GrantStores {
                 namespaces,
@@ -222,6 +294,7 @@ impl GrantWatches {
                 kubeconfig,
                 credentials,
                 servers,
+                synced,
             },
             namespaces: ns_stream,
             organizations: org_stream,
@@ -541,7 +614,8 @@ mod tests {
             Ok(watcher::Event::Apply(secret("org-a"))),
             Ok(watcher::Event::Delete(secret("org-b"))),
         ]);
-        let (store, stream) = reflect(events, ());
+        let (count, synced) = Synced::new(1);
+        let (store, stream) = reflect(events, (), &count);
         let woken: Vec<_> = stream
             .filter_map(|o| async move { o.ok().and_then(|s| namespace_ref(&s)) })
             .collect()
@@ -549,6 +623,51 @@ mod tests {
         assert_eq!(woken, [ObjectRef::new("org-a"), ObjectRef::new("org-b")]);
         let held: Vec<_> = store.state().iter().map(|s| s.namespace()).collect();
         assert_eq!(held, [Some("org-a".to_string())]);
+        synced.wait().await.unwrap();
+    }
+
+    /// Every reconcile waiting for the caches goes on once they are synced, however many wait.
+    #[tokio::test]
+    async fn every_waiting_reconcile_goes_on_once_the_caches_are_synced() {
+        let (count, synced) = Synced::new(1);
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let synced = synced.clone();
+                tokio::spawn(async move { synced.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        count.send_modify(|n| *n += 1);
+        for waiter in waiters {
+            waiter.await.unwrap().unwrap();
+        }
+    }
+
+    /// Why [`Synced`] exists: a reflector store's `wait_until_ready` wakes only the last of several
+    /// waiters. Should kube fix that, this fails, and the stores' own readiness would do.
+    #[tokio::test(start_paused = true)]
+    async fn a_store_wakes_only_the_last_of_several_waiters() {
+        let mut writer = Writer::<NamespaceMeta>::new(());
+        let store = writer.as_reader();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.wait_until_ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let mut woken = 0;
+        for waiter in waiters {
+            if tokio::time::timeout(Duration::from_secs(60), waiter)
+                .await
+                .is_ok()
+            {
+                woken += 1;
+            }
+        }
+        assert_eq!(woken, 1);
     }
 
     #[test]

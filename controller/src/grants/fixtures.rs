@@ -12,7 +12,7 @@ use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusa
 use muster_exchange_api::names::GRANT_KIND_LABEL;
 use serde_json::{Value, json};
 
-use super::controller::{GrantContext, GrantStores, KindStores, sync_namespace_grants};
+use super::controller::{GrantContext, GrantStores, KindStores, Synced, sync_namespace_grants};
 use super::credential_grants::CredentialGrantConfig;
 use super::grant_sync::SyncReport;
 use super::kubeconfig_grants::KubeconfigGrantConfig;
@@ -271,6 +271,7 @@ pub(super) async fn reconcile_all(
         kubeconfig: kind_stores(0),
         credentials: kind_stores(1),
         servers: synced_store(&servers),
+        synced: Synced::complete(),
     };
     run_scenario(expected, |client| async move {
         crate::probe::tests::install_crypto();
@@ -370,5 +371,6 @@ pub(super) fn synced_stores() -> GrantStores {
         kubeconfig: kind_stores(),
         credentials: kind_stores(),
         servers: synced_store(&[]),
+        synced: Synced::complete(),
     }
 }

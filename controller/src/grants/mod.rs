@@ -16,6 +16,8 @@ mod credential_tests;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod resync_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod topology_tests;

@@ -38,6 +38,7 @@ use super::rbac_objects::GrantKind;
 use crate::probe::controller::mcpserver_resource;
 use crate::probe::mcpserver::{credentials_namespace, parse_lenient};
 use crate::runtime::context::Context;
+use crate::runtime::kube_client::watch_config;
 use crate::runtime::metrics::{ErrorLabels, GrantLabels, LoopLabels, WriteLabels};
 
 /// First retry delay after a failed reconcile; doubles up to the resync interval.
@@ -232,13 +233,13 @@ where
 }
 
 fn by_name(name: &str) -> watcher::Config {
-    watcher::Config::default().fields(&format!("metadata.name={name}"))
+    watch_config().fields(&format!("metadata.name={name}"))
 }
 
 impl GrantWatches {
     /// The watches, on `client` (which must have no read timeout: watches are quiet for long).
     pub(crate) fn new(client: &Client, ctx: &Context, servers_namespace: Option<&str>) -> Self {
-        let all = watcher::Config::default;
+        let all = watch_config;
         let (count, synced) = Synced::new(WATCHES);
         let (namespaces, ns_stream) = reflect(
             watcher(Api::<NamespaceMeta>::all(client.clone()), all()),

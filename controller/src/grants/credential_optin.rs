@@ -14,7 +14,7 @@ use crate::probe::secret_optin::opt_in_label_selector;
 
 /// The watch of opted-in Secrets: label selector and `type=Opaque`, so nothing else is listed.
 pub(crate) fn opted_in_watch_config() -> watcher::Config {
-    watcher::Config::default()
+    crate::runtime::kube_client::watch_config()
         .labels(&opt_in_label_selector())
         .fields(&format!("type={CREDENTIALS_SECRET_TYPE}"))
 }

@@ -8,10 +8,21 @@
 
 use std::time::Duration;
 
+use kube::runtime::watcher;
 use kube::{Client, Config};
 
 /// Longest wait for an answer to one request/response call.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `timeoutSeconds` every watch asks for: the API server ends a quiet watch after 10 minutes and
+/// the watcher resumes from the version it last saw (no re-list). kube's watcher takes 5 s more than
+/// this without a byte as a dead connection, so a silently dropped connection is noticed within it.
+pub(crate) const WATCH_TIMEOUT_SECS: u32 = 600;
+
+/// The watcher configuration every watch of the controller starts from.
+pub(crate) fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+}
 
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,8 @@ mod manifest_tests;
 pub mod metrics;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod mock_apiserver;
+#[cfg(test)]
+mod quiet_watch_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,7 +222,7 @@ async fn run_controllers(
     };
     let writer = Writer::new(resource);
     let store = writer.as_reader();
-    let objects = watcher(api, watcher::Config::default())
+    let objects = watcher(api, kube_client::watch_config())
         .default_backoff()
         .reflect(writer)
         .applied_objects();

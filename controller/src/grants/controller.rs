@@ -41,6 +41,11 @@ use crate::runtime::context::Context;
 use crate::runtime::kube_client::watch_config;
 use crate::runtime::metrics::{ErrorLabels, GrantLabels, LoopLabels, WriteLabels};
 
+/// How long a namespace's reconcile waits after a change before it runs, restarted by each further
+/// change: the Role and RoleBinding a reconcile applies come back on two watches, and a reconcile woken
+/// by the first would see the other stale and apply it again.
+const DEBOUNCE: Duration = Duration::from_secs(1);
+
 /// First retry delay after a failed reconcile; doubles up to the resync interval.
 const RETRY_START: Duration = Duration::from_secs(2);
 
@@ -378,7 +383,7 @@ pub(crate) async fn run(
             server_mapper(stores.servers.clone()),
             mcpserver_resource(),
         )
-        .with_config(Config::default().concurrency(concurrency))
+        .with_config(Config::default().concurrency(concurrency).debounce(DEBOUNCE))
         .reconcile_all_on(leader_gained)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)

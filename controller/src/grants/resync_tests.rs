@@ -99,8 +99,8 @@ fn reconciles(ctx: &Context) -> u64 {
     ctx.metrics.reconciles.get_or_create(&labels).get()
 }
 
-/// Waits until at least `at_least` namespaces were reconciled and a second of quiet (paused time, so
-/// only once every task is idle) brings no further reconcile.
+/// Waits until at least `at_least` namespaces were reconciled and 5 s of quiet (paused time, so only
+/// once every task is idle; longer than the reconcile debounce) bring no further reconcile.
 async fn settle(ctx: &Context, at_least: u64) -> u64 {
     let started = tokio::time::Instant::now();
     loop {
@@ -110,7 +110,7 @@ async fn settle(ctx: &Context, at_least: u64) -> u64 {
             reconciles(ctx)
         );
         let before = reconciles(ctx);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let after = reconciles(ctx);
         if after >= at_least && after == before {
             return after;

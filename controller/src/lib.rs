@@ -15,7 +15,7 @@
 
 pub mod cli;
 pub(crate) mod diagnose;
-pub mod grants;
+pub(crate) mod grants;
 pub(crate) mod leader;
 pub(crate) mod probe;
 pub(crate) mod runtime;
@@ -26,9 +26,12 @@ pub use runtime::metrics;
 /// `/healthz`, `/readyz` and `/metrics`, public so the listen address can be tested end to end.
 pub use runtime::http;
 
-/// What the benchmark in `examples/` drives: the mock API server. Not part of the interface.
+/// What the benchmark in `examples/` and the tests in `tests/` use: the mock API server, and the grant
+/// objects the controller writes. Not part of the interface.
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::grants::rbac_objects::{DesiredGrant, GrantKind, desired_role, desired_role_binding};
+    pub use crate::grants::subjects::parse_service_account;
     pub use crate::runtime::mock_apiserver::{ListType, MockApiServer, Recorded, WatchEnd, WatchRecord};
 }

@@ -11,10 +11,9 @@
 use std::collections::BTreeSet;
 
 use muster_exchange_api::documents::read_documents;
-use muster_exchange_controller::grants::rbac_objects::{
-    DesiredGrant, GrantKind, desired_role, desired_role_binding,
+use muster_exchange_controller::testing::{
+    DesiredGrant, GrantKind, desired_role, desired_role_binding, parse_service_account,
 };
-use muster_exchange_controller::grants::subjects::parse_service_account;
 use serde_json::{Value, json};
 
 const CONTROLLER_SA: &str = "system:serviceaccount:muster-exchange:muster-exchange-controller";

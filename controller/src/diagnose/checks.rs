@@ -20,19 +20,19 @@ use crate::runtime::error::Error;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
 
 /// Most MCPServers probed at once by `diagnose`.
-pub const DIAGNOSE_CONCURRENCY: usize = 64;
+pub(crate) const DIAGNOSE_CONCURRENCY: usize = 64;
 
 /// What to check, and what was found along the way.
 #[derive(Debug, Default)]
-pub struct DiagnoseInput {
+pub(crate) struct DiagnoseInput {
     /// MCPServers someone exchanges for (topology M or F).
-    pub targets: Vec<ProbeTarget>,
+    pub(crate) targets: Vec<ProbeTarget>,
     /// MCPServers skipped because nobody exchanges for them (named, so nothing is silently skipped).
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
     /// Objects that are not valid MCPServers, with why.
-    pub malformed: Vec<String>,
+    pub(crate) malformed: Vec<String>,
     /// Objects in the files that are neither MCPServers nor Secrets.
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
 }
 
 fn split(
@@ -69,7 +69,7 @@ fn split(
 
 /// Targets from manifest files; Secrets come from the same files (judged by the controller's rule, so
 /// diagnose predicts what the controller reports).
-pub fn input_from_files(files: &FileInputs, policy: &CredentialsPolicy) -> DiagnoseInput {
+pub(crate) fn input_from_files(files: &FileInputs, policy: &CredentialsPolicy) -> DiagnoseInput {
     let mut input = split(&files.servers, policy, |ns, name| {
         let lookup = match files.secrets.get(&(ns.to_string(), name.to_string())) {
             Some(secret) => judge_found(secret.clone()),
@@ -87,7 +87,7 @@ pub fn input_from_files(files: &FileInputs, policy: &CredentialsPolicy) -> Diagn
 
 /// Targets from the cluster of the current kubeconfig context. Secrets `policy` refuses are never read,
 /// nor are the values of Secrets that have not opted in.
-pub async fn input_from_cluster(
+pub(crate) async fn input_from_cluster(
     client: &Client,
     namespace: Option<&str>,
     policy: &CredentialsPolicy,
@@ -119,7 +119,7 @@ pub async fn input_from_cluster(
 }
 
 /// Probes every target concurrently; results sorted by `namespace/name`.
-pub async fn check_all(
+pub(crate) async fn check_all(
     client: &ExchangeClient,
     targets: Vec<ProbeTarget>,
     settings: &ProbeSettings,
@@ -140,7 +140,7 @@ fn mark(status: &str) -> &'static str {
 }
 
 /// The report: one block per MCPServer, then notes and a summary line.
-pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> String {
+pub(crate) fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> String {
     let mut out = String::new();
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     for (target, outcome) in results {
@@ -186,6 +186,6 @@ pub fn render(input_notes: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome
 }
 
 /// True when every checked MCPServer is ready and none was malformed.
-pub fn all_ready(input: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> bool {
+pub(crate) fn all_ready(input: &DiagnoseInput, results: &[(ProbeTarget, ProbeOutcome)]) -> bool {
     input.malformed.is_empty() && results.iter().all(|(_, o)| o.is_ready())
 }

@@ -13,16 +13,16 @@ use crate::runtime::error::Error;
 
 /// MCPServers that parsed, and a message for each that did not (it is reported, never silently dropped).
 #[derive(Debug, Default)]
-pub struct ServerList {
+pub(crate) struct ServerList {
     /// Parsed MCPServers.
-    pub servers: Vec<MCPServer>,
+    pub(crate) servers: Vec<MCPServer>,
     /// `namespace/name: why` for objects that are not valid MCPServers.
-    pub malformed: Vec<String>,
+    pub(crate) malformed: Vec<String>,
 }
 
 /// Lists MCPServers in `namespace` (all when `None`); each object is parsed on its own so one malformed
 /// object does not hide the others.
-pub async fn list_mcpservers(client: &Client, namespace: Option<&str>) -> Result<ServerList, Error> {
+pub(crate) async fn list_mcpservers(client: &Client, namespace: Option<&str>) -> Result<ServerList, Error> {
     let resource = ApiResource::erase::<MCPServer>(&());
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
@@ -50,18 +50,18 @@ pub async fn list_mcpservers(client: &Client, namespace: Option<&str>) -> Result
 
 /// What manifest files held.
 #[derive(Debug, Default)]
-pub struct FileInputs {
+pub(crate) struct FileInputs {
     /// MCPServers.
-    pub servers: ServerList,
+    pub(crate) servers: ServerList,
     /// Secrets by `(namespace, name)`.
-    pub secrets: BTreeMap<(String, String), Secret>,
+    pub(crate) secrets: BTreeMap<(String, String), Secret>,
     /// Objects of other kinds, named with file and line (reported, not used).
-    pub ignored: Vec<String>,
+    pub(crate) ignored: Vec<String>,
 }
 
 /// Why manifest files could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     /// A file could not be read or parsed.
     #[error(transparent)]
     Document(#[from] DocumentError),
@@ -80,7 +80,7 @@ pub enum InputError {
 }
 
 /// Reads MCPServers and Secrets from files. Objects without a namespace are in `default_namespace`.
-pub fn read_inputs(paths: &[String], default_namespace: &str) -> Result<FileInputs, InputError> {
+pub(crate) fn read_inputs(paths: &[String], default_namespace: &str) -> Result<FileInputs, InputError> {
     let mut inputs = FileInputs::default();
     for path in paths {
         for doc in read_documents(path)? {

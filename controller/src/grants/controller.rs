@@ -406,7 +406,8 @@ pub(crate) async fn reconcile(
     g: Arc<GrantContext>,
 ) -> Result<Action, GrantError> {
     let name = namespace.name_any();
-    let span = tracing::info_span!("reconcile", controller = "grants", namespace = %name);
+    // Every log line of this reconcile carries the namespace it is about.
+    let span = tracing::info_span!("reconcile", controller = "grants", kind = "Namespace", namespace = %name);
     async move {
         if !g.ctx.is_leader() {
             return Ok(Action::await_change());

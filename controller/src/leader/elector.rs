@@ -17,7 +17,7 @@ use crate::leader::lease::{ElectionConfig, Observation, release, try_acquire_or_
 
 /// Runs rounds until `shutdown`, publishing leadership on `leader`; after shutdown waits for
 /// `writers_stopped` before releasing a Lease it holds.
-pub async fn run_elector(
+pub(crate) async fn run_elector(
     client: Client,
     config: ElectionConfig,
     leader: watch::Sender<bool>,

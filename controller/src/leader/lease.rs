@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// What to do with the Lease this round.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseAction {
+pub(crate) enum LeaseAction {
     /// No Lease yet: create it, holding it.
     Create,
     /// We hold it: renew.
@@ -25,20 +25,20 @@ pub enum LeaseAction {
 
 /// What this replica last saw of another holder's Lease, and when (on its own monotonic clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// `holderIdentity`.
-    pub holder: String,
+    pub(crate) holder: String,
     /// `renewTime` as written by the holder (compared for change only, never with our clock).
-    pub renew_time: Option<MicroTime>,
+    pub(crate) renew_time: Option<MicroTime>,
     /// When this replica first saw this `(holder, renewTime)`.
-    pub seen_at: Instant,
+    pub(crate) seen_at: Instant,
 }
 
 /// Decides the round from the Lease read at `now`. Another holder's Lease counts as expired only when
 /// its `(holderIdentity, renewTime)` has not changed for a whole lease duration *as this replica
 /// observed it* (client-go's rule): comparing its `renewTime` with our wall clock would let clock skew
 /// between nodes elect two leaders. `observed` is updated with what was seen.
-pub fn decide(
+pub(crate) fn decide(
     lease: Option<&Lease>,
     identity: &str,
     observed: &mut Option<Observation>,
@@ -77,17 +77,17 @@ pub fn decide(
 
 /// Settings of the elector.
 #[derive(Debug, Clone)]
-pub struct ElectionConfig {
+pub(crate) struct ElectionConfig {
     /// Lease name.
-    pub lease_name: String,
+    pub(crate) lease_name: String,
     /// Lease namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// This replica's identity (pod name).
-    pub identity: String,
+    pub(crate) identity: String,
     /// How long a Lease stays valid without renewal.
-    pub lease_duration: Duration,
+    pub(crate) lease_duration: Duration,
     /// How often the holder renews (and followers retry).
-    pub renew_period: Duration,
+    pub(crate) renew_period: Duration,
 }
 
 fn held_lease(config: &ElectionConfig, previous: Option<&Lease>, now: Timestamp, acquiring: bool) -> Lease {
@@ -117,7 +117,7 @@ fn held_lease(config: &ElectionConfig, previous: Option<&Lease>, now: Timestamp,
 
 /// One election round: `Ok(true)` when we hold the Lease afterwards. `observed` carries what this
 /// replica saw of another holder between rounds.
-pub async fn try_acquire_or_renew(
+pub(crate) async fn try_acquire_or_renew(
     api: &Api<Lease>,
     config: &ElectionConfig,
     observed: &mut Option<Observation>,
@@ -157,7 +157,7 @@ pub async fn try_acquire_or_renew(
 
 /// Gives the Lease up on shutdown so the next leader does not wait for it to expire (only when this
 /// identity holds it).
-pub async fn release(api: &Api<Lease>, config: &ElectionConfig) {
+pub(crate) async fn release(api: &Api<Lease>, config: &ElectionConfig) {
     let Ok(Some(mut lease)) = api.get_opt(&config.lease_name).await else {
         return;
     };

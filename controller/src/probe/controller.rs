@@ -112,7 +112,9 @@ fn key_of(object: &DynamicObject) -> String {
 /// One MCPServer: clear our conditions when nobody exchanges for it, else probe (when due) and write the result.
 pub(crate) async fn reconcile(object: Arc<DynamicObject>, p: Arc<ProbeContext>) -> Result<Action, Error> {
     let key = key_of(&object);
-    let span = tracing::info_span!("reconcile", controller = "probe", mcpserver = %key);
+    // Every log line of this reconcile carries the object's ids.
+    let span = tracing::info_span!("reconcile", controller = "probe", kind = "MCPServer",
+        namespace = %object.namespace().unwrap_or_default(), name = %object.name_any());
     reconcile_one(object, p, key).instrument(span).await
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::controller_tests::{Log, mock_api, probe_config, server_json, start, wait_for};
+use super::controller_tests::{Log, mock_api, probe_config, server_json, start, wait_until};
 use super::tests::{client as exchange_client, dex};
 use crate::runtime::fixtures::{Expect, run_scenario_for, test_context};
 
@@ -32,7 +32,7 @@ async fn a_secret_in_another_namespace_is_never_read_and_is_reported() {
         probe_config(Duration::from_secs(1)),
     ));
     let (running, shutdown) = start(ctx.clone(), &[server]);
-    wait_for(Duration::from_secs(5), || ctx.metrics.status_writes.get() >= 1).await;
+    wait_until(|| ctx.metrics.status_writes.get() >= 1).await;
     shutdown.cancel();
     running.await.unwrap();
     let log = log.lock().unwrap();

@@ -7,7 +7,7 @@ use muster_exchange_api::ClientCredentialsSecretRef;
 use super::outcome::Check;
 use super::secret_optin::judge;
 
-pub use muster_exchange_dex::ClientCredentials;
+pub(crate) use muster_exchange_dex::ClientCredentials;
 
 fn value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
@@ -17,7 +17,7 @@ fn value(secret: &Secret, key: &str) -> Option<String> {
 }
 
 /// Checks the Secret (`None`: not found) against the reference; on success also returns the credentials.
-pub fn check_credentials(
+pub(crate) fn check_credentials(
     secret_ref: &ClientCredentialsSecretRef,
     namespace: &str,
     secret: Option<&Secret>,

@@ -9,7 +9,7 @@ use super::outcome::Check;
 
 /// True for failures that mean "Dex is not answering": unreachable, timed out, or 5xx (on discovery or
 /// the token endpoint, which the dex crate both classify as `ServerError`).
-pub fn is_disconnection(error: &ExchangeError) -> bool {
+pub(crate) fn is_disconnection(error: &ExchangeError) -> bool {
     matches!(
         error.failure_class(),
         FailureClass::Unreachable | FailureClass::Timeout | FailureClass::ServerError
@@ -17,7 +17,7 @@ pub fn is_disconnection(error: &ExchangeError) -> bool {
 }
 
 /// "when it last answered", for messages.
-pub fn last_answered_text(last_answered: Option<Timestamp>) -> String {
+pub(crate) fn last_answered_text(last_answered: Option<Timestamp>) -> String {
     match last_answered {
         Some(at) => format!("last answered at {at}"),
         None => "no answer seen since the checker started".to_string(),
@@ -25,7 +25,7 @@ pub fn last_answered_text(last_answered: Option<Timestamp>) -> String {
 }
 
 /// The `Disconnected` check for a failure.
-pub fn disconnected(error: &ExchangeError, last_answered: Option<Timestamp>) -> Check {
+pub(crate) fn disconnected(error: &ExchangeError, last_answered: Option<Timestamp>) -> Check {
     Check::fail(
         "Disconnected",
         format!("{error}; {}", last_answered_text(last_answered)),
@@ -33,7 +33,7 @@ pub fn disconnected(error: &ExchangeError, last_answered: Option<Timestamp>) -> 
 }
 
 /// Reads discovery and compares its issuer with `expected_issuer`.
-pub async fn check_connected(
+pub(crate) async fn check_connected(
     client: &ExchangeClient,
     endpoint: &str,
     expected_issuer: &str,

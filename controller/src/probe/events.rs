@@ -10,7 +10,7 @@ use muster_exchange_api::MCPServer;
 const MAX_NOTE: usize = 1000;
 
 /// The Event for one transition.
-pub fn transition_event(condition: &Condition, previous: Option<&str>) -> Event {
+pub(crate) fn transition_event(condition: &Condition, previous: Option<&str>) -> Event {
     let type_ = if condition.status == "False" {
         EventType::Warning
     } else {
@@ -42,12 +42,12 @@ pub fn transition_event(condition: &Condition, previous: Option<&str>) -> Event 
 
 /// True when a transition deserves an Event: every flip, and a first status only when it is a failure
 /// (a fleet starting up healthy would otherwise emit four Normal Events per cluster).
-pub fn worth_an_event(condition: &Condition, previous: Option<&str>) -> bool {
+pub(crate) fn worth_an_event(condition: &Condition, previous: Option<&str>) -> bool {
     previous.is_some() || condition.status == "False"
 }
 
 /// Publishes one Event per transition worth one; failures are logged, never fatal (Events are best effort).
-pub async fn publish_transitions(
+pub(crate) async fn publish_transitions(
     recorder: &Recorder,
     server: &MCPServer,
     transitions: &[(Condition, Option<String>)],

@@ -10,10 +10,10 @@ use super::outcome::Check;
 use super::target::ProbeTarget;
 
 /// The subject token the probe sends: not a JWT, so no Dex connector can accept it.
-pub const PROBE_SUBJECT_TOKEN: &str = "muster-exchange-probe.not-a-valid-subject-token";
+pub(crate) const PROBE_SUBJECT_TOKEN: &str = "muster-exchange-probe.not-a-valid-subject-token";
 
 /// Runs the probe exchange. `Err` carries a transport failure (unreachable, timeout, 5xx) for `Connected`.
-pub async fn probe_exchange(
+pub(crate) async fn probe_exchange(
     client: &ExchangeClient,
     target: &ProbeTarget,
     credentials: &ClientCredentials,

@@ -9,7 +9,7 @@ use super::target::ProbeTarget;
 use super::{ProbeSettings, probe_one};
 
 /// Probes `targets`, yielding each `(target, outcome)` as soon as it is known.
-pub fn probe_fleet<'a>(
+pub(crate) fn probe_fleet<'a>(
     client: &'a ExchangeClient,
     targets: Vec<ProbeTarget>,
     settings: &'a ProbeSettings,

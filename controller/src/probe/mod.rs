@@ -37,21 +37,21 @@ use self::target::ProbeTarget;
 
 /// How probes run.
 #[derive(Debug, Clone, Copy)]
-pub struct ProbeSettings {
+pub(crate) struct ProbeSettings {
     /// Deadline for one MCPServer's whole probe (discovery plus exchange).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Whether to send the probe exchange (`TokenExchangeReady`); off reports `ProbeDisabled`.
-    pub exchange_probe: bool,
+    pub(crate) exchange_probe: bool,
 }
 
 /// The HTTPS client's own timeout for a probe timeout: strictly longer, so a black hole always ends in
 /// the probe timeout's message (one stable message means no status write per probe).
-pub fn http_client_timeout(probe_timeout: Duration) -> Duration {
+pub(crate) fn http_client_timeout(probe_timeout: Duration) -> Duration {
     probe_timeout.saturating_add(Duration::from_secs(1))
 }
 
 /// Probes one MCPServer. Never takes longer than `settings.timeout` (plus scheduling).
-pub async fn probe_one(
+pub(crate) async fn probe_one(
     client: &ExchangeClient,
     target: &ProbeTarget,
     settings: &ProbeSettings,

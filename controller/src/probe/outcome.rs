@@ -2,7 +2,7 @@
 
 /// Status of one check, as Kubernetes condition statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
+pub(crate) enum CheckStatus {
     /// The check passed.
     True,
     /// The check failed.
@@ -13,7 +13,7 @@ pub enum CheckStatus {
 
 impl CheckStatus {
     /// `True`, `False` or `Unknown`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CheckStatus::True => "True",
             CheckStatus::False => "False",
@@ -24,10 +24,10 @@ impl CheckStatus {
 
 /// Most bytes of a condition message: whatever a remote Dex answers, a condition stays far below the
 /// CRD's 32768-character limit and readable in `kubectl describe`.
-pub const MAX_MESSAGE_BYTES: usize = 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, marked with `…` when cut.
-pub fn cap_message(message: String) -> String {
+pub(crate) fn cap_message(message: String) -> String {
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }
@@ -40,18 +40,18 @@ pub fn cap_message(message: String) -> String {
 
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// Passed, failed or not run.
-    pub status: CheckStatus,
+    pub(crate) status: CheckStatus,
     /// CamelCase reason (a bounded set: used as a metric label).
-    pub reason: &'static str,
+    pub(crate) reason: &'static str,
     /// What was found and what to do; never a secret; at most [`MAX_MESSAGE_BYTES`].
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Check {
     /// A passing check.
-    pub fn ok(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn ok(reason: &'static str, message: impl Into<String>) -> Self {
         Check {
             status: CheckStatus::True,
             reason,
@@ -60,7 +60,7 @@ impl Check {
     }
 
     /// A failing check.
-    pub fn fail(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn fail(reason: &'static str, message: impl Into<String>) -> Self {
         Check {
             status: CheckStatus::False,
             reason,
@@ -69,7 +69,7 @@ impl Check {
     }
 
     /// A check that did not run.
-    pub fn unknown(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn unknown(reason: &'static str, message: impl Into<String>) -> Self {
         Check {
             status: CheckStatus::Unknown,
             reason,
@@ -80,18 +80,18 @@ impl Check {
 
 /// The three probed checks of one MCPServer (the aggregate `TokenExchangeReady` is derived from them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeOutcome {
+pub(crate) struct ProbeOutcome {
     /// `ExchangeCredentialsReady`.
-    pub credentials: Check,
+    pub(crate) credentials: Check,
     /// `DexConnected`.
-    pub connected: Check,
+    pub(crate) connected: Check,
     /// `TokenExchangeVerified`.
-    pub token_exchange: Check,
+    pub(crate) token_exchange: Check,
 }
 
 impl ProbeOutcome {
     /// True when nothing failed (used for backoff and diagnose's exit code).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         crate::probe::conditions::build::ready_check(self).status == CheckStatus::True
     }
 }

@@ -13,19 +13,19 @@ use super::target::{ProbeTarget, credentials_secret_of};
 
 /// The lookup of one credentials Secret, with where it was looked up.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LocatedLookup {
+pub(crate) struct LocatedLookup {
     /// Secret namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Secret name.
-    pub name: String,
+    pub(crate) name: String,
     /// What was found.
-    pub lookup: SecretLookup,
+    pub(crate) lookup: SecretLookup,
 }
 
 /// The target for `server` given what reading its Secret found (`None`: not read, because there is no
 /// reference or the policy refused it; `Err`: the read failed, with why). `None` when token exchange is
 /// not enabled on it.
-pub fn target_from_lookup(
+pub(crate) fn target_from_lookup(
     server: &MCPServer,
     read: Result<Option<&LocatedLookup>, String>,
     policy: &CredentialsPolicy,
@@ -53,7 +53,7 @@ pub fn target_from_lookup(
 }
 
 /// Reads `server`'s credentials Secret where allowed (bounded by `timeout`) and builds its target.
-pub async fn target_from_cluster(
+pub(crate) async fn target_from_cluster(
     client: &Client,
     server: &MCPServer,
     policy: &CredentialsPolicy,
@@ -73,7 +73,7 @@ pub async fn target_from_cluster(
 }
 
 /// [`read_credentials_secret`] under `timeout`, with the error as the message a condition carries.
-pub async fn read_located(
+pub(crate) async fn read_located(
     client: &Client,
     namespace: String,
     name: String,

@@ -25,7 +25,7 @@ const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0
 /// True for addresses the controller must never connect to: IPv4 link-local 169.254.0.0/16 (the cloud
 /// metadata services), IPv6 link-local fe80::/10, AWS's IPv6 metadata address fd00:ec2::254, and IPv4
 /// link-local written as an IPv4-mapped IPv6 address.
-pub fn is_refused(ip: IpAddr) -> bool {
+pub(crate) fn is_refused(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => {
@@ -48,14 +48,14 @@ fn refusal_message(host: &str, refused: &[IpAddr]) -> String {
 }
 
 /// Looks up the addresses of a host name.
-pub trait Lookup: Send + Sync + 'static {
+pub(crate) trait Lookup: Send + Sync + 'static {
     /// The addresses of `host`.
     fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
 }
 
 /// The system resolver (getaddrinfo, on tokio's blocking pool).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemLookup;
+pub(crate) struct SystemLookup;
 
 impl Lookup for SystemLookup {
     fn lookup(&self, host: String) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
@@ -68,7 +68,7 @@ impl Lookup for SystemLookup {
 
 /// The addresses of `host` the controller may connect to; an error naming the refused ones when none is
 /// left.
-pub async fn allowed_addresses(lookup: &dyn Lookup, host: &str) -> io::Result<Vec<IpAddr>> {
+pub(crate) async fn allowed_addresses(lookup: &dyn Lookup, host: &str) -> io::Result<Vec<IpAddr>> {
     let all = lookup.lookup(host.to_string()).await?;
     let (refused, allowed): (Vec<IpAddr>, Vec<IpAddr>) = all.into_iter().partition(|ip| is_refused(*ip));
     if allowed.is_empty() && !refused.is_empty() {
@@ -82,18 +82,18 @@ pub async fn allowed_addresses(lookup: &dyn Lookup, host: &str) -> io::Result<Ve
 
 /// A reqwest resolver that never yields a refused address.
 #[derive(Clone)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     lookup: Arc<dyn Lookup>,
 }
 
 impl GuardedResolver {
     /// Guards `lookup`.
-    pub fn new(lookup: Arc<dyn Lookup>) -> Self {
+    pub(crate) fn new(lookup: Arc<dyn Lookup>) -> Self {
         Self { lookup }
     }
 
     /// Guards the system resolver.
-    pub fn system() -> Arc<dyn Resolve> {
+    pub(crate) fn system() -> Arc<dyn Resolve> {
         Arc::new(Self::new(Arc::new(SystemLookup)))
     }
 }
@@ -111,7 +111,7 @@ impl Resolve for GuardedResolver {
 
 /// `Some(why)` when the probe must not contact `endpoint`: its host is a refused IP literal, or a name
 /// that resolves only to refused addresses. A lookup failure is left to the connection to report.
-pub async fn refused_endpoint(lookup: &dyn Lookup, endpoint: &str) -> Option<String> {
+pub(crate) async fn refused_endpoint(lookup: &dyn Lookup, endpoint: &str) -> Option<String> {
     let url = url::Url::parse(endpoint).ok()?;
     match url.host()? {
         url::Host::Ipv4(v4) => is_refused(IpAddr::V4(v4)).then(|| literal_message(endpoint)),

@@ -20,7 +20,7 @@ use crate::runtime::error::Error;
 
 /// What reading a credentials Secret found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SecretLookup {
+pub(crate) enum SecretLookup {
     /// The Secret exists and has opted in.
     OptedIn(Box<Secret>),
     /// No Secret of that name.
@@ -31,7 +31,7 @@ pub enum SecretLookup {
 
 impl SecretLookup {
     /// The Secret when it may be used.
-    pub fn opted_in(&self) -> Option<&Secret> {
+    pub(crate) fn opted_in(&self) -> Option<&Secret> {
         match self {
             SecretLookup::OptedIn(secret) => Some(secret),
             SecretLookup::NotFound | SecretLookup::Refused(_) => None,
@@ -41,7 +41,7 @@ impl SecretLookup {
 
 /// Why a Secret that exists is not used as client credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OptInRefusal {
+pub(crate) enum OptInRefusal {
     /// The opt-in label is missing or has another value.
     NotLabelled,
     /// Labelled, but not of type `Opaque` (`None`: the type is not known, e.g. only metadata was seen).
@@ -50,7 +50,7 @@ pub enum OptInRefusal {
 
 impl OptInRefusal {
     /// Stable reason, used as the condition reason.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             OptInRefusal::NotLabelled => "SecretNotOptedIn",
             OptInRefusal::NotOpaque(_) => "SecretNotOpaque",
@@ -58,7 +58,7 @@ impl OptInRefusal {
     }
 
     /// What was found and exactly what to do about it.
-    pub fn message(&self, namespace: &str, name: &str) -> String {
+    pub(crate) fn message(&self, namespace: &str, name: &str) -> String {
         match self {
             OptInRefusal::NotLabelled => format!(
                 "Secret {namespace}/{name} does not carry the label {CREDENTIALS_OPT_IN_LABEL}={CREDENTIALS_OPT_IN_VALUE}, \
@@ -82,13 +82,13 @@ impl OptInRefusal {
     }
 
     /// The `ExchangeCredentialsReady=False` check for this refusal.
-    pub fn check(&self, namespace: &str, name: &str) -> Check {
+    pub(crate) fn check(&self, namespace: &str, name: &str) -> Check {
         Check::fail(self.reason(), self.message(namespace, name))
     }
 }
 
 /// True when `meta` carries the opt-in label with the opt-in value.
-pub fn has_opt_in_label(meta: &ObjectMeta) -> bool {
+pub(crate) fn has_opt_in_label(meta: &ObjectMeta) -> bool {
     meta.labels
         .as_ref()
         .and_then(|l| l.get(CREDENTIALS_OPT_IN_LABEL))
@@ -97,7 +97,7 @@ pub fn has_opt_in_label(meta: &ObjectMeta) -> bool {
 
 /// Judges a Secret already at hand (manifest files, or a second look at what the API server returned).
 /// A Secret without a type is `Opaque`, as the API server defaults it.
-pub fn judge(secret: &Secret) -> Result<(), OptInRefusal> {
+pub(crate) fn judge(secret: &Secret) -> Result<(), OptInRefusal> {
     if !has_opt_in_label(&secret.metadata) {
         return Err(OptInRefusal::NotLabelled);
     }
@@ -108,7 +108,7 @@ pub fn judge(secret: &Secret) -> Result<(), OptInRefusal> {
 }
 
 /// [`judge`] as a lookup result.
-pub fn judge_found(secret: Secret) -> SecretLookup {
+pub(crate) fn judge_found(secret: Secret) -> SecretLookup {
     match judge(&secret) {
         Ok(()) => SecretLookup::OptedIn(Box::new(secret)),
         Err(refusal) => SecretLookup::Refused(refusal),
@@ -116,19 +116,19 @@ pub fn judge_found(secret: Secret) -> SecretLookup {
 }
 
 /// The label selector every credentials Secret read carries.
-pub fn opt_in_label_selector() -> String {
+pub(crate) fn opt_in_label_selector() -> String {
     format!("{CREDENTIALS_OPT_IN_LABEL}={CREDENTIALS_OPT_IN_VALUE}")
 }
 
 /// List parameters that match Secret `name` only when it has opted in.
-pub fn opted_in_params(name: &str) -> ListParams {
+pub(crate) fn opted_in_params(name: &str) -> ListParams {
     ListParams::default()
         .labels(&opt_in_label_selector())
         .fields(&format!("metadata.name={name},type={CREDENTIALS_SECRET_TYPE}"))
 }
 
 /// Reads credentials Secret `namespace/name` as described in the module documentation.
-pub async fn read_credentials_secret(
+pub(crate) async fn read_credentials_secret(
     client: &Client,
     namespace: &str,
     name: &str,

@@ -21,27 +21,27 @@ use crate::probe::outcome::ProbeOutcome;
 use crate::runtime::error::Error;
 
 /// Field manager of our status writes (separate from Muster's and from the grants').
-pub const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";
+pub(crate) const CONDITIONS_FIELD_MANAGER: &str = "muster-exchange-controller-conditions";
 
 /// Reads and writes of one status change at most, when other writers keep winning the race.
-pub const MAX_WRITE_ATTEMPTS: usize = 5;
+pub(crate) const MAX_WRITE_ATTEMPTS: usize = 5;
 
 /// `(condition, previous status)` for each of our conditions whose status flipped (`None`: it is new).
-pub type Flips = Vec<(Condition, Option<String>)>;
+pub(crate) type Flips = Vec<(Condition, Option<String>)>;
 
 /// A status write to make, and the transitions it carries as seen from the cache (the writer recomputes
 /// them from what it reads).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatusPlan {
+pub(crate) struct StatusPlan {
     /// Our conditions, wanted.
-    pub conditions: Vec<Condition>,
+    pub(crate) conditions: Vec<Condition>,
     /// `(condition, previous status)` for each flip (`None`: first time).
-    pub transitions: Flips,
+    pub(crate) transitions: Flips,
 }
 
 /// What to do to our entries of `status.conditions`.
 #[derive(Debug, Clone, Copy)]
-pub enum ConditionChange<'a> {
+pub(crate) enum ConditionChange<'a> {
     /// Make our entries these (every other entry stays).
     Set(&'a [Condition]),
     /// Remove our entries (every other entry stays).
@@ -50,7 +50,7 @@ pub enum ConditionChange<'a> {
 
 /// How a write ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     /// Written; the flips relative to what was read just before (for Events).
     Written(Flips),
     /// The object already said it; nothing was sent.
@@ -60,7 +60,7 @@ pub enum WriteOutcome {
 }
 
 /// `None` when the cached conditions already say what `outcome` says (no read, no write).
-pub fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Option<StatusPlan> {
+pub(crate) fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Option<StatusPlan> {
     let observed = server
         .status
         .as_ref()
@@ -87,7 +87,10 @@ pub fn plan_status(server: &MCPServer, outcome: &ProbeOutcome, now: &Time) -> Op
 /// our types; `None` when nothing would change. Entries of other types keep their place and bytes; ours
 /// keep their place too, a new one is appended, and a `lastTransitionTime` is kept when the status did not
 /// flip. An empty result is `null` (the field is removed, as it was before we wrote).
-pub fn merged_conditions(current: Option<&Value>, change: ConditionChange<'_>) -> Option<(Value, Flips)> {
+pub(crate) fn merged_conditions(
+    current: Option<&Value>,
+    change: ConditionChange<'_>,
+) -> Option<(Value, Flips)> {
     let entries: &[Value] = current.and_then(Value::as_array).map_or(&[], Vec::as_slice);
     let type_of = |entry: &Value| entry.get("type").and_then(Value::as_str).map(str::to_string);
     let wanted: &[Condition] = match change {
@@ -136,7 +139,7 @@ pub fn merged_conditions(current: Option<&Value>, change: ConditionChange<'_>) -
 }
 
 /// The merge patch: our conditions list, guarded by the `resourceVersion` it was computed from.
-pub fn status_patch(resource_version: &str, conditions: &Value) -> Value {
+pub(crate) fn status_patch(resource_version: &str, conditions: &Value) -> Value {
     json!({
         "metadata": {"resourceVersion": resource_version},
         "status": {"conditions": conditions},
@@ -145,7 +148,7 @@ pub fn status_patch(resource_version: &str, conditions: &Value) -> Value {
 
 /// Applies `change` to `namespace/name`: read, merge, patch with the version read; on a conflict read and
 /// merge again, at most [`MAX_WRITE_ATTEMPTS`] times. `on_conflict` runs once per conflict (metrics).
-pub async fn write_conditions(
+pub(crate) async fn write_conditions(
     client: &Client,
     namespace: &str,
     name: &str,

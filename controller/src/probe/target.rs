@@ -11,27 +11,27 @@ use super::outcome::Check;
 
 /// Where an MCPServer's credentials Secret is, and whether the policy lets it be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretLocation {
+pub(crate) struct SecretLocation {
     /// Secret namespace (the MCPServer's when the reference names none).
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Secret name.
-    pub name: String,
+    pub(crate) name: String,
     /// The MCPServer's namespace.
-    pub server_namespace: String,
+    pub(crate) server_namespace: String,
     /// `Some` (which rule, and what to do) when the Secret must be neither read nor granted.
-    pub refused: Option<CredentialsSecretRefused>,
+    pub(crate) refused: Option<CredentialsSecretRefused>,
 }
 
 impl SecretLocation {
     /// `(namespace, name)` when the Secret may be read.
-    pub fn readable(&self) -> Option<(&str, &str)> {
+    pub(crate) fn readable(&self) -> Option<(&str, &str)> {
         self.refused
             .is_none()
             .then_some((self.namespace.as_str(), self.name.as_str()))
     }
 
     /// The `ExchangeCredentialsReady=False` check of a refused Secret.
-    pub fn refused_check(&self) -> Option<Check> {
+    pub(crate) fn refused_check(&self) -> Option<Check> {
         let refused = self.refused.as_ref()?;
         Some(Check::fail("SecretNamespaceRefused", refused.to_string()))
     }
@@ -39,39 +39,39 @@ impl SecretLocation {
 
 /// One MCPServer ready to be probed.
 #[derive(Debug, Clone)]
-pub struct ProbeTarget {
+pub(crate) struct ProbeTarget {
     /// MCPServer namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// MCPServer name.
-    pub name: String,
+    pub(crate) name: String,
     /// `metadata.generation`, copied into `observedGeneration`.
-    pub generation: Option<i64>,
+    pub(crate) generation: Option<i64>,
     /// `dexTokenEndpoint` (empty when missing: the probe reports it).
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// `expectedIssuer`, else derived from the endpoint.
-    pub expected_issuer: String,
+    pub(crate) expected_issuer: String,
     /// `connectorId`.
-    pub connector_id: String,
+    pub(crate) connector_id: String,
     /// `scopes`.
-    pub scope: String,
+    pub(crate) scope: String,
     /// Result of the credentials check.
-    pub credentials_check: Check,
+    pub(crate) credentials_check: Check,
     /// The credentials when the check passed.
-    pub credentials: Option<ClientCredentials>,
+    pub(crate) credentials: Option<ClientCredentials>,
     /// When this Dex last answered, for the `Disconnected` message.
-    pub last_answered: Option<Timestamp>,
+    pub(crate) last_answered: Option<Timestamp>,
 }
 
 impl ProbeTarget {
     /// `namespace/name`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
 
     /// The target for `server`, with `secret` the credentials Secret as found (`None`: not found; ignored
     /// when `policy` refuses the Secret's namespace). `None` when nobody exchanges for it (neither
     /// topology M nor F: in F the sidecar depends on this exchange as Muster does in M).
-    pub fn from_server(
+    pub(crate) fn from_server(
         server: &MCPServer,
         secret: Option<&Secret>,
         policy: &CredentialsPolicy,
@@ -111,7 +111,10 @@ impl ProbeTarget {
 
 /// The credentials Secret `server` references, when someone exchanges with it (topology M or F), judged
 /// by `policy`.
-pub fn credentials_secret_of(server: &MCPServer, policy: &CredentialsPolicy) -> Option<SecretLocation> {
+pub(crate) fn credentials_secret_of(
+    server: &MCPServer,
+    policy: &CredentialsPolicy,
+) -> Option<SecretLocation> {
     let secret_ref = topology::exchange_config(server)?
         .1
         .client_credentials_secret_ref

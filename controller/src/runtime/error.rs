@@ -2,7 +2,7 @@
 
 /// What went wrong talking to the API server or reading input.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A list call failed.
     #[error(
         "cannot list {what}: {cause}; check the controller's RBAC (manifests/controller/rbac.yaml) and that the API server is reachable"
@@ -52,7 +52,7 @@ pub enum Error {
 
 impl Error {
     /// Bounded-cardinality name for metrics and logs.
-    pub fn category(&self) -> &'static str {
+    pub(crate) fn category(&self) -> &'static str {
         match self {
             Error::List { .. } => "list",
             Error::Apply { .. } => "apply",

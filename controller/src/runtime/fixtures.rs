@@ -79,17 +79,28 @@ impl Expect {
     }
 }
 
-/// Runs `scenario` against a client whose API server answers exactly `expected`, in order.
+/// Runs `scenario` against a client whose API server answers exactly `expected`, in order. Nothing is
+/// timed: a request that differs, comes in excess or never comes fails the test as soon as the
+/// scenario shows it (the scenario ends, dropping its client).
 pub async fn run_scenario<F, Fut, T>(expected: Vec<Expect>, scenario: F) -> T
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = T>,
 {
-    run_scenario_for(Duration::from_secs(5), expected, scenario).await
+    run_scenario_within(None, expected, scenario).await
 }
 
-/// [`run_scenario`] for a scenario that may take up to `limit` (on paused time: virtual time).
+/// [`run_scenario`] for a scenario on paused time that would wait forever after a wrong request: it
+/// fails once `limit` of virtual time passed.
 pub async fn run_scenario_for<F, Fut, T>(limit: Duration, expected: Vec<Expect>, scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T>,
+{
+    run_scenario_within(Some(limit), expected, scenario).await
+}
+
+async fn run_scenario_within<F, Fut, T>(limit: Option<Duration>, expected: Vec<Expect>, scenario: F) -> T
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = T>,
@@ -131,25 +142,32 @@ where
                 .unwrap();
             send.send_response(response);
         }
-        handle
-    });
-    let result = match tokio::time::timeout(limit, scenario(client)).await {
-        Ok(result) => result,
-        Err(_) => {
-            if verifier.is_finished()
-                && let Err(e) = verifier.await
-            {
-                std::panic::resume_unwind(e.into_panic());
-            }
-            panic!("scenario did not finish: it sent more requests than the {count} expected");
+        // Ends when the scenario dropped its client; a request before that is one too many.
+        if let Some((request, _)) = handle.next_request().await {
+            panic!(
+                "unexpected extra request after the {count} expected: {} {}",
+                request.method(),
+                request.uri()
+            );
         }
+    });
+    let result = match limit {
+        None => scenario(client).await,
+        Some(limit) => match tokio::time::timeout(limit, scenario(client)).await {
+            Ok(result) => result,
+            Err(_) => {
+                if verifier.is_finished()
+                    && let Err(e) = verifier.await
+                {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+                panic!("scenario did not finish: it sent more requests than the {count} expected");
+            }
+        },
     };
-    let mut handle = tokio::time::timeout(limit, verifier)
-        .await
-        .expect("verifier timed out")
-        .expect("verifier failed");
-    // The client was dropped with the scenario: any request it still sent would show up here.
-    assert!(handle.next_request().await.is_none(), "unexpected extra request");
+    if let Err(e) = verifier.await {
+        std::panic::resume_unwind(e.into_panic());
+    }
     result
 }
 

@@ -21,7 +21,7 @@ fn condition(type_: &str, check: &Check, generation: Option<i64>, now: &Time) ->
 
 /// `TokenExchangeReady` from the three checks: True only when each is True (the probe exchange behind
 /// `TokenExchangeVerified` may be switched off).
-pub fn ready_check(outcome: &ProbeOutcome) -> Check {
+pub(crate) fn ready_check(outcome: &ProbeOutcome) -> Check {
     let checks = [
         (CONDITION_EXCHANGE_CREDENTIALS_READY, &outcome.credentials),
         (CONDITION_DEX_CONNECTED, &outcome.connected),
@@ -46,7 +46,7 @@ pub fn ready_check(outcome: &ProbeOutcome) -> Check {
 }
 
 /// The four conditions for `outcome`, with `now` as transition time (kept later by the merge).
-pub fn conditions_for(outcome: &ProbeOutcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub(crate) fn conditions_for(outcome: &ProbeOutcome, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     vec![
         condition(
             CONDITION_EXCHANGE_CREDENTIALS_READY,

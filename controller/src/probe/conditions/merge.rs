@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// The conditions to write: each new one keeps the observed `lastTransitionTime` when its status did
 /// not change.
-pub fn merge(observed: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
+pub(crate) fn merge(observed: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
     new.into_iter()
         .map(|mut condition| {
             if let Some(old) = observed.iter().find(|o| o.type_ == condition.type_)
@@ -19,12 +19,12 @@ pub fn merge(observed: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
 }
 
 /// True when writing `merged` would change nothing among our condition types.
-pub fn unchanged(observed: &[Condition], merged: &[Condition]) -> bool {
+pub(crate) fn unchanged(observed: &[Condition], merged: &[Condition]) -> bool {
     merged.iter().all(|m| observed.iter().any(|o| o == m))
 }
 
 /// The types whose status flipped (or that are new), with the old status (`None` when new).
-pub fn transitions<'a>(
+pub(crate) fn transitions<'a>(
     observed: &'a [Condition],
     merged: &'a [Condition],
 ) -> Vec<(&'a Condition, Option<&'a str>)> {

@@ -2,5 +2,5 @@
 //! The condition type names live in `muster_exchange_api::names` (`CONDITION_*`): the CRD's printer
 //! columns read them too.
 
-pub mod build;
-pub mod merge;
+pub(crate) mod build;
+pub(crate) mod merge;

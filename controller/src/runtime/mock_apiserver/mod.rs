@@ -220,11 +220,13 @@ impl MockApiServer {
         lock(&self.state).watches.clone()
     }
 
-    /// Forgets every change so far: a watch from an older resourceVersion gets `410 Gone`.
+    /// Forgets every change so far: a watch from an older resourceVersion gets `410 Gone`, and an open
+    /// watch that has not sent them all yet ends (as when its API server restarts).
     pub fn compact(&self) {
         let mut state = lock(&self.state);
         state.compacted = state.version;
         state.changes.clear();
+        self.changed.send_replace(state.version);
     }
 
     /// After each answered request of `client`, `hook` runs (with the request's `METHOD path`) before the
@@ -770,4 +772,97 @@ fn conflict(collection: &str) -> (StatusCode, Value) {
              please apply your changes to the latest version and try again"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Api;
+    use kube::api::ListParams;
+    use kube::runtime::watcher;
+
+    use super::*;
+
+    fn config_map(name: &str, team: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "a", "labels": {"team": team}}})
+    }
+
+    /// Lists carry the current version and honour selectors and paging; an unchanged apply keeps the
+    /// version.
+    #[tokio::test]
+    async fn lists_page_select_and_report_the_current_version() {
+        let mock = MockApiServer::new(ListType::Map);
+        for i in 0..5 {
+            mock.insert(config_map(&format!("cm-{i}"), if i < 3 { "x" } else { "y" }));
+        }
+        let api: Api<ConfigMap> = Api::namespaced(mock.client("test"), "a");
+        let first = api
+            .list(&ListParams::default().labels("team=x").limit(2))
+            .await
+            .unwrap();
+        assert_eq!(first.items.len(), 2);
+        assert_eq!(first.metadata.resource_version.as_deref(), Some("105"));
+        let token = first.metadata.continue_.clone().unwrap();
+        let second = api
+            .list(
+                &ListParams::default()
+                    .labels("team=x")
+                    .limit(2)
+                    .continue_token(&token),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.items.len(), 1);
+        assert_eq!(second.metadata.continue_, None);
+        let params = kube::api::PatchParams::apply("test");
+        let same: ConfigMap = serde_json::from_value(config_map("cm-0", "x")).unwrap();
+        let applied = api
+            .patch("cm-0", &params, &kube::api::Patch::Apply(&same))
+            .await
+            .unwrap();
+        assert_eq!(applied.metadata.resource_version.as_deref(), Some("101"));
+        let verbs: Vec<&str> = mock.requests().iter().map(|r| r.verb).collect();
+        assert_eq!(verbs, ["list", "list", "patch"]);
+    }
+
+    type Events = futures::stream::BoxStream<'static, watcher::Result<watcher::Event<ConfigMap>>>;
+
+    /// The names of the next complete list the watcher delivers.
+    async fn next_list(events: &mut Events) -> Vec<String> {
+        let mut names = Vec::new();
+        loop {
+            match events.next().await {
+                Some(Ok(watcher::Event::InitApply(o))) => names.push(o.metadata.name.unwrap_or_default()),
+                Some(Ok(watcher::Event::InitDone)) => return names,
+                _ => {}
+            }
+        }
+    }
+
+    /// A watch from a version older than a compaction gets 410 Gone, and kube's watcher lists again.
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_from_a_compacted_version_is_gone_and_the_watcher_lists_again() {
+        let mock = MockApiServer::new(ListType::Map);
+        mock.insert(config_map("one", "x"));
+        let api: Api<ConfigMap> = Api::namespaced(mock.client("test"), "a");
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        let guard = Duration::from_secs(60);
+        let first = tokio::time::timeout(guard, next_list(&mut events)).await.unwrap();
+        assert_eq!(first, ["one"]);
+        // Two changes, compacted before the watcher (which watches once polled again) saw them.
+        mock.insert(config_map("two", "x"));
+        mock.insert(config_map("three", "x"));
+        mock.compact();
+        let mut second = tokio::time::timeout(guard, next_list(&mut events)).await.unwrap();
+        second.sort();
+        assert_eq!(second, ["one", "three", "two"]);
+        let verbs: Vec<&str> = mock.requests().iter().map(|r| r.verb).collect();
+        assert_eq!(verbs, ["list", "watch", "list"]);
+        let ended: Vec<_> = mock.watches().iter().map(|w| w.ended.map(|(by, _)| by)).collect();
+        assert_eq!(ended, [Some(WatchEnd::Server)]);
+    }
 }

@@ -186,6 +186,12 @@ async fn next(mut w: Watching) -> Option<(Result<Bytes, std::io::Error>, Watchin
         w.changed.borrow_and_update();
         let lines: Vec<u8> = {
             let state = lock(&w.server.state);
+            if state.compacted > w.cursor {
+                // Changes this watch has not sent are gone: it ends, and resuming from its version
+                // gets 410 Gone.
+                w.guard.by_server = true;
+                return None;
+            }
             let pending = state.changes.iter().filter(|c| c.version > w.cursor);
             let lines = pending.filter_map(|c| w.filter.event_of(c)).flatten().collect();
             w.cursor = state.version;

@@ -139,7 +139,7 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         delay: config.shutdown_delay,
         grace: config.shutdown_grace,
     };
-    tokio::spawn(shutdown.after(wait_for_signal()));
+    tokio::spawn(shutdown.after(muster_exchange_ops::shutdown_signal()));
     tracing::info!(listen = %config.listen, "serving admission reviews");
     serve(config.listen, router(state), tls, handle)
         .await
@@ -283,32 +283,5 @@ impl Shutdown {
         tracing::info!(grace_seconds = self.grace.as_secs(), "draining in-flight reviews");
         self.stop.cancel();
         self.handle.graceful_shutdown(Some(self.grace));
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

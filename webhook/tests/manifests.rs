@@ -185,7 +185,7 @@ fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
         "the injector opts itself out"
     );
     let pod = template.spec.unwrap();
-    let shutdown = args.shutdown_delay_seconds + args.shutdown_grace_seconds;
+    let shutdown = (args.shutdown_delay + args.shutdown_grace).as_secs();
     assert!(
         pod.termination_grace_period_seconds.unwrap() > i64::try_from(shutdown).unwrap(),
         "the kubelet must not kill the webhook before the shutdown delay and drain are over"

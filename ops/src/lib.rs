@@ -8,5 +8,5 @@ mod server;
 mod signal;
 
 pub use endpoints::{OPENMETRICS_CONTENT_TYPE, healthz, openmetrics, readyz};
-pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT, serve};
+pub use server::serve;
 pub use signal::shutdown_signal;

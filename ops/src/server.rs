@@ -1,9 +1,5 @@
 //! The bounded server for `/healthz`, `/readyz` and `/metrics` on a port of their own (the controller's
-//! `--metrics-addr`): whoever can reach that port must not be able to exhaust the process, so at most [`MAX_CONNECTIONS`] open
-//! connections (further ones wait in the listen backlog), a connection that sent no request head
-//! within [`HEADER_READ_TIMEOUT`] is closed, every further head must arrive within the same time (so an
-//! idle keep-alive connection closes too), small read buffers, and at most [`MAX_IN_FLIGHT`] requests
-//! at once (further ones get 503). None of its routes reads a request body.
+//! `--metrics-addr`). Its limits are described on [`serve`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,18 +21,24 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 /// Time to send a request head, from connect or from the previous response.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connections open at once (Prometheus and the kubelet need a handful).
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Most requests answered at once.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub(crate) const MAX_IN_FLIGHT: usize = 32;
 /// Largest HTTP/1 read buffer of one connection.
 const MAX_READ_BUFFER: usize = 16 * 1024;
 /// Longest wait for open requests after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `app` on `listener` within the bounds above until `shutdown` is cancelled; then stops
-/// accepting, lets open requests finish for up to 5 s and returns.
+/// Serves `app` on `listener` until `shutdown` is cancelled; then stops accepting, lets open requests
+/// finish for up to 5 s and returns.
+///
+/// Bounded so that whoever reaches the port cannot exhaust the process: at most 64 open connections
+/// (further ones wait in the listen backlog), a request head within 10 s of connecting or of the
+/// previous response (so silent and idle keep-alive connections close), 16 KiB read buffers, and at
+/// most 32 requests at once (further ones get 503 with `Retry-After: 1`). `app` should not read
+/// request bodies: nothing here limits their size.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     serve_within(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
 }

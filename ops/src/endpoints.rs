@@ -4,9 +4,10 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Content type of [`openmetrics`]: prometheus-client encodes OpenMetrics text, and Prometheus parses
-/// exemplars and `_created` series only when told so.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of [`openmetrics`]: prometheus-client encodes OpenMetrics text (it ends in `# EOF`),
+/// which Prometheus parses as such only under this content type.
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `/healthz`: 200 `ok`. Liveness only says the process answers HTTP; anything it waits for belongs in
 /// [`readyz`], or the kubelet would restart a pod that only waits.
@@ -15,8 +16,8 @@ pub fn healthz() -> Response {
 }
 
 /// `/readyz`: 200 `ready` when `problems` is empty, otherwise 503 with
-/// `{"ready":false,"problems":[...]}`, each problem a sentence an operator can act on (the kubelet
-/// records the body in the probe's Event).
+/// `{"ready":false,"problems":[...]}`, each problem a sentence that tells an operator who fetches
+/// the endpoint what is missing.
 pub fn readyz<P: AsRef<str>>(problems: &[P]) -> Response {
     if problems.is_empty() {
         return (StatusCode::OK, "ready\n").into_response();
@@ -27,7 +28,8 @@ pub fn readyz<P: AsRef<str>>(problems: &[P]) -> Response {
 }
 
 /// `/metrics`: the registry's OpenMetrics text (`prometheus_client::encoding::text::encode`) with
-/// [`OPENMETRICS_CONTENT_TYPE`], or 500 when encoding failed.
+/// content type `application/openmetrics-text; version=1.0.0; charset=utf-8`, or 500 when encoding
+/// failed.
 pub fn openmetrics(encoded: Result<String, std::fmt::Error>) -> Response {
     match encoded {
         Ok(text) => (

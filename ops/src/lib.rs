@@ -7,6 +7,6 @@ mod endpoints;
 mod server;
 mod signal;
 
-pub use endpoints::{OPENMETRICS_CONTENT_TYPE, healthz, openmetrics, readyz};
+pub use endpoints::{healthz, openmetrics, readyz};
 pub use server::serve;
 pub use signal::shutdown_signal;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::Metrics;
 use crate::inject::{InjectorSettings, RenderCache};
-use crate::mcpserver_store::McpServerLookup;
-use crate::metrics::Metrics;
+use crate::mcpservers::McpServerLookup;
 
 /// Shared state of the webhook server.
 pub struct AppState {

@@ -16,7 +16,7 @@ pub fn without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Res
 }
 
 /// A JSON object whose `metadata` member is read as `Meta` (all but `managedFields` for [`Metadata`])
-/// and whose `spec` member as `Spec` (all of it for [`Value`]; see [`crate::review_pod`] for pods).
+/// and whose `spec` member as `Spec` (all of it for [`Value`]; see [`crate::admission::review_pod`] for pods).
 pub struct ReviewObject<Spec, Meta = Metadata>(pub Value, PhantomData<(Spec, Meta)>);
 
 /// A `metadata` object without `managedFields`.

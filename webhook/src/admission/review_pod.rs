@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::review_object::ReviewObject;
+use crate::admission::review_object::ReviewObject;
 
 /// `deserialize_with` for a pod review's `object`: like
-/// [`crate::review_object::without_managed_fields`], `spec` reduced to what injection reads.
+/// [`crate::admission::review_object::without_managed_fields`], `spec` reduced to what injection reads.
 pub fn pod_for_injection<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
     Ok(Option::<ReviewObject<PodSpec, PodMetadata>>::deserialize(deserializer)?.map(|object| object.0))
 }

@@ -11,6 +11,8 @@
 //! API server never answers fails with an error naming it rather than holding a review or the
 //! certificate loop forever.
 
+#[cfg(test)]
+mod call_tests;
 mod deadline;
 #[cfg(test)]
 mod watch_tests;

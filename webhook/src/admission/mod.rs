@@ -1,5 +1,5 @@
 //! The admission reviews: what the webhook decides, independent of HTTP (the axum handlers in
-//! [`crate::routes`] parse the body, call a decision here and write its answer).
+//! `crate::routes` parse the body, call a decision here and write its answer).
 //!
 //! - `review`: decoding an AdmissionReview body into the request fields the webhook uses
 //!   (`review_object`: objects read without their managedFields; `review_pod`: pods read with only

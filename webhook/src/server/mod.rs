@@ -1,9 +1,9 @@
 //! How the webhook serves: `muster-exchange webhook` in one place.
 //!
 //! - `run`: wires the MCPServer catalog ([`crate::mcpservers`]), the Kubernetes client
-//!   ([`crate::apiserver`]), the serving certificate ([`crate::tls`]) and the router together, and serves
+//!   (`crate::apiserver`), the serving certificate ([`crate::tls`]) and the router together, and serves
 //!   until SIGTERM or Ctrl-C;
-//! - `router`: the admission routes ([`crate::routes`]) behind a body limit, and `/healthz`, `/readyz`,
+//! - `router`: the admission routes (`crate::routes`) behind a body limit, and `/healthz`, `/readyz`,
 //!   `/metrics`;
 //! - `limits`: timeouts, connection and in-flight caps of the HTTPS server ([`serve_within`]);
 //! - `shutdown`: on SIGTERM, report not ready, keep serving for a delay, then drain in-flight reviews;
@@ -11,7 +11,7 @@
 //! - `metrics`: the Prometheus families served on `/metrics`.
 
 mod limits;
-pub mod metrics;
+mod metrics;
 mod router;
 pub(crate) mod run;
 mod shutdown;

@@ -39,7 +39,7 @@ impl AppState {
 
     /// The same state, checking credentials Secret access with `client`.
     #[must_use]
-    pub fn with_access_reviewer(mut self, client: kube::Client) -> Self {
+    pub(crate) fn with_access_reviewer(mut self, client: kube::Client) -> Self {
         self.access_reviewer = Some(client);
         self
     }

@@ -67,8 +67,7 @@ async fn the_webhook_accepts_ipv6_and_ipv4_on_its_default_address() {
     std::fs::write(&files.cert, &issued.cert_pem).unwrap();
     std::fs::write(&files.key, &issued.key_pem).unwrap();
     let (tls, _) = files.load(&None).unwrap();
-    let catalog =
-        muster_exchange_webhook::mcpservers::StaticMcpServers::from_documents(Vec::new()).unwrap();
+    let catalog = muster_exchange_webhook::mcpservers::StaticMcpServers::from_documents(Vec::new()).unwrap();
     let settings = muster_exchange_webhook::inject::InjectorSettings {
         sidecar_image: "image".into(),
         default_mcpserver_namespace: None,

@@ -11,7 +11,9 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// `deserialize_with` for an optional object: `null` is `None`, anything but an object is an error.
-pub(crate) fn without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+pub(crate) fn without_managed_fields<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
     Ok(Option::<ReviewObject<Value>>::deserialize(deserializer)?.map(|object| object.0))
 }
 

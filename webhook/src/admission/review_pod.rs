@@ -17,7 +17,9 @@ use crate::admission::review_object::ReviewObject;
 
 /// `deserialize_with` for a pod review's `object`: like
 /// [`crate::admission::review_object::without_managed_fields`], `spec` reduced to what injection reads.
-pub(crate) fn pod_for_injection<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+pub(crate) fn pod_for_injection<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
     Ok(Option::<ReviewObject<PodSpec, PodMetadata>>::deserialize(deserializer)?.map(|object| object.0))
 }
 

@@ -14,9 +14,9 @@ use muster_exchange_api::names::DEFAULT_SIDECAR_IMAGE;
 use muster_exchange_api::validation::syntax::is_dns1123_label;
 
 use crate::inject::InjectorSettings;
-use crate::inject_manifests::{inject_documents, to_yaml};
-use crate::mcpserver_store::StaticMcpServers;
-use crate::serve::{CatalogSource, TlsSource, WebhookServerConfig, run};
+use crate::mcpservers::StaticMcpServers;
+use crate::offline::{inject_documents, to_yaml};
+use crate::server::run::{CatalogSource, TlsSource, WebhookServerConfig, run};
 use crate::tls::authority::service_dns_names;
 use crate::tls::ca_secret::DEFAULT_CA_SECRET;
 use crate::tls::pem_files::PemFiles;

@@ -18,7 +18,7 @@ use muster_exchange_api::documents::{Document, read_documents};
 use muster_exchange_api::names::{
     DEFAULT_SIDECAR_IMAGE, INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL,
 };
-use muster_exchange_webhook::admission_sar::SAR_TIMEOUT;
+use muster_exchange_webhook::admission::SAR_TIMEOUT;
 use muster_exchange_webhook::cli::WebhookArgs;
 use muster_exchange_webhook::server::{
     MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVER_CREDENTIALS_PATH, VALIDATE_MCPSERVERS_PATH,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum_server::Handle;
-use muster_exchange_webhook::serve::Shutdown;
+use muster_exchange_webhook::server::Shutdown;
 use muster_exchange_webhook::server::router;
 use tokio_util::sync::CancellationToken;
 

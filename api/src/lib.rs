@@ -8,6 +8,7 @@ pub mod crd;
 pub mod credentials_policy;
 pub mod defaulting;
 pub mod documents;
+pub mod duration;
 // Fuzz entry points (fuzz/); compiled in the crate's tests too, so they cannot drift from the code.
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;

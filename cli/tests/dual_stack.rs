@@ -67,19 +67,18 @@ async fn the_webhook_accepts_ipv6_and_ipv4_on_its_default_address() {
     std::fs::write(&files.cert, &issued.cert_pem).unwrap();
     std::fs::write(&files.key, &issued.key_pem).unwrap();
     let (tls, _) = files.load(&None).unwrap();
-    let catalog =
-        muster_exchange_webhook::mcpserver_store::StaticMcpServers::from_documents(Vec::new()).unwrap();
+    let catalog = muster_exchange_webhook::mcpservers::StaticMcpServers::from_documents(Vec::new()).unwrap();
     let settings = muster_exchange_webhook::inject::InjectorSettings {
         sidecar_image: "image".into(),
         default_mcpserver_namespace: None,
         central_issuer: None,
     };
-    let state = Arc::new(muster_exchange_webhook::state::AppState::new(
+    let state = Arc::new(muster_exchange_webhook::server::AppState::new(
         settings,
         Arc::new(catalog),
     ));
     let handle = axum_server::Handle::new();
-    let server = tokio::spawn(muster_exchange_webhook::serve::serve(
+    let server = tokio::spawn(muster_exchange_webhook::server::serve(
         listen,
         muster_exchange_webhook::server::router(state),
         tls,

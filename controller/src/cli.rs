@@ -9,7 +9,7 @@ use k8s_openapi::api::rbac::v1::Subject;
 
 pub use crate::diagnose::command::{DiagnoseArgs, run_diagnose};
 use crate::grants::subjects::parse_service_account;
-use crate::runtime::duration_arg::parse_duration;
+use muster_exchange_api::duration::parse_positive;
 
 /// `muster-exchange controller`: Secret-read grants and per-cluster MCPServer conditions.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,13 +37,13 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "")]
     pub mcpserver_namespace: String,
     /// Interval between probes of one MCPServer (jittered ±10 %).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_positive)]
     pub probe_interval: Duration,
     /// Deadline for one MCPServer's probe (discovery plus probe exchange).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_positive)]
     pub probe_timeout: Duration,
     /// Longest delay between probes of a failing MCPServer (exponential backoff from the interval).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_positive)]
     pub probe_max_backoff: Duration,
     /// Probes in flight at most.
     #[arg(long, default_value_t = 16)]
@@ -74,7 +74,7 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "[::]:8080")]
     pub metrics_addr: SocketAddr,
     /// Grants are re-checked at least this often even without watch events.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_positive)]
     pub grants_resync_interval: Duration,
     /// Namespaces synced at once.
     #[arg(long, default_value_t = 8)]
@@ -196,7 +196,14 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("use a whole number with ms, s, m or h"), "{err}");
+        assert!(
+            err.contains("use a number and a unit (ns, us, ms, s, m or h)"),
+            "{err}"
+        );
+        // Every duration flag takes a unit: a bare number is refused, not read as seconds.
+        assert!(Cli::try_parse_from(["controller", "--probe-interval", "60"]).is_err());
+        let cli = Cli::try_parse_from(["controller", "--probe-max-backoff", "1h30m"]).unwrap();
+        assert_eq!(cli.args.probe_max_backoff, Duration::from_secs(5400));
         for (flag, value, message) in [
             (
                 "--grants-resync-interval",

@@ -16,8 +16,7 @@ use std::sync::{Arc, LazyLock};
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 use libfuzzer_sys::fuzz_target;
-use muster_exchange_webhook::fuzzing::{PodReviews, mutate_pods};
-use muster_exchange_webhook::state::AppState;
+use muster_exchange_webhook::fuzzing::{AppState, PodReviews, mutate_pods};
 use serde_json::Value;
 
 const SIDECAR_IMAGE: &str = "ghcr.io/giantswarm/muster-exchange:0.1.0";

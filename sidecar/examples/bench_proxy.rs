@@ -127,8 +127,8 @@ fn child_sidecar(config: PathBuf) {
     let args = muster_exchange_sidecar::cli::SidecarArgs {
         config: Some(config),
         listen: None,
-        exchange_timeout_seconds: 10,
-        shutdown_grace_seconds: 1,
+        exchange_timeout: std::time::Duration::from_secs(10),
+        shutdown_grace: std::time::Duration::from_secs(1),
         threads: std::env::var("BENCH_SIDECAR_THREADS")
             .ok()
             .and_then(|t| t.parse().ok()),

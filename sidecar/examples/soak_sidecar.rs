@@ -36,8 +36,8 @@ fn main() -> std::process::ExitCode {
         return muster_exchange_sidecar::cli::run(muster_exchange_sidecar::cli::SidecarArgs {
             config: Some(PathBuf::from(&args[2])),
             listen: None,
-            exchange_timeout_seconds: 10,
-            shutdown_grace_seconds: 1,
+            exchange_timeout: std::time::Duration::from_secs(10),
+            shutdown_grace: std::time::Duration::from_secs(1),
             threads: None,
         });
     }

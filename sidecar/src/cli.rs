@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use muster_exchange_api::duration::{parse_non_negative, parse_positive};
+
 use crate::server::Sidecar;
 use crate::state::SidecarOptions;
 
@@ -17,12 +19,12 @@ pub struct SidecarArgs {
     /// Overrides the document's `listen` address (e.g. 127.0.0.1:8090).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Timeout of one token exchange at Dex, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub exchange_timeout_seconds: u64,
-    /// After SIGTERM or Ctrl-C, how long open requests (e.g. SSE streams) may finish, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub shutdown_grace_seconds: u64,
+    /// Timeout of one token exchange at Dex.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive)]
+    pub exchange_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long open requests (e.g. SSE streams) may finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_non_negative)]
+    pub shutdown_grace: Duration,
     /// Threads serving requests, each a single-threaded runtime with its own accept loop and its own
     /// connections to the app. Default: the CPUs available to the process, at most 2 (the sidecar asks
     /// for 10m CPU; more threads only add memory).
@@ -60,7 +62,7 @@ pub async fn run_sidecar(args: SidecarArgs) -> ExitCode {
         config.listen = listen;
     }
     let options = SidecarOptions {
-        exchange_timeout: Duration::from_secs(args.exchange_timeout_seconds),
+        exchange_timeout: args.exchange_timeout,
         ..Default::default()
     };
     let sidecar = match Sidecar::bind(&config, &options).await {
@@ -85,8 +87,8 @@ pub async fn run_sidecar(args: SidecarArgs) -> ExitCode {
     match sidecar
         .serve_with_workers(
             threads - 1,
-            shutdown_signal(),
-            Duration::from_secs(args.shutdown_grace_seconds),
+            muster_exchange_ops::shutdown_signal(),
+            args.shutdown_grace,
         )
         .await
     {
@@ -99,31 +101,6 @@ pub async fn run_sidecar(args: SidecarArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }
 
 #[cfg(test)]
@@ -144,8 +121,8 @@ mod tests {
         assert_eq!(w.args.config, Some(PathBuf::from("/etc/sidecar.yaml")));
         assert_eq!(w.args.listen.as_deref(), Some("127.0.0.1:9"));
         assert_eq!(
-            (w.args.exchange_timeout_seconds, w.args.shutdown_grace_seconds),
-            (10, 10)
+            (w.args.exchange_timeout, w.args.shutdown_grace),
+            (Duration::from_secs(10), Duration::from_secs(10))
         );
         assert_eq!(w.args.threads, None);
         assert!(Wrapper::try_parse_from(["x", "--threads", "0"]).is_err());
@@ -153,13 +130,33 @@ mod tests {
         assert_eq!(w.args.threads, Some(3));
     }
 
+    #[test]
+    fn durations_take_go_syntax() {
+        let w =
+            Wrapper::try_parse_from(["x", "--exchange-timeout", "2500ms", "--shutdown-grace", "0s"]).unwrap();
+        assert_eq!(
+            (w.args.exchange_timeout, w.args.shutdown_grace),
+            (Duration::from_millis(2500), Duration::ZERO)
+        );
+        let error = Wrapper::try_parse_from(["x", "--exchange-timeout", "0s"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("greater than zero"), "{error}");
+        let error = Wrapper::try_parse_from(["x", "--shutdown-grace", "10"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("for example 500ms, 30s"), "{error}");
+    }
+
     #[tokio::test]
     async fn a_missing_config_file_exits_with_1() {
         let args = SidecarArgs {
             config: Some(PathBuf::from("/nonexistent/sidecar.yaml")),
             listen: None,
-            exchange_timeout_seconds: 1,
-            shutdown_grace_seconds: 1,
+            exchange_timeout: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(1),
             threads: None,
         };
         assert_eq!(run_sidecar(args).await, ExitCode::from(1));

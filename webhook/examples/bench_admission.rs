@@ -30,9 +30,9 @@ use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 use muster_exchange_api::documents::parse_documents;
 use muster_exchange_webhook::inject::InjectorSettings;
-use muster_exchange_webhook::mcpserver_store::StaticMcpServers;
+use muster_exchange_webhook::mcpservers::StaticMcpServers;
+use muster_exchange_webhook::server::AppState;
 use muster_exchange_webhook::server::{ADMISSION_BODY_LIMIT, router};
-use muster_exchange_webhook::state::AppState;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use serde_json::{Value, json};
 

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             central_issuer: None,
             tls_cert_file: Some(dir.join("tls.crt")),
             tls_key_file: Some(dir.join("tls.key")),
-            tls_reload_seconds: 10,
+            tls_reload_interval: Duration::from_secs(10),
             client_ca_file: None,
             self_signed: false,
             service_name: "muster-exchange-webhook".into(),
@@ -58,9 +58,9 @@ fn main() -> ExitCode {
             mutating_webhook_configuration: "muster-exchange".into(),
             validating_webhook_configuration: "muster-exchange".into(),
             self_signed_ca_secret: "muster-exchange-webhook-ca".into(),
-            self_signed_validity_hours: 720,
-            shutdown_delay_seconds: 0,
-            shutdown_grace_seconds: 1,
+            self_signed_validity: Duration::from_secs(720 * 3600),
+            shutdown_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(1),
         };
         return tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -9,13 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muster_exchange_api::documents::read_documents;
+use muster_exchange_api::duration::{parse_non_negative, parse_positive};
 use muster_exchange_api::names::DEFAULT_SIDECAR_IMAGE;
 use muster_exchange_api::validation::syntax::is_dns1123_label;
 
 use crate::inject::InjectorSettings;
-use crate::inject_manifests::{inject_documents, to_yaml};
-use crate::mcpserver_store::StaticMcpServers;
-use crate::serve::{CatalogSource, TlsSource, WebhookServerConfig, run};
+use crate::mcpservers::StaticMcpServers;
+use crate::offline::{inject_documents, to_yaml};
+use crate::server::run::{CatalogSource, TlsSource, WebhookServerConfig, run};
 use crate::tls::authority::service_dns_names;
 use crate::tls::ca_secret::DEFAULT_CA_SECRET;
 use crate::tls::pem_files::PemFiles;
@@ -52,8 +53,8 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
     pub tls_key_file: Option<PathBuf>,
     /// How often to check the TLS files for changes.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-    pub tls_reload_seconds: u64,
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive)]
+    pub tls_reload_interval: Duration,
     /// Require API server client certificates signed by these CAs (PEM); default: any client.
     #[arg(long, value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
@@ -77,16 +78,16 @@ pub struct WebhookArgs {
     /// the first replica to start.
     #[arg(long, default_value = DEFAULT_CA_SECRET)]
     pub self_signed_ca_secret: String,
-    /// Lifetime of each self-signed CA and certificate; rotated with a third of it left.
-    #[arg(long, default_value_t = 720, value_name = "HOURS",
-        value_parser = clap::value_parser!(u64).range(1..=87600))]
-    pub self_signed_validity_hours: u64,
+    /// Lifetime of each self-signed CA and certificate, 1h to 87600h (ten years); rotated with a third
+    /// of it left.
+    #[arg(long, default_value = "720h", value_name = "DURATION", value_parser = parse_validity)]
+    pub self_signed_validity: Duration,
     /// After SIGTERM, keep serving this long with /readyz failing (endpoints drop the pod meanwhile).
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
-    pub shutdown_delay_seconds: u64,
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_non_negative)]
+    pub shutdown_delay: Duration,
     /// Longest wait for in-flight reviews after the shutdown delay.
-    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
-    pub shutdown_grace_seconds: u64,
+    #[arg(long, default_value = "20s", value_name = "DURATION", value_parser = parse_non_negative)]
+    pub shutdown_grace: Duration,
 }
 
 /// `muster-exchange inject`: print manifests with the sidecar injected, without a cluster.
@@ -131,11 +132,10 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
     let tls = match (args.tls_cert_file, args.tls_key_file, args.self_signed) {
         (Some(cert), Some(key), false) => TlsSource::Files {
             files: PemFiles { cert, key },
-            reload_interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
+            reload_interval: args.tls_reload_interval,
         },
         (None, None, true) => {
-            // Clap bounds the hours to 1..=87600 (ten years), so this cannot overflow; saturate anyway.
-            let validity = Duration::from_secs(args.self_signed_validity_hours.saturating_mul(3600));
+            let validity = args.self_signed_validity;
             TlsSource::SelfSigned {
                 settings: SelfSignedSettings {
                     dns_names: service_dns_names(&args.service_name, &args.service_namespace),
@@ -170,9 +170,25 @@ fn server_config(args: WebhookArgs) -> Result<WebhookServerConfig, String> {
         catalog,
         tls,
         client_ca_file: args.client_ca_file,
-        shutdown_delay: Duration::from_secs(args.shutdown_delay_seconds),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        shutdown_delay: args.shutdown_delay,
+        shutdown_grace: args.shutdown_grace,
     })
+}
+
+/// Shortest `--self-signed-validity`: rotation starts with a third left, so shorter lifetimes rotate
+/// faster than the API servers pick up a new CA bundle.
+const MIN_VALIDITY: Duration = Duration::from_secs(3600);
+/// Longest `--self-signed-validity`: ten years, beyond which certificate dates stop being meaningful.
+const MAX_VALIDITY: Duration = Duration::from_secs(87_600 * 3600);
+
+fn parse_validity(value: &str) -> Result<Duration, String> {
+    let validity = parse_positive(value)?;
+    if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
+        return Err(format!(
+            "{value:?} is outside 1h to 87600h (ten years); use for example 720h"
+        ));
+    }
+    Ok(validity)
 }
 
 /// Injects the manifests of `-f` and prints them as YAML; exit 1 naming the object on any error.
@@ -314,14 +330,44 @@ mod tests {
 
     #[test]
     fn self_signed_validity_is_bounded_by_clap() {
-        for hours in ["0", "87601", "18446744073709551615"] {
+        for validity in ["59m", "87601h"] {
+            let error = parse(&["--self-signed", "--self-signed-validity", validity]).unwrap_err();
             assert!(
-                parse(&["--self-signed", "--self-signed-validity-hours", hours]).is_err(),
-                "{hours}"
+                error.to_string().contains("outside 1h to 87600h"),
+                "{validity}: {error}"
             );
         }
-        let args = parse(&["--self-signed", "--self-signed-validity-hours", "87600"]).unwrap();
-        assert_eq!(args.self_signed_validity_hours, 87600);
+        for validity in ["0s", "720", "18446744073709551615h"] {
+            assert!(
+                parse(&["--self-signed", "--self-signed-validity", validity]).is_err(),
+                "{validity}"
+            );
+        }
+        let args = parse(&["--self-signed", "--self-signed-validity", "87600h"]).unwrap();
+        assert_eq!(args.self_signed_validity, Duration::from_secs(87_600 * 3600));
+        let args = parse(&["--self-signed", "--self-signed-validity", "1h"]).unwrap();
+        assert_eq!(args.self_signed_validity, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn durations_take_go_syntax_and_zero_only_where_it_means_skip() {
+        let args = parse(&[
+            "--self-signed",
+            "--shutdown-delay",
+            "0s",
+            "--shutdown-grace",
+            "1m30s",
+            "--tls-reload-interval",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(args.shutdown_delay, Duration::ZERO);
+        assert_eq!(args.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(args.tls_reload_interval, Duration::from_millis(500));
+        let error = parse(&["--self-signed", "--tls-reload-interval", "0s"]).unwrap_err();
+        assert!(error.to_string().contains("greater than zero"), "{error}");
+        let error = parse(&["--self-signed", "--shutdown-grace", "20"]).unwrap_err();
+        assert!(error.to_string().contains("for example 500ms, 30s"), "{error}");
     }
 
     #[test]

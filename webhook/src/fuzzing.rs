@@ -8,8 +8,8 @@ use axum::extract::State;
 use muster_exchange_api::documents::parse_documents;
 
 use crate::inject::InjectorSettings;
-use crate::mcpserver_store::StaticMcpServers;
-use crate::state::AppState;
+use crate::mcpservers::StaticMcpServers;
+pub use crate::server::AppState;
 
 /// A fixed MCPServer catalog and injector settings, from which each fuzz input gets a fresh state.
 pub struct PodReviews {

@@ -3,33 +3,27 @@
 //! (`muster-exchange inject`).
 //!
 //! Where things are:
+//! - [`cli`]: the `webhook` and `inject` commands;
+//! - [`server`]: how the webhook serves (wiring, router, TLS serving within limits, shutdown, shared
+//!   state, metrics);
+//! - `routes`: the axum handlers; each parses a review and calls a decision in `admission`;
+//! - [`admission`]: the reviews (decoding an AdmissionReview, MCPServer validation and defaulting, pod
+//!   injection, the credentials Secret access check) and their answers;
 //! - [`inject`]: the pure pod mutation (annotations → MCPServers → sidecar, volumes, JSON Patch);
-//! - [`layout`]: mount paths and injected volume names;
-//! - [`mcpserver_store`] / [`mcpserver_watch`]: MCPServers from a file or a reflector cache;
-//! - [`admission`]: reading AdmissionReviews and writing answers ([`review_object`]: objects read
-//!   without their managedFields, [`review_pod`]: pods read with only what injection reads);
-//! - [`routes`] and [`server`]: the axum router; [`state`]: what handlers share; [`metrics`];
+//! - [`mcpservers`]: MCPServers from a file or a watch-backed cache;
+//! - `apiserver`: the Kubernetes client, and the deadline on each request/response call;
 //! - [`tls`]: PEM files reloaded on change, or a self-signed CA with rotation and caBundle publication;
-//! - [`serve`]: running the server with graceful shutdown; [`cli`]: the `webhook` and `inject` commands;
-//! - [`inject_manifests`]: offline injection across workload kinds.
+//! - `offline`: injection across workload kinds for `muster-exchange inject`.
 
 pub mod admission;
-pub mod admission_sar;
+pub(crate) mod apiserver;
 pub mod cli;
 // Fuzz entry points (fuzz/); compiled in the crate's tests too, so they cannot drift from the code.
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;
 pub mod inject;
-pub mod inject_manifests;
-pub mod layout;
-pub mod limits;
-pub mod mcpserver_store;
-pub mod mcpserver_watch;
-pub mod metrics;
-pub mod review_object;
-pub mod review_pod;
-pub mod routes;
-pub mod serve;
+pub mod mcpservers;
+pub(crate) mod offline;
+pub(crate) mod routes;
 pub mod server;
-pub mod state;
 pub mod tls;

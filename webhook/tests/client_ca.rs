@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use muster_exchange_webhook::serve::serve;
 use muster_exchange_webhook::server::router;
+use muster_exchange_webhook::server::serve;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use muster_exchange_webhook::tls::server_config::{client_verifier, server_config};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};

@@ -18,7 +18,7 @@ use muster_exchange_api::documents::{Document, read_documents};
 use muster_exchange_api::names::{
     DEFAULT_SIDECAR_IMAGE, INJECTION_DISABLED, INJECTION_ENABLED, INJECTION_LABEL,
 };
-use muster_exchange_webhook::admission_sar::SAR_TIMEOUT;
+use muster_exchange_webhook::admission::SAR_TIMEOUT;
 use muster_exchange_webhook::cli::WebhookArgs;
 use muster_exchange_webhook::server::{
     MUTATE_MCPSERVERS_PATH, MUTATE_PODS_PATH, VALIDATE_MCPSERVER_CREDENTIALS_PATH, VALIDATE_MCPSERVERS_PATH,
@@ -185,7 +185,7 @@ fn the_deployment_serves_where_the_service_and_the_default_listen_point() {
         "the injector opts itself out"
     );
     let pod = template.spec.unwrap();
-    let shutdown = args.shutdown_delay_seconds + args.shutdown_grace_seconds;
+    let shutdown = (args.shutdown_delay + args.shutdown_grace).as_secs();
     assert!(
         pod.termination_grace_period_seconds.unwrap() > i64::try_from(shutdown).unwrap(),
         "the kubelet must not kill the webhook before the shutdown delay and drain are over"

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use http::{Method, Request, Response};
 use kube::client::Body;
-use muster_exchange_webhook::mcpserver_store::McpServerLookup;
-use muster_exchange_webhook::mcpserver_watch::watch_mcpservers;
+use muster_exchange_webhook::mcpservers::McpServerLookup;
+use muster_exchange_webhook::mcpservers::watch_mcpservers;
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -90,14 +90,14 @@ fn mcpserver(name: &str, spec: Value, status: Value) -> Value {
 
 #[tokio::test]
 async fn objects_a_newer_muster_wrote_or_that_cannot_be_read_cost_only_themselves() {
+    use muster_exchange_webhook::server::AppState;
     use muster_exchange_webhook::server::router;
-    use muster_exchange_webhook::state::AppState;
 
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let state = std::sync::Arc::new(AppState::new(
         common::state().settings.clone(),
-        std::sync::Arc::new(muster_exchange_webhook::mcpserver_store::StaticMcpServers::default()),
+        std::sync::Arc::new(muster_exchange_webhook::mcpservers::StaticMcpServers::default()),
     ));
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
     let stop = CancellationToken::new();

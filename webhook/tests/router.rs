@@ -306,14 +306,15 @@ async fn operational_routes_report_health_readiness_and_metrics() {
     let (status, body) = send(&router, "GET", "/readyz", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        String::from_utf8(body).unwrap(),
-        "not ready: the MCPServer cache has not finished its first list yet\n"
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"ready": false,
+            "problems": ["the MCPServer cache has not finished its first list yet"]})
     );
     state.readiness.mark_catalog_synced();
     state.readiness.mark_certificate_loaded();
     assert_eq!(
         send(&router, "GET", "/readyz", "").await,
-        (StatusCode::OK, b"ok\n".to_vec())
+        (StatusCode::OK, b"ready\n".to_vec())
     );
 
     review(

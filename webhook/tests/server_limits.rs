@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use muster_exchange_webhook::limits::ServerLimits;
-use muster_exchange_webhook::serve::serve_within;
+use muster_exchange_webhook::server::ServerLimits;
 use muster_exchange_webhook::server::router;
+use muster_exchange_webhook::server::serve_within;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use muster_exchange_webhook::metrics::Metrics;
+use muster_exchange_webhook::server::Metrics;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use muster_exchange_webhook::tls::server_config::server_config;
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum_server::Handle;
-use muster_exchange_webhook::serve::Shutdown;
+use muster_exchange_webhook::server::Shutdown;
 use muster_exchange_webhook::server::router;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,7 @@ async fn sigterm_fails_readiness_keeps_serving_for_the_delay_then_closes() {
     let listener = axum_server::bind("127.0.0.1:0".parse().unwrap()).handle(handle.clone());
     tokio::spawn(listener.serve(router(state.clone()).into_make_service()));
     let addr = handle.listening().await.unwrap();
-    assert_eq!(get(addr, "/readyz").await.unwrap(), (200, "ok\n".to_string()));
+    assert_eq!(get(addr, "/readyz").await.unwrap(), (200, "ready\n".to_string()));
 
     let (signal, received) = tokio::sync::oneshot::channel::<()>();
     let stop = CancellationToken::new();
@@ -54,7 +54,7 @@ async fn sigterm_fails_readiness_keeps_serving_for_the_delay_then_closes() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let answer = get(addr, "/readyz").await.unwrap();
-        if answer == (503, "not ready: shutting down\n".to_string()) {
+        if answer == (503, r#"{"problems":["shutting down"],"ready":false}"#.to_string()) {
             break;
         }
         assert!(Instant::now() < deadline, "readyz never failed: {answer:?}");

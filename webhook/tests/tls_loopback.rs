@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use futures::future::BoxFuture;
-use muster_exchange_webhook::serve::serve;
 use muster_exchange_webhook::server::router;
+use muster_exchange_webhook::server::serve;
 use muster_exchange_webhook::tls::authority::{issue, service_dns_names};
 use muster_exchange_webhook::tls::ca_bundle::{
     CaBundleSink, PublishError, PublishedBundles, ReadConfiguration,

@@ -47,7 +47,7 @@ pub fn expositions() -> [String; 3] {
         text
     };
     let webhook = {
-        let metrics = muster_exchange_webhook::metrics::Metrics::default();
+        let metrics = muster_exchange_webhook::server::Metrics::default();
         metrics.record_review("mutate-pods", "patched", 0.001);
         metrics.record_refusal("unknown-mcpserver");
         metrics.encode().expect("encode")

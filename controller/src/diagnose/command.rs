@@ -10,8 +10,8 @@ use crate::diagnose::checks::{
 };
 use crate::diagnose::sources::read_inputs;
 use crate::probe::ProbeSettings;
-use crate::runtime::duration_arg::parse_duration;
 use muster_exchange_api::credentials_policy::CredentialsPolicy;
+use muster_exchange_api::duration::parse_positive;
 
 /// `muster-exchange diagnose`: check MCPServers' token exchange once and exit 1 if any is not Ready.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,7 +28,7 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
     /// Deadline for checking one MCPServer (discovery plus probe exchange).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_positive)]
     pub probe_timeout: Duration,
     /// Send the probe exchange with an invalid subject token (TokenExchangeReady); false skips it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

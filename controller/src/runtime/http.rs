@@ -1,12 +1,11 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz` and `/metrics`, answered as every component answers them (`muster-exchange-ops`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
@@ -22,38 +21,24 @@ pub struct HttpState {
 /// The router.
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { muster_exchange_ops::healthz() }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
-async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+async fn readyz(State(state): State<HttpState>) -> Response {
     if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready")
+        muster_exchange_ops::readyz::<&str>(&[])
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+        muster_exchange_ops::readyz(&["the watch caches have not synced yet"])
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+async fn metrics(State(state): State<HttpState>) -> Response {
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode metrics: {e}"),
-        )
-            .into_response(),
-    }
+    let encoded = prometheus_client::encoding::text::encode(&mut body, &state.registry).map(|()| body);
+    muster_exchange_ops::openmetrics(encoded)
 }
 
 #[cfg(test)]
@@ -89,13 +74,15 @@ mod tests {
             registry: Arc::new(registry),
             ready: ready.clone(),
         });
-        assert_eq!(get_text(app.clone(), "/healthz").await, (200, "ok".into()));
+        assert_eq!(get_text(app.clone(), "/healthz").await, (200, "ok\n".into()));
+        let (status, body) = get_text(app.clone(), "/readyz").await;
+        assert_eq!(status, 503);
         assert_eq!(
-            get_text(app.clone(), "/readyz").await,
-            (503, "caches not synced yet".into())
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"ready": false, "problems": ["the watch caches have not synced yet"]})
         );
         ready.store(true, Ordering::SeqCst);
-        assert_eq!(get_text(app.clone(), "/readyz").await, (200, "ready".into()));
+        assert_eq!(get_text(app.clone(), "/readyz").await, (200, "ready\n".into()));
         let (status, body) = get_text(app, "/metrics").await;
         assert_eq!(status, 200);
         assert!(

@@ -3,12 +3,10 @@
 //! by SIGTERM/Ctrl-C. Also what they share: context, API clients, metrics, errors.
 
 pub(crate) mod context;
-pub(crate) mod duration_arg;
 pub(crate) mod error;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod http;
-pub(crate) mod http_server;
 pub(crate) mod kube_client;
 #[cfg(test)]
 mod manifest_tests;
@@ -271,7 +269,7 @@ async fn mark_ready(stores: GrantStores, ready: Arc<AtomicBool>) {
 
 async fn serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    http_server::serve(listener, app, shutdown).await;
+    muster_exchange_ops::serve(listener, app, shutdown).await;
     tracing::debug!(?addr, "metrics server stopped");
 }
 
@@ -338,25 +336,10 @@ async fn watch_leader_gauge(
     }
 }
 
-/// Cancels `shutdown` on SIGTERM or Ctrl-C (or when something else cancelled it).
+/// Cancels `shutdown` on SIGTERM or Ctrl-C (or returns when something else cancelled it).
 async fn wait_for_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        #[cfg(unix)]
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still works");
-                std::future::pending::<()>().await;
-            }
-        }
-        #[cfg(not(unix))]
-        std::future::pending::<()>().await;
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        () = muster_exchange_ops::shutdown_signal() => {}
         () = shutdown.cancelled() => {}
     }
     shutdown.cancel();

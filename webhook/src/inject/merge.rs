@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::quantity::quantity_value;
-use crate::layout::is_injected_volume_name;
+use crate::inject::layout::is_injected_volume_name;
 
 /// Fields we own whole: merged by replacement, so a quantity the user removed from the annotations
 /// does not linger. The API server defaults nothing inside them that we do not render ourselves.

@@ -3,6 +3,7 @@
 //!
 //! The same function serves `POST /mutate-pods` and the offline `muster-exchange inject`.
 
+pub(crate) mod layout;
 mod merge;
 mod options;
 mod patch;
@@ -30,7 +31,7 @@ pub use render_cache::RenderCache;
 
 use render::Injection;
 
-use crate::mcpserver_store::McpServerLookup;
+use crate::mcpservers::McpServerLookup;
 
 /// What admission does with a pod that is not refused.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::merge::{is_rendered_in, merge_rendered};
 use super::refusal::Refusal;
 use super::render::Injection;
-use crate::layout::is_injected_volume_name;
+use crate::inject::layout::is_injected_volume_name;
 
 /// The patch that makes `pod` carry `injection`; `None` when it already does.
 pub fn plan(pod: &Value, injection: &Injection) -> Result<Option<Patch>, Refusal> {

@@ -143,7 +143,7 @@ fn the_encoded_patch_equals_the_planned_one_for_every_shape_and_is_shared() {
 fn a_pod_read_for_injection_gets_the_same_patch_as_the_whole_pod() {
     #[derive(serde::Deserialize)]
     struct Holder {
-        #[serde(deserialize_with = "crate::review_pod::pod_for_injection")]
+        #[serde(deserialize_with = "crate::admission::review_pod::pod_for_injection")]
         object: Option<Value>,
     }
     let mut repaired = with_api_server_defaults(injected_pod());

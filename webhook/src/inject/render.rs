@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::options::InjectOptions;
 use super::resolve::ResolvedCluster;
-use crate::layout;
+use crate::inject::layout;
 
 /// Version written into the status annotation.
 pub const INJECTOR_VERSION: &str = env!("CARGO_PKG_VERSION");

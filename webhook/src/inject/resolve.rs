@@ -15,8 +15,8 @@ use muster_exchange_api::validation::validate;
 
 use super::options::InjectOptions;
 use super::refusal::Refusal;
-use crate::layout;
-use crate::mcpserver_store::McpServerLookup;
+use crate::inject::layout;
+use crate::mcpservers::McpServerLookup;
 
 /// One MCPServer ready to be injected: its sidecar entry and the Secrets to mount.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mcpserver_store::{McpServerLookup, StaticMcpServers};
+use crate::mcpservers::{McpServerLookup, StaticMcpServers};
 use muster_exchange_api::documents::parse_documents;
 use muster_exchange_api::redact::short_hash;
 

@@ -1,5 +1,5 @@
 //! `POST /validate-mcpserver-credentials`: the author of an MCPServer may `get` the credentials Secret
-//! it names (see [`crate::admission_sar`]). A route of its own, so its webhook can fail closed
+//! it names (see [`crate::admission::credentials_access`]). A route of its own, so its webhook can fail closed
 //! (`failurePolicy: Fail`, only for MCPServers naming a Secret) while the rule validation stays
 //! `Ignore`.
 
@@ -10,17 +10,19 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::{namespace_problem, respond};
+use crate::admission::credentials_access::decide_secret_access;
 use crate::admission::parse_request;
-use crate::admission_sar::decide_secret_access;
-use crate::state::AppState;
+use crate::admission::span::review_span;
+use crate::server::AppState;
 
 /// Route name in metrics.
-pub const CREDENTIALS_ACCESS_ROUTE: &str = "validate-mcpserver-credentials";
+pub(crate) const CREDENTIALS_ACCESS_ROUTE: &str = "validate-mcpserver-credentials";
 
 /// The handler.
-pub async fn validate_credentials_access(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub(crate) async fn validate_credentials_access(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let started = Instant::now();
     let malformed = |message: String| {
         state.metrics.record_review(
@@ -40,13 +42,9 @@ pub async fn validate_credentials_access(State(state): State<Arc<AppState>>, bod
     if let Some(problem) = namespace_problem(CREDENTIALS_ACCESS_ROUTE, &request) {
         return malformed(problem);
     }
-    let (answer, outcome) = decide_secret_access(state.access_reviewer.as_ref(), &request).await;
-    respond(
-        &state,
-        CREDENTIALS_ACCESS_ROUTE,
-        &request,
-        answer,
-        outcome,
-        started,
-    )
+    let span = review_span(CREDENTIALS_ACCESS_ROUTE, &request);
+    let (answer, outcome) = decide_secret_access(state.access_reviewer.as_ref(), &request)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| respond(&state, CREDENTIALS_ACCESS_ROUTE, answer, outcome, started))
 }

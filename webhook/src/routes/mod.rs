@@ -1,33 +1,42 @@
 //! HTTP routes: the three admission routes and the operational ones.
 
-pub mod credentials_access;
-pub mod mcpservers;
-pub mod ops;
-pub mod pods;
+pub(crate) mod credentials_access;
+pub(crate) mod mcpservers;
+pub(crate) mod ops;
+pub(crate) mod pods;
+#[cfg(test)]
+mod span_tests;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::admission::{AdmissionAnswer, AdmissionRequest, MalformedReview, parse_request};
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use muster_exchange_api::validation::syntax::is_dns1123_label;
 
+use crate::admission::span::review_span;
+use crate::admission::{AdmissionAnswer, AdmissionRequest, MalformedReview, parse_request};
+use crate::server::AppState;
+
 /// One admission route: how it is named in metrics, and its decision function.
-pub type Decide = fn(&AppState, &AdmissionRequest) -> (AdmissionAnswer, &'static str);
+pub(crate) type Decide = fn(&AppState, &AdmissionRequest) -> (AdmissionAnswer, &'static str);
 
 /// How a route reads its review body.
-pub type Parse = fn(&[u8]) -> Result<AdmissionRequest, MalformedReview>;
+pub(crate) type Parse = fn(&[u8]) -> Result<AdmissionRequest, MalformedReview>;
 
 /// Shared body of every admission route: parse (400 on garbage), decide, record, answer.
-pub fn handle_review(state: &Arc<AppState>, route: &'static str, body: &Bytes, decide: Decide) -> Response {
+pub(crate) fn handle_review(
+    state: &Arc<AppState>,
+    route: &'static str,
+    body: &Bytes,
+    decide: Decide,
+) -> Response {
     handle_review_parsed_by(state, route, body, parse_request, decide)
 }
 
 /// [`handle_review`] with a route's own way of reading the body.
-pub fn handle_review_parsed_by(
+pub(crate) fn handle_review_parsed_by(
     state: &Arc<AppState>,
     route: &'static str,
     body: &Bytes,
@@ -51,30 +60,30 @@ pub fn handle_review_parsed_by(
     if let Some(problem) = namespace_problem(route, &request) {
         return malformed(problem);
     }
-    let (answer, outcome) = decide(state, &request);
-    respond(state, route, &request, answer, outcome, started)
+    review_span(route, &request).in_scope(|| {
+        let (answer, outcome) = decide(state, &request);
+        respond(state, route, answer, outcome, started)
+    })
 }
 
-/// Records a decided review and writes its answer.
-pub fn respond(
+/// Records a decided review and writes its answer; called inside the review's span.
+pub(crate) fn respond(
     state: &AppState,
     route: &'static str,
-    request: &AdmissionRequest,
     answer: AdmissionAnswer,
     outcome: &'static str,
     started: Instant,
 ) -> Response {
-    let namespace = request.namespace.as_deref().unwrap_or_default();
     let allowed = answer.allowed();
     let body = answer.to_body();
     state
         .metrics
         .record_review(route, outcome, started.elapsed().as_secs_f64());
-    tracing::debug!(route, uid = %request.uid, %namespace, name = %request.name, outcome, allowed, "admission review");
+    tracing::debug!(outcome, allowed, "admission review");
     match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => {
-            tracing::error!(route, %error, "cannot serialise the admission response");
+            tracing::error!(%error, "cannot serialise the admission response");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot serialise the admission response\n",

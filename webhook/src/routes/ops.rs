@@ -3,35 +3,21 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use crate::state::AppState;
+use crate::server::AppState;
 
 /// Liveness: the process serves HTTP.
-pub async fn healthz() -> &'static str {
-    "ok\n"
+pub(crate) async fn healthz() -> Response {
+    muster_exchange_ops::healthz()
 }
 
 /// Readiness: MCPServers cached and a certificate loaded; 503 with what is missing otherwise.
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.readiness.missing() {
-        None => (StatusCode::OK, "ok\n").into_response(),
-        Some(missing) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {missing}\n")).into_response(),
-    }
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    muster_exchange_ops::readyz(state.readiness.missing().as_slice())
 }
 
 /// Prometheus exposition.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    match state.metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
-    }
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    muster_exchange_ops::openmetrics(state.metrics.encode())
 }

@@ -17,6 +17,8 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use crate::apiserver::{CALL_TIMEOUT, within};
+
 /// Field manager of the `caBundle` apply.
 pub const FIELD_MANAGER: &str = "muster-exchange-webhook";
 
@@ -137,7 +139,9 @@ impl WebhookConfigurationPatcher {
             let version = configuration.resource_version.as_str();
             let body = apply_body(kind, name, version, &names, bundle_pem);
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-            api.patch(name, &params, &Patch::Apply(body))
+            let body = Patch::Apply(body);
+            let patch = api.patch(name, &params, &body);
+            within(CALL_TIMEOUT, || format!("patch {kind} {name}"), patch)
                 .await
                 .map_err(|source| match source {
                     kube::Error::Api(status) if status.is_conflict() => PublishError::Conflict {
@@ -177,7 +181,9 @@ impl WebhookConfigurationPatcher {
         name: &str,
     ) -> Result<ReadConfiguration, PublishError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
-        let object = api.get(name).await.map_err(error(kind, name))?;
+        let object = within(CALL_TIMEOUT, || format!("get {kind} {name}"), api.get(name))
+            .await
+            .map_err(error(kind, name))?;
         let webhooks = object
             .data
             .get("webhooks")

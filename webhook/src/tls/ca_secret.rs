@@ -19,6 +19,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::authority::CaKeyPair;
+use crate::apiserver::{CALL_TIMEOUT, within};
 
 /// Default name of the CA Secret.
 pub const DEFAULT_CA_SECRET: &str = "muster-exchange-webhook-ca";
@@ -110,6 +111,11 @@ impl SecretCaStore {
         }
     }
 
+    /// `verb Secret namespace/name`, naming a call that timed out.
+    fn call(&self, verb: &str) -> String {
+        format!("{verb} Secret {}/{}", self.namespace, self.name)
+    }
+
     fn api_error(&self, action: &'static str) -> impl FnOnce(kube::Error) -> CaStoreError + '_ {
         move |source| match source {
             kube::Error::Api(status) if status.is_conflict() || status.is_already_exists() => {
@@ -190,9 +196,7 @@ impl SecretCaStore {
 impl CaStore for SecretCaStore {
     fn get(&self) -> BoxFuture<'_, Result<Option<StoredCa>, CaStoreError>> {
         Box::pin(async move {
-            let secret = self
-                .api
-                .get_opt(&self.name)
+            let secret = within(CALL_TIMEOUT, || self.call("get"), self.api.get_opt(&self.name))
                 .await
                 .map_err(self.api_error("read"))?;
             secret.map(|secret| self.parse(secret)).transpose()
@@ -201,9 +205,10 @@ impl CaStore for SecretCaStore {
 
     fn create<'a>(&'a self, ca: &'a CaKeyPair) -> BoxFuture<'a, Result<StoredCa, CaStoreError>> {
         Box::pin(async move {
-            let created = self
-                .api
-                .create(&PostParams::default(), &self.secret(ca, None, None))
+            let secret = self.secret(ca, None, None);
+            let params = PostParams::default();
+            let create = self.api.create(&params, &secret);
+            let created = within(CALL_TIMEOUT, || self.call("create"), create)
                 .await
                 .map_err(self.api_error("create"))?;
             self.parse(created)
@@ -217,9 +222,9 @@ impl CaStore for SecretCaStore {
     ) -> BoxFuture<'a, Result<StoredCa, CaStoreError>> {
         Box::pin(async move {
             let secret = self.secret(next, Some(&read.ca.cert_pem), Some(&read.resource_version));
-            let replaced = self
-                .api
-                .replace(&self.name, &PostParams::default(), &secret)
+            let params = PostParams::default();
+            let replace = self.api.replace(&self.name, &params, &secret);
+            let replaced = within(CALL_TIMEOUT, || self.call("update"), replace)
                 .await
                 .map_err(self.api_error("update"))?;
             self.parse(replaced)

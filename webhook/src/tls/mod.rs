@@ -5,7 +5,7 @@ pub mod authority;
 pub mod ca_bundle;
 pub mod ca_certs;
 pub mod ca_secret;
-pub mod expiry;
+pub(crate) mod expiry;
 pub mod pem_files;
 pub mod self_signed;
 pub mod server_config;

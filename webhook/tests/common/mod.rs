@@ -10,8 +10,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use muster_exchange_api::documents::read_documents;
 use muster_exchange_webhook::inject::InjectorSettings;
-use muster_exchange_webhook::mcpserver_store::StaticMcpServers;
-use muster_exchange_webhook::state::AppState;
+use muster_exchange_webhook::mcpservers::StaticMcpServers;
+use muster_exchange_webhook::server::AppState;
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -6,24 +6,24 @@ use muster_exchange_api::documents::Document;
 use serde_json::Value;
 
 use crate::inject::{InjectorSettings, Outcome, Refusal, inject_pod};
-use crate::mcpserver_store::McpServerLookup;
+use crate::mcpservers::McpServerLookup;
 
 /// Why a manifest could not be injected; names the object and where it was read.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}:{line}: {object}: {refusal}")]
-pub struct InjectError {
+pub(crate) struct InjectError {
     /// File the object came from.
-    pub source_name: String,
+    pub(crate) source_name: String,
     /// Line its document starts at.
-    pub line: usize,
+    pub(crate) line: usize,
     /// `kind/name`.
-    pub object: String,
+    pub(crate) object: String,
     /// Why it was refused (boxed: refusals carry several strings).
-    pub refusal: Box<Refusal>,
+    pub(crate) refusal: Box<Refusal>,
 }
 
 /// JSON pointer to the pod (template) of a kind, `None` for kinds that carry no pod.
-pub fn pod_template_pointer(kind: &str) -> Option<&'static str> {
+pub(crate) fn pod_template_pointer(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
@@ -35,7 +35,7 @@ pub fn pod_template_pointer(kind: &str) -> Option<&'static str> {
 }
 
 /// Injects every document; objects without a pod come back unchanged. Stops at the first refusal.
-pub fn inject_documents(
+pub(crate) fn inject_documents(
     documents: Vec<Document>,
     default_namespace: &str,
     settings: &InjectorSettings,
@@ -86,7 +86,7 @@ fn inject_document(
 }
 
 /// Multi-document YAML, one document per object.
-pub fn to_yaml(objects: &[Value]) -> Result<String, String> {
+pub(crate) fn to_yaml(objects: &[Value]) -> Result<String, String> {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::Metrics;
 use crate::inject::{InjectorSettings, RenderCache};
-use crate::mcpserver_store::McpServerLookup;
-use crate::metrics::Metrics;
+use crate::mcpservers::McpServerLookup;
 
 /// Shared state of the webhook server.
 pub struct AppState {
@@ -39,7 +39,7 @@ impl AppState {
 
     /// The same state, checking credentials Secret access with `client`.
     #[must_use]
-    pub fn with_access_reviewer(mut self, client: kube::Client) -> Self {
+    pub(crate) fn with_access_reviewer(mut self, client: kube::Client) -> Self {
         self.access_reviewer = Some(client);
         self
     }

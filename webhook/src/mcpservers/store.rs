@@ -1,6 +1,5 @@
-//! Where the webhook looks MCPServers up: a watch-backed cache in the cluster (`mcpserver_watch`), or a
-//! YAML file (`--mcpservers FILE`) for offline use and tests. Lookups never touch the API server, so the admission
-//! hot path costs a hash lookup.
+//! MCPServers read from a YAML/JSON file (`--mcpservers FILE`), and the lookup the admission hot path
+//! uses (implemented by this file store and by the watch-backed cache).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use kube::api::{Api, PostParams};
 use kube::core::admission::Operation;
 use serde_json::Value;
 
-use crate::admission::{AdmissionAnswer, AdmissionRequest};
+use super::{AdmissionAnswer, AdmissionRequest};
 
 /// Longest wait for the API server's answer; below the webhook configuration's `timeoutSeconds` (5), so
 /// the author reads this webhook's message rather than a timeout.
@@ -26,11 +26,11 @@ pub const SAR_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The credentials Secret a review asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// Namespace: the reference's, else the MCPServer's.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 impl std::fmt::Display for SecretRef {
@@ -62,7 +62,7 @@ fn secret_ref_of(object: &Value, request_namespace: &str) -> Option<SecretRef> {
 /// The Secret to check: on CREATE the one named, on UPDATE only when the reference changed (an author
 /// may edit an MCPServer whose Secret someone else chose). `None` for anything else, and for an object
 /// being deleted (its finalizers must stay removable).
-pub fn secret_to_check(request: &AdmissionRequest) -> Option<SecretRef> {
+pub(crate) fn secret_to_check(request: &AdmissionRequest) -> Option<SecretRef> {
     let object = match request.operation {
         Operation::Create | Operation::Update => request.object.as_ref()?,
         Operation::Delete | Operation::Connect => return None,
@@ -86,7 +86,7 @@ pub fn secret_to_check(request: &AdmissionRequest) -> Option<SecretRef> {
 }
 
 /// The review the API server answers: may this user, with these groups, uid and extra, `get` the Secret?
-pub fn access_review(user: &UserInfo, secret: &SecretRef) -> SubjectAccessReview {
+pub(crate) fn access_review(user: &UserInfo, secret: &SecretRef) -> SubjectAccessReview {
     SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: user.username.clone(),
@@ -118,7 +118,7 @@ fn who(user: &UserInfo) -> String {
 }
 
 /// The answer for the API server's verdict.
-pub fn answer_for(
+pub(crate) fn answer_for(
     request: &AdmissionRequest,
     user: &UserInfo,
     secret: &SecretRef,
@@ -143,7 +143,7 @@ pub fn answer_for(
 }
 
 /// The answer when the review could not be asked: deny, and say what to check.
-pub fn answer_for_failure(
+pub(crate) fn answer_for_failure(
     request: &AdmissionRequest,
     secret: &SecretRef,
     error: &str,
@@ -160,7 +160,7 @@ pub fn answer_for_failure(
 /// Decides one review: allowed when nothing needs checking or the API server says the author may `get`
 /// the Secret; denied otherwise, including when the API server cannot be asked (`client` `None`: this
 /// webhook runs without a Kubernetes client).
-pub async fn decide_secret_access(
+pub(crate) async fn decide_secret_access(
     client: Option<&kube::Client>,
     request: &AdmissionRequest,
 ) -> (AdmissionAnswer, &'static str) {
@@ -187,5 +187,4 @@ pub async fn decide_secret_access(
 }
 
 #[cfg(test)]
-#[path = "admission_sar_tests.rs"]
 mod tests;

@@ -1,8 +1,5 @@
-//! The bounded server for `/healthz`, `/readyz` and `/metrics`: at most [`MAX_CONNECTIONS`] open
-//! connections (further ones wait in the listen backlog), a connection that sent no request head
-//! within [`HEADER_READ_TIMEOUT`] is closed, every further head must arrive within the same time (so an
-//! idle keep-alive connection closes too), small read buffers, and at most [`MAX_IN_FLIGHT`] requests
-//! at once (further ones get 503). None of its routes reads a request body.
+//! The bounded server for `/healthz`, `/readyz` and `/metrics` on a port of their own (the controller's
+//! `--metrics-addr`). Its limits are described on [`serve`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,23 +21,30 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 /// Time to send a request head, from connect or from the previous response.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connections open at once (Prometheus and the kubelet need a handful).
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Most requests answered at once.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub(crate) const MAX_IN_FLIGHT: usize = 32;
 /// Largest HTTP/1 read buffer of one connection.
 const MAX_READ_BUFFER: usize = 16 * 1024;
 /// Longest wait for open requests after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `app` on `listener` within the bounds above until `shutdown`.
+/// Serves `app` on `listener` until `shutdown` is cancelled; then stops accepting, lets open requests
+/// finish for up to 5 s and returns.
+///
+/// Bounded so that whoever reaches the port cannot exhaust the process: at most 64 open connections
+/// (further ones wait in the listen backlog), a request head within 10 s of connecting or of the
+/// previous response (so silent and idle keep-alive connections close), 16 KiB read buffers, and at
+/// most 32 requests at once (further ones get 503 with `Retry-After: 1`). `app` should not read
+/// request bodies: nothing here limits their size.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     serve_within(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
 }
 
-/// [`serve`] with another header-read timeout (tests).
-pub async fn serve_within(
+/// [`serve`] with another header-read timeout, so tests need not wait 10 s.
+pub(crate) async fn serve_within(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
@@ -75,7 +79,7 @@ pub async fn serve_within(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics server: accept failed; retrying in 1 s");
+                    tracing::warn!(error = %e, "operations server: accept failed; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -157,6 +161,60 @@ mod tests {
         client.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("ok"), "{answer}");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_limit_get_503_with_retry_after() {
+        use std::sync::atomic::AtomicUsize;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let started = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (count, gate) = (started.clone(), release.clone());
+        let app = Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let (count, gate) = (count.clone(), gate.clone());
+                async move {
+                    let released = gate.notified();
+                    count.fetch_add(1, Ordering::SeqCst);
+                    released.await;
+                    "done"
+                }
+            }),
+        );
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, shutdown.clone()));
+        let request = |addr| async move {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            client
+                .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).await.unwrap();
+            answer
+        };
+        let mut held = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT {
+            held.push(tokio::spawn(request(addr)));
+        }
+        while started.load(Ordering::SeqCst) < MAX_IN_FLIGHT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = request(addr).await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert!(
+            refused.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+            "{refused}"
+        );
+        release.notify_waiters();
+        for answer in held {
+            let answer = answer.await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
         shutdown.cancel();
         server.await.unwrap();
     }

@@ -13,16 +13,18 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::review_object::ReviewObject;
+use crate::admission::review_object::ReviewObject;
 
 /// `deserialize_with` for a pod review's `object`: like
-/// [`crate::review_object::without_managed_fields`], `spec` reduced to what injection reads.
-pub fn pod_for_injection<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+/// [`crate::admission::review_object::without_managed_fields`], `spec` reduced to what injection reads.
+pub(crate) fn pod_for_injection<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
     Ok(Option::<ReviewObject<PodSpec, PodMetadata>>::deserialize(deserializer)?.map(|object| object.0))
 }
 
 /// The pod's `metadata`, reduced to name, generateName, namespace, labels and annotations.
-pub struct PodMetadata(Value);
+pub(crate) struct PodMetadata(Value);
 
 impl From<PodMetadata> for Value {
     fn from(metadata: PodMetadata) -> Value {
@@ -47,7 +49,7 @@ enum Part {
 }
 
 /// The pod's `spec`, reduced (see the module documentation).
-pub struct PodSpec(pub Value);
+pub(crate) struct PodSpec(pub(crate) Value);
 
 impl From<PodSpec> for Value {
     fn from(spec: PodSpec) -> Value {

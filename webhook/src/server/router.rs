@@ -8,8 +8,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
+use super::AppState;
 use crate::routes::{credentials_access, mcpservers, ops, pods};
-use crate::state::AppState;
 
 /// Path of pod injection.
 pub const MUTATE_PODS_PATH: &str = "/mutate-pods";

@@ -180,13 +180,13 @@ async fn the_route_answers_through_the_router() {
     use tower::ServiceExt as _;
 
     let seen = Seen::default();
-    let state = crate::state::AppState::new(
+    let state = crate::server::AppState::new(
         crate::inject::InjectorSettings {
             sidecar_image: "sidecar:test".into(),
             default_mcpserver_namespace: None,
             central_issuer: None,
         },
-        Arc::new(crate::mcpserver_store::StaticMcpServers::default()),
+        Arc::new(crate::mcpservers::StaticMcpServers::default()),
     )
     .with_access_reviewer(mock_api(seen, 200));
     let router = crate::server::router(Arc::new(state));

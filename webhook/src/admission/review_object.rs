@@ -11,16 +11,18 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// `deserialize_with` for an optional object: `null` is `None`, anything but an object is an error.
-pub fn without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+pub(crate) fn without_managed_fields<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
     Ok(Option::<ReviewObject<Value>>::deserialize(deserializer)?.map(|object| object.0))
 }
 
 /// A JSON object whose `metadata` member is read as `Meta` (all but `managedFields` for [`Metadata`])
-/// and whose `spec` member as `Spec` (all of it for [`Value`]; see [`crate::review_pod`] for pods).
-pub struct ReviewObject<Spec, Meta = Metadata>(pub Value, PhantomData<(Spec, Meta)>);
+/// and whose `spec` member as `Spec` (all of it for [`Value`]; see [`crate::admission::review_pod`] for pods).
+pub(crate) struct ReviewObject<Spec, Meta = Metadata>(pub(crate) Value, PhantomData<(Spec, Meta)>);
 
 /// A `metadata` object without `managedFields`.
-pub struct Metadata(Value);
+pub(crate) struct Metadata(Value);
 
 impl From<Metadata> for Value {
     fn from(metadata: Metadata) -> Value {

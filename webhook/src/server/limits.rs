@@ -33,7 +33,7 @@ use tokio::time::Sleep;
 use tower_http::timeout::TimeoutLayer;
 
 /// Largest HTTP/1 read buffer of one connection (headers; bodies stream into the 4 MiB body limit).
-pub const MAX_READ_BUFFER: usize = 64 * 1024;
+pub(crate) const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// The server's bounds (defaults are the production values; tests and the soak shorten them).
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl Default for ServerLimits {
 }
 
 /// Applies the header timeout, buffer bound and HTTP/2 keep-alive to the server's `builder`.
-pub fn configure(limits: &ServerLimits, builder: &mut auto::Builder<TokioExecutor>) {
+pub(crate) fn configure(limits: &ServerLimits, builder: &mut auto::Builder<TokioExecutor>) {
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -76,7 +76,7 @@ pub fn configure(limits: &ServerLimits, builder: &mut auto::Builder<TokioExecuto
 }
 
 /// The request timeout and the in-flight cap around `router`.
-pub fn layer(limits: &ServerLimits, router: Router) -> Router {
+pub(crate) fn layer(limits: &ServerLimits, router: Router) -> Router {
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     router
         .layer(TimeoutLayer::with_status_code(
@@ -110,14 +110,14 @@ async fn shed(State(slots): State<Arc<Semaphore>>, request: Request, next: Next)
 
 /// An acceptor (run before TLS) that enforces the connection cap and the first-request deadline.
 #[derive(Clone)]
-pub struct LimitedAcceptor {
+pub(crate) struct LimitedAcceptor {
     connections: Arc<Semaphore>,
     first_request_timeout: Duration,
 }
 
 impl LimitedAcceptor {
     /// The acceptor for `limits`.
-    pub fn new(limits: &ServerLimits) -> Self {
+    pub(crate) fn new(limits: &ServerLimits) -> Self {
         Self {
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             first_request_timeout: limits.header_read_timeout,
@@ -157,7 +157,7 @@ where
 
 /// A connection holding one slot of the cap, whose reads fail once the first-request deadline passed
 /// without a request.
-pub struct Guarded<I> {
+pub(crate) struct Guarded<I> {
     inner: I,
     _slot: OwnedSemaphorePermit,
     started: Arc<AtomicBool>,
@@ -211,7 +211,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
 
 /// The connection's service, noting that a request arrived (ends the first-request deadline).
 #[derive(Clone)]
-pub struct MarkFirstRequest<S> {
+pub(crate) struct MarkFirstRequest<S> {
     inner: S,
     started: Arc<AtomicBool>,
 }

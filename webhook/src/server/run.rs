@@ -5,16 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
 
+use super::shutdown::Shutdown;
+use super::{AppState, Metrics, router, serve};
+use crate::apiserver::ClientError;
 use crate::inject::InjectorSettings;
-use crate::limits::{LimitedAcceptor, ServerLimits};
-use crate::mcpserver_store::{LoadError, McpServerLookup, StaticMcpServers};
-use crate::server::router;
-use crate::state::AppState;
+use crate::mcpservers::{LoadError, McpServerLookup, StaticMcpServers};
 use crate::tls::TlsError;
 use crate::tls::ca_bundle::WebhookConfigurationPatcher;
 use crate::tls::ca_secret::SecretCaStore;
@@ -24,7 +23,7 @@ use crate::tls::server_config::client_verifier;
 
 /// Where MCPServers come from.
 #[derive(Debug, Clone)]
-pub enum CatalogSource {
+pub(crate) enum CatalogSource {
     /// A YAML/JSON file, read once.
     File(String),
     /// A watch on MCPServers in all namespaces: a pod's `mcpserver-namespace` annotation may point
@@ -34,7 +33,7 @@ pub enum CatalogSource {
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
-pub enum TlsSource {
+pub(crate) enum TlsSource {
     /// PEM files, re-read every `reload_interval`.
     Files {
         /// The files.
@@ -59,34 +58,32 @@ pub enum TlsSource {
 
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
-pub struct WebhookServerConfig {
+pub(crate) struct WebhookServerConfig {
     /// Address to listen on.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Injection settings.
-    pub settings: InjectorSettings,
+    pub(crate) settings: InjectorSettings,
     /// MCPServer source.
-    pub catalog: CatalogSource,
+    pub(crate) catalog: CatalogSource,
     /// Certificate source.
-    pub tls: TlsSource,
+    pub(crate) tls: TlsSource,
     /// CA certificates (PEM) that clients' certificates must chain to; `None` accepts any client.
-    pub client_ca_file: Option<std::path::PathBuf>,
+    pub(crate) client_ca_file: Option<std::path::PathBuf>,
     /// How long to keep serving (with `/readyz` failing) after SIGTERM before draining.
-    pub shutdown_delay: Duration,
+    pub(crate) shutdown_delay: Duration,
     /// Longest wait for in-flight reviews on shutdown.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// `--mcpservers FILE` failed to load.
     #[error(transparent)]
     Catalog(#[from] LoadError),
     /// No Kubernetes client could be built.
-    #[error(
-        "cannot connect to Kubernetes: {0}; run in a pod with a ServiceAccount, set KUBECONFIG, or use --mcpservers FILE"
-    )]
-    Kube(#[from] kube::Error),
+    #[error("cannot connect to Kubernetes: {0}")]
+    Kube(#[from] ClientError),
     /// No certificate could be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -101,10 +98,10 @@ pub enum RunError {
 }
 
 /// Runs the webhook until SIGTERM or Ctrl-C.
-pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
+pub(crate) async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
     let stop = CancellationToken::new();
     let mut client = None;
-    let metrics = crate::metrics::Metrics::default();
+    let metrics = Metrics::default();
     let unreadable = metrics.mcpservers_unreadable.clone();
     let (catalog, catalog_synced) =
         build_catalog(&config.catalog, &mut client, stop.clone(), unreadable).await?;
@@ -139,7 +136,7 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
         delay: config.shutdown_delay,
         grace: config.shutdown_grace,
     };
-    tokio::spawn(shutdown.after(wait_for_signal()));
+    tokio::spawn(shutdown.after(muster_exchange_ops::shutdown_signal()));
     tracing::info!(listen = %config.listen, "serving admission reviews");
     serve(config.listen, router(state), tls, handle)
         .await
@@ -147,33 +144,6 @@ pub async fn run(config: WebhookServerConfig) -> Result<(), RunError> {
             listen: config.listen,
             error,
         })
-}
-
-/// Serves `router` over TLS until `handle` shuts it down, within the default [`ServerLimits`].
-pub async fn serve(
-    listen: SocketAddr,
-    router: Router,
-    tls: RustlsConfig,
-    handle: Handle<SocketAddr>,
-) -> std::io::Result<()> {
-    serve_within(listen, router, tls, handle, &ServerLimits::default()).await
-}
-
-/// [`serve`] within `limits` (timeouts, connection and in-flight caps; see [`crate::limits`]).
-pub async fn serve_within(
-    listen: SocketAddr,
-    router: Router,
-    tls: RustlsConfig,
-    handle: Handle<SocketAddr>,
-    limits: &ServerLimits,
-) -> std::io::Result<()> {
-    let mut server = axum_server::bind_rustls(listen, tls).handle(handle);
-    crate::limits::configure(limits, server.http_builder());
-    let acceptor = LimitedAcceptor::new(limits);
-    server
-        .map(|rustls| rustls.acceptor(acceptor))
-        .serve(crate::limits::layer(limits, router).into_make_service())
-        .await
 }
 
 /// The catalog, and a token cancelled once it is complete (at once for a file).
@@ -194,8 +164,7 @@ async fn build_catalog(
         CatalogSource::Cluster => {
             let done = synced.clone();
             let client = kube_client(client).await?;
-            let store =
-                crate::mcpserver_watch::watch_mcpservers(client, move || done.cancel(), stop, unreadable);
+            let store = crate::mcpservers::watch_mcpservers(client, move || done.cancel(), stop, unreadable);
             Ok((Arc::new(store), synced))
         }
     }
@@ -206,7 +175,7 @@ async fn kube_client(cache: &mut Option<kube::Client>) -> Result<kube::Client, R
     if let Some(client) = cache {
         return Ok(client.clone());
     }
-    let client = kube::Client::try_default().await?;
+    let client = crate::apiserver::client().await?;
     *cache = Some(client.clone());
     Ok(client)
 }
@@ -251,64 +220,5 @@ async fn start_tls(
             tokio::spawn(authority.run(stop));
             Ok((config, ready))
         }
-    }
-}
-
-/// What happens on SIGTERM: `/readyz` fails at once, the server keeps serving for `delay` (the API
-/// server keeps sending reviews until the endpoints drop the pod, and a closed listener would fail them
-/// under `failurePolicy: Fail`), then background tasks stop and in-flight reviews drain for up to `grace`.
-pub struct Shutdown {
-    /// The server's handle.
-    pub handle: Handle<SocketAddr>,
-    /// Stops the background tasks (watch, certificate loops).
-    pub stop: CancellationToken,
-    /// Whose readiness turns false.
-    pub state: Arc<AppState>,
-    /// Serving time after the signal.
-    pub delay: Duration,
-    /// Longest drain.
-    pub grace: Duration,
-}
-
-impl Shutdown {
-    /// Waits for `signal`, then shuts down as described on [`Shutdown`].
-    pub async fn after(self, signal: impl std::future::Future<Output = ()>) {
-        signal.await;
-        self.state.readiness.mark_shutting_down();
-        tracing::info!(
-            delay_seconds = self.delay.as_secs_f64(),
-            "shutting down; reporting not ready and serving on until the endpoints drop this pod"
-        );
-        tokio::time::sleep(self.delay).await;
-        tracing::info!(grace_seconds = self.grace.as_secs(), "draining in-flight reviews");
-        self.stop.cancel();
-        self.handle.graceful_shutdown(Some(self.grace));
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

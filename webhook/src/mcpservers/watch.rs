@@ -19,7 +19,7 @@ use muster_exchange_api::MCPServer;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::CancellationToken;
 
-use crate::mcpserver_store::McpServerLookup;
+use crate::mcpservers::McpServerLookup;
 
 type Key = (String, String);
 

@@ -41,7 +41,7 @@ async fn nothing_is_written_before_every_cache_is_synced() {
         let ctx = crate::runtime::fixtures::test_context(client, exchange, leader, probe);
         let mut stores = super::fixtures::synced_stores();
         // The MCPServer watch has not delivered its list yet.
-        let (writer, synced) = super::controller::Synced::incomplete();
+        let (writer, synced) = super::stores::Synced::incomplete();
         stores.synced = synced;
         let g = Arc::new(GrantContext::new(Arc::new(ctx), stores));
         let namespace = Arc::new(

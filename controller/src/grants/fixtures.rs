@@ -12,11 +12,13 @@ use muster_exchange_api::credentials_policy::{CredentialsPolicy, NamespaceRefusa
 use muster_exchange_api::names::GRANT_KIND_LABEL;
 use serde_json::{Value, json};
 
-use super::controller::{GrantContext, GrantStores, KindStores, Synced, sync_namespace_grants};
+use super::controller::GrantContext;
 use super::credential_grants::CredentialGrantConfig;
 use super::grant_sync::SyncReport;
 use super::kubeconfig_grants::KubeconfigGrantConfig;
+use super::namespace_sync::sync_namespace_grants;
 use super::rbac_objects::GrantKind;
+use super::stores::{GrantStores, KindStores, Synced};
 use super::subjects::parse_service_account;
 use crate::runtime::fixtures::{Expect, run_scenario, synced, synced_store, test_context};
 

@@ -6,8 +6,11 @@ pub(crate) mod credential_grants;
 pub(crate) mod credential_optin;
 pub(crate) mod grant_sync;
 pub(crate) mod kubeconfig_grants;
+pub(crate) mod namespace_sync;
 pub mod rbac_objects;
+pub(crate) mod stores;
 pub mod subjects;
+pub(crate) mod watches;
 
 #[cfg(test)]
 mod conflict_tests;

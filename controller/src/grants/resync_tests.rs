@@ -12,12 +12,13 @@ use muster_exchange_api::names::CREDENTIALS_OPT_IN_LABEL;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::controller::{GrantContext, GrantWatches, run};
+use super::controller::{GrantContext, run};
 use super::credential_grants::desired_credential_grants;
 use super::fixtures::mcpserver;
 use super::kubeconfig_grants::desired_kubeconfig_grant;
 use super::rbac_objects::{DesiredGrant, desired_role, desired_role_binding};
 use super::subjects::parse_service_account;
+use super::watches::GrantWatches;
 use crate::probe::mcpserver::parse_lenient;
 use crate::runtime::context::Context;
 use crate::runtime::fixtures::test_context;

@@ -163,5 +163,4 @@ impl CredentialsSecretRefused {
 }
 
 #[cfg(test)]
-#[path = "credentials_policy_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 //! Which `iss` the exchanged token must carry.
 //!
-//! Muster's rule (domain facts 2.4): `expectedIssuer` when set, else the token endpoint with a trailing
-//! `/token` and then a trailing `/` removed. Dex puts its configured issuer into `iss`, not the URL used to
-//! reach it, which is why a proxied endpoint needs `expectedIssuer`.
+//! Muster's rule (docs/facts.md, "Muster: the issuer rule"): `expectedIssuer` when set, else the token
+//! endpoint with a trailing `/token` and then a trailing `/` removed. Dex puts its configured issuer into
+//! `iss`, not the URL used to reach it, which is why a proxied endpoint needs `expectedIssuer`.
 
 use url::Url;
 

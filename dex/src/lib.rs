@@ -1,7 +1,7 @@
 //! RFC 8693 token exchange against Dex, shared by the sidecar (real exchanges) and the controller
 //! (probe exchanges and discovery checks).
 //!
-//! - [`ExchangeClient`] sends the exchange exactly as Dex expects (domain facts 2.2 and 6.2) and checks
+//! - [`ExchangeClient`] sends the exchange exactly as Dex expects (docs/facts.md: Muster's exchange request, Dex's checks) and checks
 //!   the answer (2.3, 2.4).
 //! - [`ExchangeError::failure_class`] and [`FailureClass::hint`] turn Dex's answers into fixes a user can act on.
 //! - [`jwt::peek_claims`] reads `iss`/`exp` without verifying a signature (the caller is not the audience).

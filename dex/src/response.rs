@@ -1,4 +1,4 @@
-//! Turns Dex's answer into an [`ExchangedToken`] or an [`ExchangeError`] (domain facts 2.3, 2.4, 6.4).
+//! Turns Dex's answer into an [`ExchangedToken`] or an [`ExchangeError`] (docs/facts.md: Muster's exchange request and issuer rule, Dex's answer).
 
 use std::time::{Duration, SystemTime};
 

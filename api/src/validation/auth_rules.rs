@@ -1,5 +1,5 @@
 //! Rules for `spec.auth` and `spec.auth.tokenExchange`: Muster's exclusivity CEL plus what Muster's CRD
-//! leaves to runtime (domain facts 1.3, 2, 6 and 7).
+//! leaves to runtime (docs/facts.md: Muster's `spec.auth`, its exchange request, Dex's checks).
 
 use std::collections::BTreeSet;
 

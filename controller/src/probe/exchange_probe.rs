@@ -1,6 +1,6 @@
 //! `TokenExchangeReady`: a probe exchange with a deliberately invalid subject token. Dex checks client
 //! authentication first, then the connector, then the client's allowed connectors, and only then the
-//! subject token (domain facts 6.2), so the error it answers tells which of those is wrong; 401
+//! subject token (docs/facts.md, "Dex: how a token exchange is checked"), so the error it answers tells which of those is wrong; 401
 //! `access_denied` means credentials and connector are good and the bogus token was rightly refused.
 
 use muster_exchange_dex::{ExchangeClient, ExchangeError, ExchangeRequest, FailureClass};

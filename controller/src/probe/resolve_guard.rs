@@ -131,5 +131,4 @@ fn literal_message(endpoint: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "resolve_guard_tests.rs"]
 mod tests;

@@ -155,5 +155,4 @@ pub(crate) async fn read_credentials_secret(
 }
 
 #[cfg(test)]
-#[path = "secret_optin_tests.rs"]
 mod tests;

@@ -190,5 +190,4 @@ pub(crate) async fn write_conditions(
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;

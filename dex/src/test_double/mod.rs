@@ -1,6 +1,6 @@
 //! An in-test Dex: a real HTTPS server on 127.0.0.1 that answers token exchanges the way Dex does
-//! (domain facts 6.2: client authentication first, then the connector, the client's allowed connectors,
-//! the token types, and finally the subject token), with Dex's exact error bodies.
+//! (docs/facts.md, "Dex: how a token exchange is checked": client authentication first, then the
+//! connector, the client's allowed connectors, the token types, and finally the subject token), with Dex's exact error bodies.
 //!
 //! ```ignore
 //! let dex = DexDouble::start().await?;

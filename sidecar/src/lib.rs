@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;
+mod http1;
 // Fuzz entry points (fuzz/); compiled in the crate's tests too, so they cannot drift from the code.
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;

@@ -25,6 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::http1::rewind::Rewind;
+use crate::http1::serve::{FastPath, Outcome};
 use crate::limits::Limiter;
 use crate::proxy::proxy;
 use crate::state::{AppState, SidecarOptions, StateError};
@@ -190,6 +192,7 @@ impl Sidecar {
 
 /// Accepts until `stop`, then closes the socket, asks open connections to finish and aborts what is left
 /// after `grace` (SSE streams never end on their own). Every connection holds one of `limiter`'s slots.
+/// Connections start on the HTTP/1.1 fast path ([`crate::http1`]); what it does not serve goes to hyper.
 async fn accept_loop(
     listener: TcpListener,
     app: Arc<AppState>,
@@ -204,6 +207,8 @@ async fn accept_loop(
     // CONNECT protocol for HTTP/2 websockets, as the axum server it replaces offered.
     builder.http2().enable_connect_protocol();
     limiter.configure(&mut builder);
+    let builder = Arc::new(builder);
+    let fast = Arc::new(FastPath::new(app.clone(), limiter.clone()));
     loop {
         // At the connection cap, stop accepting (the backlog holds new ones) until one closes.
         let slot = tokio::select! {
@@ -217,27 +222,23 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    let accepted = tokio::time::Instant::now();
                     // No Nagle delay: SSE events and small MCP responses must leave as soon as written.
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
                     }
-                    let first_request = Arc::new(AtomicBool::new(false));
-                    let service = SidecarService {
+                    let hyper_path = HyperPath {
                         app: app.clone(),
                         router: router.clone(),
                         limiter: limiter.clone(),
-                        first_request: first_request.clone(),
+                        builder: builder.clone(),
+                        graceful: graceful.watcher(),
                     };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    let limiter = limiter.clone();
+                    let (fast, stop) = (fast.clone(), stop.clone());
                     connections.spawn(async move {
-                        match limiter.serve_connection(connection, first_request, slot).await {
-                            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
-                            Some(Ok(())) => {}
-                            None => tracing::trace!("closed a connection that sent no request in time"),
+                        let _slot = slot;
+                        if let Outcome::Handoff { io, served } = fast.serve(tcp, accepted, stop).await {
+                            hyper_path.serve(io, served, accepted).await;
                         }
                     });
                 }
@@ -248,8 +249,14 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    let drained = async {
+        // Hyper's connections are asked to finish; the fast path's close between requests on `stop`.
+        tokio::join!(graceful.shutdown(), async {
+            while connections.join_next().await.is_some() {}
+        });
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drained => {}
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing open streams");
         }
@@ -257,7 +264,46 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+/// What a connection the fast path hands over needs to be served by hyper.
+struct HyperPath {
+    app: Arc<AppState>,
+    router: Router,
+    limiter: Arc<Limiter>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: hyper_util::server::graceful::Watcher,
+}
+
+impl HyperPath {
+    /// Serves `io` with hyper (HTTP/1, h2c, upgrades); `served`: the fast path already answered a
+    /// request on it, so the first-request deadline (from `accepted`) no longer applies.
+    async fn serve(self, io: Rewind, served: bool, accepted: tokio::time::Instant) {
+        let first_request = Arc::new(AtomicBool::new(served));
+        let service = SidecarService {
+            app: self.app,
+            router: self.router,
+            limiter: self.limiter.clone(),
+            first_request: first_request.clone(),
+        };
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = self.graceful.watch(connection);
+        let deadline = accepted + self.limiter.limits().header_read_timeout;
+        match self
+            .limiter
+            .serve_connection_until(connection, first_request, deadline)
+            .await
+        {
+            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
+            Some(Ok(())) => {}
+            None => tracing::trace!("closed a connection that sent no request in time"),
+        }
+    }
+}
+
+/// Waits until `stop` turns true.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender is gone, which only happens once the server stops anyway.
     let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use muster_exchange_dex::client::error_chain;
+use tracing::Instrument as _;
 
 use crate::auth_headers::ForwardAuth;
 use crate::errors::{ExchangeFailure, ProxyError};
@@ -40,7 +41,8 @@ pub async fn proxy(State(app): State<Arc<AppState>>, request: axum::extract::Req
         Ok(uri) => uri,
         Err(e) => return upstream_error(&app, cluster, format!("invalid path: {e}")).into_response(),
     };
-    let response = match forward(&app, cluster, uri, parts, body).await {
+    let span = tracing::debug_span!("proxied request", cluster = %app.names[cluster], method = %parts.method);
+    let response = match forward(&app, cluster, uri, parts, body).instrument(span).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };

@@ -68,7 +68,12 @@ pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, InboundError> {
 /// text, as for [`HeaderValue::to_str`], so both server paths accept exactly the same values.
 pub fn bearer_token_bytes(value: Option<&[u8]>) -> Result<&str, InboundError> {
     let bytes = value.ok_or(InboundError::MissingToken)?;
-    if !bytes.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+    // No early exit, so the loop vectorizes (tokens are long).
+    let mut bad = false;
+    for &b in bytes {
+        bad |= !(b == b'\t' || (0x20..0x7f).contains(&b));
+    }
+    if bad {
         return Err(InboundError::Malformed);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| InboundError::Malformed)?;

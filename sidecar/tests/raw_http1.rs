@@ -16,11 +16,7 @@ async fn response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Response::new(&mut headers);
         if let httparse::Status::Complete(len) = parsed.parse(pending).unwrap() {
-            let status = format!(
-                "HTTP/1.{} {}",
-                parsed.version.unwrap(),
-                parsed.code.unwrap()
-            );
+            let status = format!("HTTP/1.{} {}", parsed.version.unwrap(), parsed.code.unwrap());
             let headers: Vec<(String, String)> = parsed
                 .headers
                 .iter()
@@ -50,7 +46,11 @@ async fn response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec
 async fn read_some(stream: &mut TcpStream, pending: &mut Vec<u8>) {
     let mut buf = [0u8; 16 * 1024];
     let n = stream.read(&mut buf).await.unwrap();
-    assert!(n > 0, "connection closed; had {:?}", String::from_utf8_lossy(pending));
+    assert!(
+        n > 0,
+        "connection closed; had {:?}",
+        String::from_utf8_lossy(pending)
+    );
     pending.extend_from_slice(&buf[..n]);
 }
 
@@ -71,16 +71,29 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let mut pending = Vec::new();
     let (first, headers, body) = response(&mut stream, &mut pending).await;
     assert_eq!((first.as_str(), body.as_str()), ("HTTP/1.1 200", "app says hi"));
-    assert_eq!(header(&headers, "keep-alive"), None, "hop-by-hop headers are dropped");
+    assert_eq!(
+        header(&headers, "keep-alive"),
+        None,
+        "hop-by-hop headers are dropped"
+    );
     assert_eq!(header(&headers, "x-app"), Some("mcp"));
     let (second, _, _) = response(&mut stream, &mut pending).await;
     assert_eq!(second, "HTTP/1.1 200");
     let seen = h.upstream.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[0].path_and_query.as_str(), &seen[0].body[..]), ("/first", &b""[..]));
-    assert_eq!((seen[1].path_and_query.as_str(), &seen[1].body[..]), ("/second", &b"body"[..]));
+    assert_eq!(
+        (seen[0].path_and_query.as_str(), &seen[0].body[..]),
+        ("/first", &b""[..])
+    );
+    assert_eq!(
+        (seen[1].path_and_query.as_str(), &seen[1].body[..]),
+        ("/second", &b"body"[..])
+    );
     assert!(seen[1].header("authorization").unwrap().starts_with("Bearer "));
-    assert_ne!(seen[1].header("authorization"), Some(format!("Bearer {token}").as_str()));
+    assert_ne!(
+        seen[1].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
     assert_eq!(seen[1].header("x-forwarded-host"), Some("x"));
 }
 
@@ -93,7 +106,13 @@ async fn a_head_split_across_writes_and_a_chunked_body_then_another_request() {
         "POST /chunked HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     let (a, b) = head.split_at(20);
-    for piece in [a.as_bytes(), b.as_bytes(), b"5\r\nhello\r\n", b"6;ext=1\r\n world\r\n0\r\n", b"\r\n"] {
+    for piece in [
+        a.as_bytes(),
+        b.as_bytes(),
+        b"5\r\nhello\r\n",
+        b"6;ext=1\r\n world\r\n0\r\n",
+        b"\r\n",
+    ] {
         stream.write_all(piece).await.unwrap();
         stream.flush().await.unwrap();
         tokio::task::yield_now().await;
@@ -114,7 +133,8 @@ async fn connection_close_is_honoured_and_http_1_0_is_served() {
     let token = subject_token("alice");
     for (version, extra) in [("1.1", "Connection: close\r\n"), ("1.0", "")] {
         let mut stream = TcpStream::connect(h.addr).await.unwrap();
-        let request = format!("GET /v HTTP/{version}\r\nHost: x\r\n{extra}Authorization: Bearer {token}\r\n\r\n");
+        let request =
+            format!("GET /v HTTP/{version}\r\nHost: x\r\n{extra}Authorization: Bearer {token}\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut all = Vec::new();
         stream.read_to_end(&mut all).await.unwrap();

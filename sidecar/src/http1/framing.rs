@@ -40,13 +40,22 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     /// In the hexadecimal size; `digits` read so far.
-    Size { value: u64, digits: usize },
+    Size {
+        value: u64,
+        digits: usize,
+    },
     /// After the size: optional whitespace, then `;` extensions or CR.
-    SizeSpace { value: u64 },
+    SizeSpace {
+        value: u64,
+    },
     /// In a chunk extension, up to CR.
-    Extension { value: u64 },
+    Extension {
+        value: u64,
+    },
     /// After the size line's CR.
-    SizeLf { value: u64 },
+    SizeLf {
+        value: u64,
+    },
     /// Data bytes still to come.
     Data(u64),
     /// After the data: CR, then LF.
@@ -122,11 +131,14 @@ impl BodyCursor {
         while at < bytes.len() && chunk != Chunk::Done {
             // Data is skipped in one step; everything else goes byte by byte.
             if let Chunk::Data(remaining) = chunk {
-                let take =
-                    usize::try_from(remaining).map_or(bytes.len() - at, |r| r.min(bytes.len() - at));
+                let take = usize::try_from(remaining).map_or(bytes.len() - at, |r| r.min(bytes.len() - at));
                 at += take;
                 let left = remaining - take as u64;
-                chunk = if left == 0 { Chunk::DataCr } else { Chunk::Data(left) };
+                chunk = if left == 0 {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left)
+                };
                 continue;
             }
             let byte = bytes[at];
@@ -231,7 +243,11 @@ mod tests {
         let next = b"GET /next HTTP/1.1\r\n\r\n";
         let input = [&body[..], &next[..]].concat();
         for step in 1..=input.len() {
-            assert_eq!(feed(Framing::Chunked, &input, step), Ok((body.len(), true)), "step {step}");
+            assert_eq!(
+                feed(Framing::Chunked, &input, step),
+                Ok((body.len(), true)),
+                "step {step}"
+            );
         }
     }
 
@@ -261,13 +277,19 @@ mod tests {
         assert_eq!(feed(Framing::Chunked, b"zz\r\n", 1), Err(FramingError::ChunkSize));
         assert_eq!(feed(Framing::Chunked, b"\r\n", 1), Err(FramingError::ChunkSize));
         assert_eq!(feed(Framing::Chunked, b"5\rx", 1), Err(FramingError::ChunkSize));
-        assert_eq!(feed(Framing::Chunked, b"2\r\nabX", 1), Err(FramingError::ChunkEnd));
+        assert_eq!(
+            feed(Framing::Chunked, b"2\r\nabX", 1),
+            Err(FramingError::ChunkEnd)
+        );
         assert_eq!(
             feed(Framing::Chunked, b"fffffffffffffffff\r\n", 4),
             Err(FramingError::ChunkTooLarge)
         );
         let endless = [b"1;".as_slice(), &vec![b'x'; MAX_LINE]].concat();
-        assert_eq!(feed(Framing::Chunked, &endless, 4096), Err(FramingError::LineTooLong));
+        assert_eq!(
+            feed(Framing::Chunked, &endless, 4096),
+            Err(FramingError::LineTooLong)
+        );
     }
 
     #[test]

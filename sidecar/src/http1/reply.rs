@@ -51,8 +51,14 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
         assert!(head.contains("\r\nretry-after: 1\r\n"), "{head}");
         assert!(head.contains("\r\ncontent-type: application/json\r\n"), "{head}");
-        assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{head}"
+        );
         assert!(head.ends_with("\r\nconnection: close"), "{head}");
-        assert_eq!(serde_json::from_str::<serde_json::Value>(body).unwrap()["error"], "overloaded");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["error"],
+            "overloaded"
+        );
     }
 }

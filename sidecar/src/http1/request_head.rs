@@ -164,8 +164,25 @@ fn is_plain_origin_form(target: &str) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                        | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%'
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                        | b'/'
+                        | b'?'
+                        | b'%'
                 )
         })
 }
@@ -194,13 +211,11 @@ mod tests {
 
     #[test]
     fn a_head_split_across_reads_is_partial_until_complete() {
-        let whole = b"POST /mcp?x=1 HTTP/1.1\r\nHost: a:1\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\n\r\n{}";
+        let whole =
+            b"POST /mcp?x=1 HTTP/1.1\r\nHost: a:1\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\n\r\n{}";
         let head_len = whole.len() - 2;
         for cut in 0..head_len {
-            assert!(
-                matches!(parse(&whole[..cut]), Parsed::Partial),
-                "cut at {cut}"
-            );
+            assert!(matches!(parse(&whole[..cut]), Parsed::Partial), "cut at {cut}");
         }
         let head = request(whole);
         assert_eq!(head.len, head_len);
@@ -214,7 +229,8 @@ mod tests {
 
     #[test]
     fn pipelined_requests_parse_one_after_the_other() {
-        let two = b"GET /a HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let two =
+            b"GET /a HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n";
         let first = request(two);
         assert_eq!(&two[first.target.clone()], b"/a");
         assert_eq!(first.framing, Framing::Empty);
@@ -244,12 +260,22 @@ mod tests {
         assert!(is_other(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(is_other(b"GET /healthz HTTP/1.1\r\n\r\n"));
         assert!(is_other(b"GET /metrics?x HTTP/1.1\r\n\r\n"));
-        assert!(is_other(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"));
-        assert!(is_other(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"));
-        assert!(is_other(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"));
+        assert!(is_other(
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        ));
+        assert!(is_other(
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+        ));
+        assert!(is_other(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        ));
         assert!(is_other(b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n"));
-        assert!(is_other(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"));
-        assert!(is_other(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+        assert!(is_other(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(is_other(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        ));
         assert!(is_other(b"GET http://x/ HTTP/1.1\r\n\r\n"));
         assert!(is_other(b"GET /{x} HTTP/1.1\r\n\r\n"));
         assert!(is_other(b"CONNECT a:1 HTTP/1.1\r\n\r\n"));

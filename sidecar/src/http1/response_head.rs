@@ -72,7 +72,10 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
     let headers = &*response.headers;
     let mut close = response.version != Some(1);
     let mut named: Vec<&[u8]> = Vec::new();
-    for field in headers.iter().filter(|f| f.name.eq_ignore_ascii_case("connection")) {
+    for field in headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+    {
         for token in field.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
             if token.eq_ignore_ascii_case(b"close") {
                 close = true;
@@ -159,7 +162,10 @@ mod tests {
             String::from_utf8(h.for_caller).unwrap(),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
         );
-        assert_eq!((h.len, h.framing, h.reusable), (buf.len() - 2, Framing::Length(2), true));
+        assert_eq!(
+            (h.len, h.framing, h.reusable),
+            (buf.len() - 2, Framing::Length(2), true)
+        );
     }
 
     #[test]
@@ -173,8 +179,15 @@ mod tests {
         let until_close = head(b"HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!(until_close.framing, Framing::UntilClose);
         assert!(!until_close.reusable);
-        assert!(String::from_utf8(until_close.for_caller).unwrap().ends_with("transfer-encoding: chunked\r\n"));
-        let closing = head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false);
+        assert!(
+            String::from_utf8(until_close.for_caller)
+                .unwrap()
+                .ends_with("transfer-encoding: chunked\r\n")
+        );
+        let closing = head(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
         assert!(!closing.reusable);
         let old = head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false);
         assert!(!old.reusable);
@@ -186,7 +199,10 @@ mod tests {
             parse(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200", false),
             Ok(ParsedResponse::Informational(n)) if n == 40
         ));
-        assert!(matches!(parse(b"HTTP/1.1 200 OK\r\nContent-", false), Ok(ParsedResponse::Partial)));
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-", false),
+            Ok(ParsedResponse::Partial)
+        ));
         assert!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false).is_err());
         assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
         assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).is_err());

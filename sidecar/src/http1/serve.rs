@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use super::framing::{BodyCursor, Framing};
-use super::request_head::{self, Parsed, RequestHead};
 use super::reply;
+use super::request_head::{self, Parsed, RequestHead};
 use super::response_head::ResponseHead;
 use super::rewind::Rewind;
 use super::upstream::{self, SendError, UpstreamConnection, UpstreamPool};
@@ -139,14 +139,16 @@ impl FastPath {
         let target = std::str::from_utf8(&head_bytes[head.target.clone()]).unwrap_or("/");
         let route = match routing::route(&app.names, target) {
             Ok(route) => route,
-            Err(e) => return caller.reply(ProxyError::Route(e).into_response(), keep_unread).await,
+            Err(e) => {
+                return caller
+                    .reply(ProxyError::Route(e).into_response(), keep_unread)
+                    .await;
+            }
         };
         let cluster = route.cluster;
         let mut out = Vec::with_capacity(head.len + 1024);
         self.write_head(&mut out, &head_bytes, &head, &route.upstream_path_and_query);
         drop(route);
-        let method = std::str::from_utf8(&head_bytes[head.method.clone()]).unwrap_or("");
-        let span = tracing::debug_span!("proxied request", cluster = %app.names[cluster], method);
         let started = Instant::now();
         let request = Request {
             fast: self,
@@ -155,7 +157,15 @@ impl FastPath {
             head_bytes: &head_bytes,
             out,
         };
-        let answer = request.forward(caller).instrument(span).await;
+        // The span exists only when debug logging is on: entering even a disabled span costs a little
+        // on every poll.
+        let answer = if tracing::level_enabled!(tracing::Level::DEBUG) {
+            let method = std::str::from_utf8(&head_bytes[head.method.clone()]).unwrap_or("");
+            let span = tracing::debug_span!("proxied request", cluster = %app.names[cluster], method);
+            request.forward(caller).instrument(span).await
+        } else {
+            request.forward(caller).await
+        };
         let metrics = &app.cluster_metrics[cluster];
         metrics.proxy_duration.observe(started.elapsed().as_secs_f64());
         match answer {
@@ -168,8 +178,7 @@ impl FastPath {
             Answer::Response(connection, response) => {
                 metrics.request(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY));
                 drop(slot);
-                self.respond(caller, connection, response, head.keep_alive)
-                    .await
+                self.respond(caller, connection, response, head.keep_alive).await
             }
         }
     }
@@ -324,7 +333,10 @@ impl Request<'_> {
         write_identity(&mut self.out, auth);
         self.out.extend_from_slice(body);
         let method = &self.head_bytes[self.head.method.clone()];
-        let idempotent = matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE");
+        let idempotent = matches!(
+            method,
+            b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+        );
         let sent = upstream::send_whole(
             &self.fast.pool,
             &self.fast.authority,

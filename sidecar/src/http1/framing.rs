@@ -3,9 +3,10 @@
 //! this only finds the boundary: the bytes after it belong to the next message on the connection.
 
 /// How a message's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Framing {
     /// No body (no length header, `Content-Length: 0`, a response to `HEAD`, 204, 304).
+    #[default]
     Empty,
     /// `Content-Length`.
     Length(u64),

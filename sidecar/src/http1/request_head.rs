@@ -45,12 +45,6 @@ pub(crate) struct RequestHead {
     pub(crate) forwarded: Vec<(Range<usize>, Range<usize>)>,
 }
 
-impl Default for Framing {
-    fn default() -> Self {
-        Self::Empty
-    }
-}
-
 /// Hop-by-hop headers never forwarded (besides `Connection`, which the fast path accepts only naming
 /// `close` or `keep-alive`, and `Upgrade`, which it leaves to hyper).
 const HOP_BY_HOP: [&str; 6] = [
@@ -134,9 +128,7 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         } else if lower("x-forwarded-proto") {
             new.has_forwarded_proto = true;
             forwarded.push((range_of(buf, name.as_bytes()), range_of(buf, value)));
-        } else if !HOP_BY_HOP.iter().any(|h| lower(h))
-            && !(name.len() >= 11 && name[..11].eq_ignore_ascii_case("kubernetes-"))
-        {
+        } else if !is_dropped(name) {
             forwarded.push((range_of(buf, name.as_bytes()), range_of(buf, value)));
         }
     }
@@ -148,6 +140,15 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     };
     new.forwarded = forwarded;
     Parsed::Request(new)
+}
+
+/// A hop-by-hop header or one of the `kubernetes-*` headers only the sidecar may set.
+fn is_dropped(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .as_bytes()
+            .get(..11)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"kubernetes-"))
 }
 
 /// `s`'s position in `buf` (`s` is a sub-slice of it).

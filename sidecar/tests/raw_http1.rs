@@ -182,3 +182,22 @@ async fn refusals_on_a_kept_alive_connection_leave_it_usable() {
     assert_eq!(response(&mut stream, &mut pending).await.0, "HTTP/1.1 200");
     assert_eq!(h.upstream.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn a_chunked_body_that_stalls_while_streaming_fails_the_request_with_502() {
+    let mut options = common::HarnessOptions::default();
+    options.sidecar.limits.body_timeout = std::time::Duration::from_millis(300);
+    let h = Harness::start_with(options).await;
+    let mut stream = TcpStream::connect(h.addr).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        subject_token("alice")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+    assert!(text.contains("upstream_unreachable"), "{text}");
+    assert!(text.contains("the request body sent nothing for 300ms"), "{text}");
+}

@@ -362,9 +362,11 @@ impl Request<'_> {
         let mut cursor = BodyCursor::new(self.head.framing);
         let body_timeout = self.fast.limiter.limits().body_timeout;
         loop {
+            // Part of the body may have reached the app already: like hyper's client, a body that fails
+            // while streaming fails the request to the app (502).
             let taken = match cursor.advance(&caller.buf) {
                 Ok(taken) => taken,
-                Err(e) => return Answer::Error(self.body_error(e.to_string()), false),
+                Err(e) => return Answer::Error(self.streaming_body_error(e.to_string()), false),
             };
             self.out.extend_from_slice(&caller.buf[..taken]);
             caller.buf.advance(taken);
@@ -376,7 +378,7 @@ impl Request<'_> {
                 break;
             }
             if let Err(cause) = caller.read_more(body_timeout).await {
-                return Answer::Error(self.body_error(cause), false);
+                return Answer::Error(self.streaming_body_error(cause), false);
             }
         }
         match connection.read_head(self.head.is_head_method).await {
@@ -387,6 +389,14 @@ impl Request<'_> {
 
     fn upstream_error(&self, e: SendError) -> ProxyError {
         proxy::upstream_error(&self.fast.app, self.cluster, e.cause)
+    }
+
+    fn streaming_body_error(&self, cause: String) -> ProxyError {
+        proxy::upstream_error(
+            &self.fast.app,
+            self.cluster,
+            format!("the request body failed while streaming to the app: {cause}"),
+        )
     }
 
     fn body_error(&self, cause: String) -> ProxyError {

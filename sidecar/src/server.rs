@@ -1,5 +1,7 @@
 //! The HTTP server: operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the proxy for every
 //! other path, with graceful shutdown bounded by a grace period (SSE streams never end on their own).
+//! Each connection starts on the HTTP/1.1 fast path ([`crate::http1`]); hyper serves what it hands over
+//! (HTTP/1.0, h2c, upgrades, operations paths, heads it does not take).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -93,7 +93,10 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
     for_caller.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     for_caller.extend_from_slice(b"\r\n");
     let mut length = None;
-    let mut chunked = false;
+    // Chunked framing wins over a length sent alongside it, which is then not passed on (RFC 9112 6.3).
+    let chunked = headers
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case("transfer-encoding"));
     for field in headers {
         let name = field.name;
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
@@ -102,6 +105,9 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
+            if chunked {
+                continue;
+            }
             let value = std::str::from_utf8(field.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -116,7 +122,6 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
             if !last.is_some_and(|l| l.eq_ignore_ascii_case(b"chunked")) {
                 return Err(ResponseHeadError::TransferEncoding);
             }
-            chunked = true;
         }
         for_caller.extend_from_slice(name.as_bytes());
         for_caller.extend_from_slice(b": ");
@@ -170,8 +175,15 @@ mod tests {
 
     #[test]
     fn framing_follows_the_status_the_method_and_the_headers() {
-        let chunked = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false);
+        let chunked = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        );
         assert_eq!(chunked.framing, Framing::Chunked);
+        assert_eq!(
+            String::from_utf8(chunked.for_caller).unwrap(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        );
         let to_head = head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
         assert_eq!(to_head.framing, Framing::Empty);
         let no_content = head(b"HTTP/1.1 204 No Content\r\n\r\n", false);

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use muster_exchange_api::sidecar_config::SidecarConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
@@ -106,9 +106,12 @@ impl Sidecar {
             cause,
         };
         let addr = crate::config::listen_addr(&config.listen).map_err(listen_error)?;
-        let listener = TcpListener::bind(addr)
-            .await
+        // A plain bind first, so an address another process holds fails here as it always did (sockets
+        // that set SO_REUSEPORT could otherwise join another process's group on that address).
+        let addr = std::net::TcpListener::bind(addr)
+            .and_then(|probe| probe.local_addr())
             .map_err(|e| listen_error(e.to_string()))?;
+        let listener = shared_listener(addr).map_err(|e| listen_error(e.to_string()))?;
         let limiter = Limiter::new(
             options.limits.clone(),
             app.metrics.shed_requests.clone(),
@@ -142,8 +145,9 @@ impl Sidecar {
     }
 
     /// Like [`Sidecar::serve`], with `workers` more threads, each running its own single-threaded runtime
-    /// that accepts from the same socket and serves its connections start to finish (its requests, its
-    /// connections to the app): no request wakes another thread.
+    /// that accepts from its own socket on the same address (see [`shared_listener`]) and serves its
+    /// connections start to finish (its requests, its connections to the app): no request wakes another
+    /// thread.
     pub async fn serve_with_workers(
         self,
         workers: usize,
@@ -155,9 +159,9 @@ impl Sidecar {
         let listener = if workers == 0 {
             self.listener
         } else {
-            let listener = self.listener.into_std()?;
+            let addr = self.listener.local_addr()?;
             for index in 0..workers {
-                let (listener, app, stop) = (listener.try_clone()?, self.app.clone(), stop_rx.clone());
+                let (app, stop) = (self.app.clone(), stop_rx.clone());
                 let limiter = self.limiter.clone();
                 let (done_tx, done_rx) = tokio::sync::oneshot::channel();
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -167,7 +171,7 @@ impl Sidecar {
                     .name(format!("sidecar-worker-{index}"))
                     .spawn(move || {
                         let result = runtime.block_on(async move {
-                            let listener = TcpListener::from_std(listener)?;
+                            let listener = shared_listener(addr)?;
                             accept_loop(listener, app, limiter, stop, grace).await;
                             Ok(())
                         });
@@ -175,7 +179,7 @@ impl Sidecar {
                     })?;
                 done.push(done_rx);
             }
-            TcpListener::from_std(listener)?
+            self.listener
         };
         tokio::spawn(async move {
             shutdown.await;
@@ -190,6 +194,22 @@ impl Sidecar {
         }
         Ok(())
     }
+}
+
+/// A listening socket on `addr` (with the thread's runtime) that each thread's own socket joins
+/// (SO_REUSEPORT): the kernel spreads new connections evenly over the threads by address hash. Threads
+/// accepting from one shared socket all wake for each connection and whichever runs first takes it, so
+/// a burst of connections could land on one thread while the other idles.
+fn shared_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Accepts until `stop`, then closes the socket, asks open connections to finish and aborts what is left

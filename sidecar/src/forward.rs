@@ -54,6 +54,24 @@ impl UpstreamTarget {
         })
     }
 
+    /// The app's `host:port`.
+    pub(crate) fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+
+    /// The `Host` the app gets: as HTTP clients send it, without the default port 80.
+    pub(crate) fn host_header(&self) -> &str {
+        match self.authority.port_u16() {
+            Some(80) => self.authority.host(),
+            _ => self.authority.as_str(),
+        }
+    }
+
+    /// The upstream URL's path without a trailing `/` (empty for none).
+    pub(crate) fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
     /// The URL for `upstream`, the routed form of the caller's `original` path: the caller's
     /// `PathAndQuery` is reused (a reference-count bump) when nothing changes.
     pub fn uri_for(&self, original: &PathAndQuery, upstream: &str) -> Result<Uri, http::Error> {

@@ -45,7 +45,11 @@ pub enum InboundError {
 
 /// Refuses requests whose headers together exceed [`MAX_INBOUND_HEADER_BYTES`] (answered with 431).
 pub fn check_header_budget(headers: &HeaderMap) -> Result<(), InboundError> {
-    let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    check_header_size(headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum())
+}
+
+/// [`check_header_budget`] for a head whose name and value lengths were already added up (`size`).
+pub fn check_header_size(size: usize) -> Result<(), InboundError> {
     if size > MAX_INBOUND_HEADER_BYTES {
         return Err(InboundError::HeadersTooLarge {
             size,
@@ -57,10 +61,22 @@ pub fn check_header_budget(headers: &HeaderMap) -> Result<(), InboundError> {
 
 /// The token of an `Authorization: Bearer <token>` value.
 pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, InboundError> {
-    let text = value
-        .ok_or(InboundError::MissingToken)?
-        .to_str()
-        .map_err(|_| InboundError::Malformed)?;
+    bearer_token_bytes(value.map(HeaderValue::as_bytes))
+}
+
+/// [`bearer_token`] for the raw bytes of an `Authorization` value. Only visible ASCII, space and tab are
+/// text, as for [`HeaderValue::to_str`], so both server paths accept exactly the same values.
+pub fn bearer_token_bytes(value: Option<&[u8]>) -> Result<&str, InboundError> {
+    let bytes = value.ok_or(InboundError::MissingToken)?;
+    // No early exit, so the loop vectorizes (tokens are long).
+    let mut bad = false;
+    for &b in bytes {
+        bad |= !(b == b'\t' || (0x20..0x7f).contains(&b));
+    }
+    if bad {
+        return Err(InboundError::Malformed);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| InboundError::Malformed)?;
     let (scheme, token) = text.split_once(' ').ok_or(InboundError::Malformed)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {

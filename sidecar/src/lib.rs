@@ -4,6 +4,9 @@
 //!
 //! Request path: [`routing`] → [`inbound_auth`] → [`state::AppState::authorize`] ([`token_cache`] with
 //! single flight; on a miss [`subject`] picks passthrough, refusal or exchange; [`backoff`], [`exchanger`]) → [`forward`] (streaming) → 401 retry in [`proxy`].
+//! HTTP/1.1 requests to proxied paths take a fast path (`http1`: raw heads parsed with `httparse`,
+//! pooled connections to the app, bodies passed through with their framing) that decides with the same
+//! [`proxy`] functions; everything else is served by hyper ([`server`]).
 
 pub mod auth_headers;
 pub mod backoff;
@@ -14,6 +17,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod exchanger;
 pub mod forward;
+mod http1;
 // Fuzz entry points (fuzz/); compiled in the crate's tests too, so they cannot drift from the code.
 #[cfg(any(fuzzing, test))]
 pub mod fuzzing;

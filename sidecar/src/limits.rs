@@ -98,6 +98,16 @@ impl Limiter {
             .max_concurrent_streams(100);
     }
 
+    /// The bounds.
+    pub(crate) fn limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
+    /// Counts a connection closed because it sent no complete request head in time.
+    pub(crate) fn count_idle_closed(&self) {
+        self.idle_closed.inc();
+    }
+
     /// A connection slot; waits while the cap is reached. `None` only if the limiter is gone.
     pub async fn connection_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.connections.clone().acquire_owned().await.ok()
@@ -112,10 +122,23 @@ impl Limiter {
         slot: OwnedSemaphorePermit,
     ) -> Option<F::Output> {
         let _slot = slot;
+        let deadline = tokio::time::Instant::now() + self.limits.header_read_timeout;
+        self.serve_connection_until(connection, first_request, deadline)
+            .await
+    }
+
+    /// [`Limiter::serve_connection`] for a connection whose first-request deadline is `deadline` (it
+    /// was accepted earlier, by the fast path); the caller holds its slot.
+    pub(crate) async fn serve_connection_until<F: Future>(
+        &self,
+        connection: F,
+        first_request: Arc<AtomicBool>,
+        deadline: tokio::time::Instant,
+    ) -> Option<F::Output> {
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
             output = &mut connection => return Some(output),
-            () = tokio::time::sleep(self.limits.header_read_timeout) => {}
+            () = tokio::time::sleep_until(deadline) => {}
         }
         if !first_request.load(Ordering::Acquire) {
             self.idle_closed.inc();
@@ -152,7 +175,7 @@ struct StallTimeout<B> {
 /// The error of a stalled body.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body sent nothing for {0:?}; send the body without pauses")]
-struct BodyStalled(Duration);
+pub(crate) struct BodyStalled(pub(crate) Duration);
 
 impl<B> StallTimeout<B> {
     fn new(inner: B, timeout: Duration) -> Self {

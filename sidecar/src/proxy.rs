@@ -9,10 +9,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use muster_exchange_dex::client::error_chain;
+use tracing::Instrument as _;
 
 use crate::auth_headers::ForwardAuth;
 use crate::errors::{ExchangeFailure, ProxyError};
@@ -40,7 +41,8 @@ pub async fn proxy(State(app): State<Arc<AppState>>, request: axum::extract::Req
         Ok(uri) => uri,
         Err(e) => return upstream_error(&app, cluster, format!("invalid path: {e}")).into_response(),
     };
-    let response = match forward(&app, cluster, uri, parts, body).await {
+    let span = tracing::debug_span!("proxied request", cluster = %app.names[cluster], method = %parts.method);
+    let response = match forward(&app, cluster, uri, parts, body).instrument(span).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -50,6 +52,60 @@ pub async fn proxy(State(app): State<Arc<AppState>>, request: axum::extract::Req
     response
 }
 
+/// The forwarded identity of one request: the cache key of the caller's token and what the app gets.
+pub(crate) struct Decision {
+    /// The (cluster, subject) key, for dropping exactly this entry after a 401.
+    pub(crate) key: CacheKey,
+    /// What is forwarded to the app.
+    pub(crate) auth: Arc<ForwardAuth>,
+}
+
+/// Decides what a request to `cluster` forwards, or the error response: the header budget
+/// (`header_bytes`: names and values added up), the caller's bearer token (`authorization`, the raw
+/// value) and the identity from the cache or an exchange. Both server paths (hyper's and
+/// [`crate::http1`]) call this, so refusals, errors and metrics are the same whichever served it.
+pub(crate) async fn decide<'a>(
+    app: &Arc<AppState>,
+    cluster: usize,
+    header_bytes: usize,
+    authorization: Option<&'a [u8]>,
+) -> Result<(Decision, &'a str), ProxyError> {
+    inbound_auth::check_header_size(header_bytes).map_err(ProxyError::Inbound)?;
+    let subject = inbound_auth::bearer_token_bytes(authorization).map_err(ProxyError::Inbound)?;
+    let key = CacheKey::new(cluster, subject);
+    let auth = app
+        .authorize(cluster, &key, subject)
+        .await
+        .map_err(|f| exchange_error(app, cluster, f))?;
+    Ok((Decision { key, auth }, subject))
+}
+
+/// Whether a 401 from the app for a request sent with `auth` is retried with a fresh exchange.
+///
+/// A token exchanged moments ago that the app refuses will be refused again (missing audience scope,
+/// wrong RBAC): retrying would cost one Dex exchange per request and never trip the backoff. A
+/// passed-through token would simply be forwarded again.
+pub(crate) fn retries_unauthorized(app: &AppState, auth: &ForwardAuth) -> bool {
+    !auth.passthrough && auth.exchanged_at.elapsed() >= app.unauthorized_retry_cooldown
+}
+
+/// After the app refused `decision`'s older exchanged token (revoked, or the remote Dex rotated keys):
+/// drops exactly that entry and exchanges afresh.
+pub(crate) async fn refresh_after_unauthorized(
+    app: &Arc<AppState>,
+    cluster: usize,
+    decision: &Decision,
+    subject: &str,
+) -> Result<Arc<ForwardAuth>, ProxyError> {
+    tracing::info!(cluster = app.names[cluster], token = %decision.auth.token_fingerprint, "app answered 401; re-exchanging once");
+    app.cluster_metrics[cluster].unauthorized_retries.inc();
+    app.cache
+        .invalidate(&decision.key, |cached| Arc::ptr_eq(cached, &decision.auth));
+    app.authorize(cluster, &decision.key, subject)
+        .await
+        .map_err(|f| exchange_error(app, cluster, f))
+}
+
 async fn forward(
     app: &Arc<AppState>,
     cluster: usize,
@@ -57,24 +113,30 @@ async fn forward(
     mut parts: Parts,
     body: Body,
 ) -> Result<Response, ProxyError> {
-    inbound_auth::check_header_budget(&parts.headers).map_err(ProxyError::Inbound)?;
     // Taken out of the headers: the caller's token never reaches the app.
+    let header_bytes = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
     let authorization = parts.headers.remove(header::AUTHORIZATION);
-    let subject = inbound_auth::bearer_token(authorization.as_ref()).map_err(ProxyError::Inbound)?;
+    let (decision, subject) = decide(
+        app,
+        cluster,
+        header_bytes,
+        authorization.as_ref().map(HeaderValue::as_bytes),
+    )
+    .await?;
     inbound_auth::strip_caller_credentials(&mut parts.headers);
     inbound_auth::strip_hop_by_hop(&mut parts.headers);
     mark_forwarded_host(&mut parts.headers);
-    let key = CacheKey::new(cluster, subject);
-    let auth = app
-        .authorize(cluster, &key, subject)
-        .await
-        .map_err(|f| exchange_error(app, cluster, f))?;
+    let auth = &decision.auth;
 
     let bytes = match replayable_body(body, app.replay_limit).await {
         Ok(Replay::Buffered(bytes)) => bytes,
         Ok(Replay::Streaming(body)) => {
             // Not replayable, so never retried: the headers move into the request, no copy.
-            return send(app, cluster, &parts.method, uri, parts.headers, &auth, body).await;
+            return send(app, cluster, &parts.method, uri, parts.headers, auth, body).await;
         }
         Err(cause) => {
             return Err(ProxyError::RequestBody {
@@ -83,17 +145,14 @@ async fn forward(
             });
         }
     };
-    // A token exchanged moments ago that the app refuses will be refused again (missing audience scope,
-    // wrong RBAC): retrying would cost one Dex exchange per request and never trip the backoff. A
-    // passed-through token would simply be forwarded again.
-    if auth.passthrough || auth.exchanged_at.elapsed() < app.unauthorized_retry_cooldown {
+    if !retries_unauthorized(app, auth) {
         return send(
             app,
             cluster,
             &parts.method,
             uri,
             parts.headers,
-            &auth,
+            auth,
             Body::from(bytes),
         )
         .await;
@@ -105,22 +164,14 @@ async fn forward(
         &parts.method,
         uri.clone(),
         headers,
-        &auth,
+        auth,
         Body::from(bytes.clone()),
     )
     .await?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
-    // The app refused an older exchanged token (revoked, or the remote Dex rotated keys): drop exactly
-    // that entry and retry once with a fresh exchange.
-    tracing::info!(cluster = app.names[cluster], token = %auth.token_fingerprint, "app answered 401; re-exchanging once");
-    app.cluster_metrics[cluster].unauthorized_retries.inc();
-    app.cache.invalidate(&key, |cached| Arc::ptr_eq(cached, &auth));
-    let fresh = app
-        .authorize(cluster, &key, subject)
-        .await
-        .map_err(|f| exchange_error(app, cluster, f))?;
+    let fresh = refresh_after_unauthorized(app, cluster, &decision, subject).await?;
     send(
         app,
         cluster,
@@ -143,7 +194,7 @@ fn exchange_error(app: &AppState, cluster: usize, failure: Arc<ExchangeFailure>)
     }
 }
 
-fn upstream_error(app: &AppState, cluster: usize, cause: String) -> ProxyError {
+pub(crate) fn upstream_error(app: &AppState, cluster: usize, cause: String) -> ProxyError {
     ProxyError::Upstream {
         cluster: app.names[cluster].clone(),
         cause,

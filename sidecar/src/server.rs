@@ -1,5 +1,7 @@
 //! The HTTP server: operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the proxy for every
 //! other path, with graceful shutdown bounded by a grace period (SSE streams never end on their own).
+//! Each connection starts on the HTTP/1.1 fast path ([`crate::http1`]); hyper serves what it hands over
+//! (HTTP/1.0, h2c, upgrades, operations paths, heads it does not take).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,20 +13,22 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use futures::FutureExt as _;
-use http::{Request, StatusCode, header};
+use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use muster_exchange_api::sidecar_config::SidecarConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::http1::rewind::Rewind;
+use crate::http1::serve::{FastPath, Outcome};
 use crate::limits::Limiter;
 use crate::proxy::proxy;
 use crate::state::{AppState, SidecarOptions, StateError};
@@ -42,32 +46,17 @@ pub fn router(app: Arc<AppState>) -> Router {
         .with_state(app)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz() -> Response {
+    muster_exchange_ops::healthz()
 }
 
 /// Ready when every cluster's credentials (and, in auth-headers mode, kubeconfig) load.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let problems = app.readiness_problems();
-    if problems.is_empty() {
-        return (StatusCode::OK, "ready\n").into_response();
-    }
-    let body = serde_json::json!({"ready": false, "problems": problems});
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    muster_exchange_ops::readyz(&app.readiness_problems())
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    match app.metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    muster_exchange_ops::openmetrics(app.metrics.encode())
 }
 
 /// Why the sidecar could not start.
@@ -102,9 +91,12 @@ impl Sidecar {
             cause,
         };
         let addr = crate::config::listen_addr(&config.listen).map_err(listen_error)?;
-        let listener = TcpListener::bind(addr)
-            .await
+        // A plain bind first, so an address another process holds fails here as it always did (sockets
+        // that set SO_REUSEPORT could otherwise join another process's group on that address).
+        let addr = std::net::TcpListener::bind(addr)
+            .and_then(|probe| probe.local_addr())
             .map_err(|e| listen_error(e.to_string()))?;
+        let listener = shared_listener(addr).map_err(|e| listen_error(e.to_string()))?;
         let limiter = Limiter::new(
             options.limits.clone(),
             app.metrics.shed_requests.clone(),
@@ -138,8 +130,9 @@ impl Sidecar {
     }
 
     /// Like [`Sidecar::serve`], with `workers` more threads, each running its own single-threaded runtime
-    /// that accepts from the same socket and serves its connections start to finish (its requests, its
-    /// connections to the app): no request wakes another thread.
+    /// that accepts from its own socket on the same address (see [`shared_listener`]) and serves its
+    /// connections start to finish (its requests, its connections to the app): no request wakes another
+    /// thread.
     pub async fn serve_with_workers(
         self,
         workers: usize,
@@ -151,9 +144,9 @@ impl Sidecar {
         let listener = if workers == 0 {
             self.listener
         } else {
-            let listener = self.listener.into_std()?;
+            let addr = self.listener.local_addr()?;
             for index in 0..workers {
-                let (listener, app, stop) = (listener.try_clone()?, self.app.clone(), stop_rx.clone());
+                let (app, stop) = (self.app.clone(), stop_rx.clone());
                 let limiter = self.limiter.clone();
                 let (done_tx, done_rx) = tokio::sync::oneshot::channel();
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -163,7 +156,7 @@ impl Sidecar {
                     .name(format!("sidecar-worker-{index}"))
                     .spawn(move || {
                         let result = runtime.block_on(async move {
-                            let listener = TcpListener::from_std(listener)?;
+                            let listener = shared_listener(addr)?;
                             accept_loop(listener, app, limiter, stop, grace).await;
                             Ok(())
                         });
@@ -171,7 +164,7 @@ impl Sidecar {
                     })?;
                 done.push(done_rx);
             }
-            TcpListener::from_std(listener)?
+            self.listener
         };
         tokio::spawn(async move {
             shutdown.await;
@@ -188,8 +181,25 @@ impl Sidecar {
     }
 }
 
+/// A listening socket on `addr` (with the thread's runtime) that each thread's own socket joins
+/// (SO_REUSEPORT): the kernel spreads new connections evenly over the threads by address hash. Threads
+/// accepting from one shared socket all wake for each connection and whichever runs first takes it, so
+/// a burst of connections could land on one thread while the other idles.
+fn shared_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Accepts until `stop`, then closes the socket, asks open connections to finish and aborts what is left
 /// after `grace` (SSE streams never end on their own). Every connection holds one of `limiter`'s slots.
+/// Connections start on the HTTP/1.1 fast path ([`crate::http1`]); what it does not serve goes to hyper.
 async fn accept_loop(
     listener: TcpListener,
     app: Arc<AppState>,
@@ -204,6 +214,8 @@ async fn accept_loop(
     // CONNECT protocol for HTTP/2 websockets, as the axum server it replaces offered.
     builder.http2().enable_connect_protocol();
     limiter.configure(&mut builder);
+    let builder = Arc::new(builder);
+    let fast = Arc::new(FastPath::new(app.clone(), limiter.clone()));
     loop {
         // At the connection cap, stop accepting (the backlog holds new ones) until one closes.
         let slot = tokio::select! {
@@ -217,27 +229,23 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    let accepted = tokio::time::Instant::now();
                     // No Nagle delay: SSE events and small MCP responses must leave as soon as written.
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
                     }
-                    let first_request = Arc::new(AtomicBool::new(false));
-                    let service = SidecarService {
+                    let hyper_path = HyperPath {
                         app: app.clone(),
                         router: router.clone(),
                         limiter: limiter.clone(),
-                        first_request: first_request.clone(),
+                        builder: builder.clone(),
+                        graceful: graceful.watcher(),
                     };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    let limiter = limiter.clone();
+                    let (fast, stop) = (fast.clone(), stop.clone());
                     connections.spawn(async move {
-                        match limiter.serve_connection(connection, first_request, slot).await {
-                            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
-                            Some(Ok(())) => {}
-                            None => tracing::trace!("closed a connection that sent no request in time"),
+                        let _slot = slot;
+                        if let Outcome::Handoff { io, served } = fast.serve(tcp, accepted, stop).await {
+                            hyper_path.serve(io, served, accepted).await;
                         }
                     });
                 }
@@ -248,8 +256,14 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    let drained = async {
+        // Hyper's connections are asked to finish; the fast path's close between requests on `stop`.
+        tokio::join!(graceful.shutdown(), async {
+            while connections.join_next().await.is_some() {}
+        });
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drained => {}
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing open streams");
         }
@@ -257,7 +271,46 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+/// What a connection the fast path hands over needs to be served by hyper.
+struct HyperPath {
+    app: Arc<AppState>,
+    router: Router,
+    limiter: Arc<Limiter>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: hyper_util::server::graceful::Watcher,
+}
+
+impl HyperPath {
+    /// Serves `io` with hyper (HTTP/1, h2c, upgrades); `served`: the fast path already answered a
+    /// request on it, so the first-request deadline (from `accepted`) no longer applies.
+    async fn serve(self, io: Rewind, served: bool, accepted: tokio::time::Instant) {
+        let first_request = Arc::new(AtomicBool::new(served));
+        let service = SidecarService {
+            app: self.app,
+            router: self.router,
+            limiter: self.limiter.clone(),
+            first_request: first_request.clone(),
+        };
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = self.graceful.watch(connection);
+        let deadline = accepted + self.limiter.limits().header_read_timeout;
+        match self
+            .limiter
+            .serve_connection_until(connection, first_request, deadline)
+            .await
+        {
+            Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
+            Some(Ok(())) => {}
+            None => tracing::trace!("closed a connection that sent no request in time"),
+        }
+    }
+}
+
+/// Waits until `stop` turns true.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender is gone, which only happens once the server stops anyway.
     let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -9,7 +9,7 @@ if [[ "${1:-}" == "--clean" ]]; then
     rm -rf fuzz/corpus
 fi
 
-targets=(admission_pods sidecar_inbound kubeconfig dex_response mcpserver_documents)
+targets=(admission_pods sidecar_inbound sidecar_http1 kubeconfig dex_response mcpserver_documents)
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
     cp fuzz/seeds/"$target"/* "fuzz/corpus/$target/"

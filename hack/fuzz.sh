@@ -21,7 +21,7 @@ if ! [[ "$minutes" =~ ^[0-9]+$ ]] || (( minutes < 1 )); then
 fi
 seconds="${FUZZ_SECONDS:-$(( minutes * 60 ))}"
 max_runs="${FUZZ_MAX_RUNS:--1}"
-read -r -a targets <<< "${FUZZ_TARGETS:-admission_pods sidecar_inbound kubeconfig dex_response mcpserver_documents}"
+read -r -a targets <<< "${FUZZ_TARGETS:-admission_pods sidecar_inbound sidecar_http1 kubeconfig dex_response mcpserver_documents}"
 flags=(-s none -a)
 # An unoptimised build compiles in a fraction of the time; enough for a smoke run, slow for a campaign.
 if [ "${FUZZ_DEV:-0}" = 1 ]; then flags=(-s none -D -a); fi

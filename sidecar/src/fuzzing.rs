@@ -1,6 +1,8 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/`, compiled only with `--cfg fuzzing` (which
 //! cargo-fuzz sets): thin wrappers, so the targets depend on these names and not on the module layout.
 
+pub mod http1;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

@@ -190,13 +190,21 @@ fn check_for_caller(head: &ResponseHead, own: &[u8], head_request: bool) {
     for field in parsed.headers.iter() {
         let name = field.name.to_ascii_lowercase();
         assert!(!HOP_BY_HOP.contains(&name.as_str()), "hop-by-hop {name} passed to the caller");
-        assert!(!connection_named.contains(&name), "{name} named by Connection passed to the caller");
+        // The framing headers stay even when named: the caller reads the body by them.
+        let framing_header = name == "content-length" || name == "transfer-encoding";
+        assert!(
+            framing_header || !connection_named.contains(&name),
+            "{name} named by Connection passed to the caller"
+        );
         if name == "transfer-encoding" {
             chunked = true;
         } else if name == "content-length" {
-            length = std::str::from_utf8(field.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let value = field.value.trim_ascii();
+            assert!(
+                !value.is_empty() && value.iter().all(u8::is_ascii_digit),
+                "Content-Length {value:?} passed to the caller"
+            );
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
         }
     }
     match head.framing {

@@ -35,6 +35,8 @@ pub(crate) enum ResponseHeadError {
     Parse(httparse::Error),
     #[error("the app answered 101 Switching Protocols to a request without Upgrade")]
     UnexpectedUpgrade,
+    #[error("the app answered with status {0}; a status is 100 to 999")]
+    Status(u16),
     #[error("the app's response has an invalid Content-Length")]
     Length,
     #[error("the app's response has a Transfer-Encoding other than chunked")]
@@ -63,6 +65,11 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
         httparse::Status::Partial => return Ok(ParsedResponse::Partial),
     };
     let status = response.code.unwrap_or(0);
+    // httparse takes any three digits; below 100 is no status (hyper refuses it too), and writing it
+    // back as a number would give the caller a status line of fewer than three digits.
+    if status < 100 {
+        return Err(ResponseHeadError::Status(status));
+    }
     if status == 101 {
         return Err(ResponseHeadError::UnexpectedUpgrade);
     }
@@ -99,8 +106,12 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
         .any(|f| f.name.eq_ignore_ascii_case("transfer-encoding"));
     for field in headers {
         let name = field.name;
+        // The framing headers stay whatever `Connection` names: the body is read by them, so the caller
+        // must read it the same way.
+        let framing_header =
+            name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding");
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-            || named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            || (!framing_header && named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes())))
         {
             continue;
         }
@@ -108,9 +119,12 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
             if chunked {
                 continue;
             }
-            let value = std::str::from_utf8(field.value)
+            // Digits only, as the request side takes them: `u64`'s parser also accepts a sign, which
+            // the caller's parser may not.
+            let value = std::str::from_utf8(field.value.trim_ascii())
                 .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
                 .ok_or(ResponseHeadError::Length)?;
             if length.is_some_and(|l| l != value) {
                 return Err(ResponseHeadError::Length);
@@ -219,5 +233,51 @@ mod tests {
         assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
         assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).is_err());
         assert!(parse(b"garbage\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn a_status_below_100_is_refused_not_passed_on_as_a_short_status_line() {
+        assert!(matches!(
+            parse(b"HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n", false),
+            Err(ResponseHeadError::Status(0))
+        ));
+        assert!(matches!(
+            parse(b"HTTP/1.1 099 X\r\n\r\n", false),
+            Err(ResponseHeadError::Status(99))
+        ));
+    }
+
+    #[test]
+    fn framing_headers_stay_even_when_connection_names_them() {
+        let chunked = head(
+            b"HTTP/1.1 200 OK\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert_eq!(
+            String::from_utf8(chunked.for_caller).unwrap(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        );
+        let length = head(
+            b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        );
+        assert_eq!(length.framing, Framing::Length(2));
+        assert_eq!(
+            String::from_utf8(length.for_caller).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+        );
+    }
+
+    #[test]
+    fn a_content_length_is_digits_only() {
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", false),
+            Err(ResponseHeadError::Length)
+        ));
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            Ok(ParsedResponse::Head(_))
+        ));
     }
 }

@@ -14,7 +14,10 @@
 //! caller header unchanged; the subject is the caller's bearer token, non-empty, without spaces and
 //! within the size limit, and not yet expired; a token whose `iss` is the routed cluster's Dex is passed
 //! through unchanged (and needs an `exp`), one of another configured cluster's Dex is refused, any other
-//! is exchanged.
+//! is exchanged only when it is a JWT with an `exp` (else refused as not a JWT or without expiry).
+//!
+//! The entry point runs the proxy's own pre-Dex functions (`proxy::caller_subject`,
+//! `AppState::admit_subject`), so these assertions are about what the proxy does.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -96,12 +99,12 @@ fuzz_target!(|data: &[u8]| {
     let sent = headers.clone();
     let budget: usize = sent.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
     let issuer = |index: usize| CLUSTERS[index].1;
-    let subject_iss = sent
+    let subject_claims = sent
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .and_then(|(_, t)| peek_claims(t.trim()))
-        .and_then(|c| c.iss);
+        .and_then(|(_, t)| peek_claims(t.trim()));
+    let subject_iss = subject_claims.as_ref().and_then(|c| c.iss.clone());
     let iss_is = |index: usize| {
         subject_iss
             .as_deref()
@@ -145,6 +148,10 @@ fuzz_target!(|data: &[u8]| {
                     !(0..names.len()).any(iss_is),
                     "a token of a configured cluster's Dex was exchanged"
                 );
+                assert!(
+                    peek_claims(&forwarded.subject).is_some_and(|c| c.exp.is_some()),
+                    "a token without readable claims or exp was exchanged"
+                );
             } else {
                 assert!(
                     forwarded.subject_expires_at.is_some(),
@@ -172,6 +179,19 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 (0..names.len()).any(iss_is),
                 "refused as a passthrough without a cluster's issuer"
+            );
+        }
+        Err(Refused::Subject(ExchangeFailure::NotAJwt)) => {
+            assert!(subject_claims.is_none(), "a JWT refused as not one");
+        }
+        Err(Refused::Subject(ExchangeFailure::SubjectWithoutExpiry)) => {
+            assert!(
+                subject_claims.as_ref().is_some_and(|c| c.exp.is_none()),
+                "refused for a missing exp the token has"
+            );
+            assert!(
+                !(0..names.len()).any(iss_is),
+                "a configured cluster's token refused as one to exchange"
             );
         }
         Err(Refused::Subject(other)) => panic!("unexpected refusal: {other}"),

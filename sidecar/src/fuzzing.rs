@@ -4,23 +4,23 @@
 pub mod http1;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Body;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Uri, header};
-use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode};
-use muster_exchange_dex::jwt::peek_claims;
+use http::{HeaderMap, HeaderValue, Method, Uri, header};
+use muster_exchange_api::sidecar_config::{ClusterConfig, HeaderMode, SidecarConfig};
 
 use crate::auth_headers;
 use crate::errors::ExchangeFailure;
-use crate::exchanger::ClusterRuntime;
 use crate::forward::{UpstreamTarget, mark_forwarded_host, upstream_request};
 use crate::inbound_auth::{self, InboundError};
 use crate::kubeconfig::{ClusterEndpoint, endpoint_from_text};
-use crate::metrics::{ClusterMetrics, Metrics};
+use crate::proxy::caller_subject;
 use crate::routing::{self, RouteError};
-use crate::subject::{self, SubjectPath};
+use crate::state::{Admitted, AppState, SidecarOptions};
+use crate::token_cache::CacheKey;
 
 /// The token that stands in for Dex's answer in [`inbound`].
 pub const EXCHANGED_TOKEN: &str = "exchanged.fuzz.token";
@@ -35,10 +35,11 @@ pub const CLUSTERS: [(&str, &str); 2] = [
 ];
 
 /// Configured clusters (no Dex is ever called), each with a kubeconfig naming [`ENDPOINT_SERVER`] and
-/// [`ENDPOINT_CA`]. Needs the process-wide rustls provider installed first.
+/// [`ENDPOINT_CA`]: the sidecar's own state, once per header mode. Needs the process-wide rustls
+/// provider installed first.
 pub struct Clusters {
-    runtimes: Vec<ClusterRuntime>,
-    metrics: Vec<ClusterMetrics>,
+    bearer: Arc<AppState>,
+    auth_headers: Arc<AppState>,
 }
 
 impl Clusters {
@@ -51,13 +52,10 @@ impl Clusters {
              cluster:\n    server: {ENDPOINT_SERVER}\n    certificate-authority-data: {ENDPOINT_CA}\n"
         );
         std::fs::write(&kubeconfig, text).map_err(|e| e.to_string())?;
-        let metrics = Metrics::default();
-        let mut clusters = Self {
-            runtimes: Vec::new(),
-            metrics: Vec::new(),
-        };
-        for (name, issuer) in CLUSTERS.iter().take(count) {
-            let config = ClusterConfig {
+        let clusters: Vec<ClusterConfig> = CLUSTERS
+            .iter()
+            .take(count)
+            .map(|(name, issuer)| ClusterConfig {
                 name: (*name).to_string(),
                 dex_token_endpoint: format!("{issuer}/token"),
                 expected_issuer: None,
@@ -70,18 +68,36 @@ impl Clusters {
                 kubeconfig_file: Some(kubeconfig.clone()),
                 endpoint_dir: None,
                 ca_file: None,
+            })
+            .collect();
+        let state = |header_mode| {
+            let config = SidecarConfig {
+                listen: "127.0.0.1:0".into(),
+                upstream: "http://127.0.0.1:8080".into(),
+                header_mode,
+                clusters: clusters.clone(),
+                central_issuer: None,
             };
-            let runtime =
-                ClusterRuntime::new(config, Duration::from_secs(1), 64).map_err(|e| e.to_string())?;
-            clusters.runtimes.push(runtime);
-            clusters.metrics.push(metrics.for_cluster(name));
-        }
-        Ok(clusters)
+            AppState::new(&config, &SidecarOptions::default())
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        };
+        Ok(Self {
+            bearer: state(HeaderMode::Bearer)?,
+            auth_headers: state(HeaderMode::AuthHeaders)?,
+        })
     }
 
     /// The cluster names, in order.
     pub fn names(&self) -> Vec<&str> {
-        self.runtimes.iter().map(ClusterRuntime::name).collect()
+        self.bearer.names.iter().map(String::as_str).collect()
+    }
+
+    fn state(&self, mode: HeaderMode) -> &Arc<AppState> {
+        match mode {
+            HeaderMode::Bearer => &self.bearer,
+            HeaderMode::AuthHeaders => &self.auth_headers,
+        }
     }
 }
 
@@ -113,14 +129,17 @@ pub enum Refused {
     Upstream(String),
     /// The caller's headers or token.
     Inbound(InboundError),
-    /// Refused after reading the token's claims (another cluster's token, a passthrough without `exp`).
+    /// Refused after reading the token's claims (not a JWT, no `exp`, another cluster's token, a
+    /// passthrough without `exp`).
     Subject(ExchangeFailure),
 }
 
 /// The request path of `proxy::proxy` and `proxy::forward` up to the exchange, with Dex's answer
-/// replaced by [`EXCHANGED_TOKEN`]: routing, header budget, bearer parsing, stripping, the subject's
-/// expiry and the path its issuer chooses (`state::AppState::authorize`: passthrough, another
-/// cluster's token, exchange), and the request built for the app.
+/// replaced by [`EXCHANGED_TOKEN`]: routing, then the functions the proxy itself calls before Dex
+/// (`proxy::caller_subject`: header budget and bearer parsing; `AppState::admit_subject`: the subject's
+/// claims, its refusals and the passthrough identity), the stripping of `proxy::forward`, and the
+/// request built for the app. Only the token cache, which sits between the two on the proxy's path, is
+/// left out: every input is a miss.
 pub fn inbound(
     clusters: &Clusters,
     upstream: &str,
@@ -129,53 +148,46 @@ pub fn inbound(
     mode: HeaderMode,
     now: SystemTime,
 ) -> Result<Forwarded, Refused> {
+    let app = clusters.state(mode);
     let original = PathAndQuery::try_from(path_and_query).map_err(|_| Refused::Path)?;
-    let route = routing::route(&clusters.names(), original.as_str()).map_err(Refused::Route)?;
+    let route = routing::route(&app.names, original.as_str()).map_err(Refused::Route)?;
     let target = UpstreamTarget::parse(upstream).map_err(|e| Refused::Upstream(e.to_string()))?;
     let uri = target
         .uri_for(&original, &route.upstream_path_and_query)
         .map_err(|e| Refused::Upstream(e.to_string()))?;
-    inbound_auth::check_header_budget(&headers).map_err(Refused::Inbound)?;
+    let index = route.cluster;
+    let header_bytes = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
     let authorization = headers.remove(header::AUTHORIZATION);
-    let subject = inbound_auth::bearer_token(authorization.as_ref()).map_err(Refused::Inbound)?;
+    let subject = caller_subject(header_bytes, authorization.as_ref().map(HeaderValue::as_bytes))
+        .map_err(Refused::Inbound)?;
     inbound_auth::strip_caller_credentials(&mut headers);
     inbound_auth::strip_hop_by_hop(&mut headers);
     mark_forwarded_host(&mut headers);
-    let claims = peek_claims(subject);
-    let subject_expires_at = claims.as_ref().and_then(|c| c.expires_at());
-    if subject_expires_at.is_some_and(|at| at <= now) {
-        return Err(Refused::Inbound(InboundError::Expired));
-    }
-    let index = route.cluster;
-    let runtimes = &clusters.runtimes;
-    let auth = match subject::classify(claims.as_ref(), index, runtimes) {
-        SubjectPath::Exchange => {
+    let fingerprint = CacheKey::new(index, subject).subject_fingerprint();
+    let (auth, subject_expires_at) = match app.admit_subject(index, subject, &fingerprint, now) {
+        Ok(Admitted::Forward(fetched)) => ((*fetched.value).clone(), fetched.subject_expires_at),
+        Ok(Admitted::Exchange { subject_expires_at }) => {
             let endpoint = ClusterEndpoint {
                 server: ENDPOINT_SERVER.to_string(),
                 ca_data_base64: ENDPOINT_CA.to_string(),
             };
-            auth_headers::build(EXCHANGED_TOKEN, now, mode, Some(&endpoint))
-                .map_err(|e| Refused::Upstream(e.to_string()))?
+            let auth = auth_headers::build(EXCHANGED_TOKEN, now, mode, Some(&endpoint))
+                .map_err(|e| Refused::Upstream(e.to_string()))?;
+            (auth, subject_expires_at)
         }
-        SubjectPath::Passthrough => {
-            let metrics = &clusters.metrics[index];
-            let fetched = subject::passthrough(&runtimes[index], mode, subject, subject_expires_at, metrics)
-                .map_err(|failure| match std::sync::Arc::try_unwrap(failure) {
-                    Ok(failure) => Refused::Subject(failure),
-                    Err(shared) => Refused::Upstream(shared.to_string()),
-                })?;
-            (*fetched.value).clone()
-        }
-        SubjectPath::OtherCluster(other) => {
-            return Err(Refused::Subject(ExchangeFailure::IssuedForOtherCluster {
-                issuer_cluster: runtimes[other].name().to_string(),
-            }));
+        // As `proxy::exchange_error` answers it: an expired subject is the caller's 401.
+        Err(failure) => {
+            return Err(match Arc::try_unwrap(failure) {
+                Ok(ExchangeFailure::SubjectExpired) => Refused::Inbound(InboundError::Expired),
+                Ok(failure) => Refused::Subject(failure),
+                Err(shared) => Refused::Upstream(shared.to_string()),
+            });
         }
     };
     let request = upstream_request(&Method::GET, uri.clone(), headers, &auth, Body::empty())
         .map_err(|e| Refused::Upstream(e.to_string()))?;
     Ok(Forwarded {
-        cluster: route.cluster,
+        cluster: index,
         uri,
         subject: subject.to_string(),
         subject_expires_at,
@@ -187,4 +199,94 @@ pub fn inbound(
 /// The kubeconfig reading of `kubeconfig::load` on `text` (file references are refused unread).
 pub fn kubeconfig_endpoint(text: &str) -> Result<ClusterEndpoint, String> {
     endpoint_from_text(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+    use std::time::Duration;
+
+    /// A `sidecar_inbound` fuzz input as the target reads it: flags byte, path line, header lines.
+    fn run_seed(clusters: &[Clusters; 2], data: &[u8]) -> Result<Forwarded, Refused> {
+        let (&flags, rest) = data.split_first().unwrap();
+        let mode = if flags & 2 == 0 {
+            HeaderMode::Bearer
+        } else {
+            HeaderMode::AuthHeaders
+        };
+        let upstream = if flags & 4 == 0 {
+            "http://127.0.0.1:8080"
+        } else {
+            "http://127.0.0.1:8080/base/"
+        };
+        let mut lines = rest.split(|&b| b == b'\n');
+        let path = std::str::from_utf8(lines.next().unwrap()).unwrap();
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let value = &line[colon + 1..];
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            headers.append(
+                HeaderName::from_bytes(&line[..colon]).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        inbound(
+            &clusters[usize::from(flags & 1)],
+            upstream,
+            path,
+            headers,
+            mode,
+            now,
+        )
+    }
+
+    fn outcome(result: &Result<Forwarded, Refused>) -> String {
+        match result {
+            Ok(forwarded) if forwarded.passthrough => "passthrough".into(),
+            Ok(_) => "exchanged".into(),
+            Err(Refused::Inbound(e)) => format!("inbound: {e:?}"),
+            Err(Refused::Subject(e)) => format!("subject: {e:?}"),
+            Err(Refused::Route(_)) => "route".into(),
+            Err(Refused::Path) => "path".into(),
+            Err(Refused::Upstream(e)) => format!("upstream: {e}"),
+        }
+    }
+
+    /// The committed `sidecar_inbound` seeds through the entry point, each with the outcome its name
+    /// says: the proxy's own pre-Dex functions decide, so a later refusal (not a JWT, no `exp`) shows.
+    #[test]
+    fn the_inbound_fuzz_seeds_get_the_proxys_answers() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!("muster-exchange-fuzz-test-{}", std::process::id()));
+        let clusters = [Clusters::new(1, &dir).unwrap(), Clusters::new(2, &dir).unwrap()];
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sidecar_inbound");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&seeds).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let result = run_seed(&clusters, &std::fs::read(&path).unwrap());
+            seen.push(format!("{name} => {}", outcome(&result)));
+        }
+        seen.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let expected = [
+            "exchange-without-exp => subject: SubjectWithoutExpiry",
+            "expired-subject => inbound: Expired",
+            "malformed => inbound: Malformed",
+            "missing-token => inbound: MissingToken",
+            "one-cluster-bearer => exchanged",
+            "opaque-token-base-path => subject: NotAJwt",
+            "other-clusters-token => subject: IssuedForOtherCluster { issuer_cluster: \"b\" }",
+            "passthrough-own-cluster => passthrough",
+            "passthrough-without-exp => subject: PassthroughWithoutExpiry",
+            "two-clusters-auth-headers => exchanged",
+            "unknown-cluster => route",
+        ];
+        assert_eq!(seen, expected);
+    }
 }

@@ -70,14 +70,25 @@ pub(crate) async fn decide<'a>(
     header_bytes: usize,
     authorization: Option<&'a [u8]>,
 ) -> Result<(Decision, &'a str), ProxyError> {
-    inbound_auth::check_header_size(header_bytes).map_err(ProxyError::Inbound)?;
-    let subject = inbound_auth::bearer_token_bytes(authorization).map_err(ProxyError::Inbound)?;
+    let subject = caller_subject(header_bytes, authorization).map_err(ProxyError::Inbound)?;
     let key = CacheKey::new(cluster, subject);
     let auth = app
         .authorize(cluster, &key, subject)
         .await
         .map_err(|f| exchange_error(app, cluster, f))?;
     Ok((Decision { key, auth }, subject))
+}
+
+/// The caller's side of [`decide`], before the cache and any Dex call: the header budget, then the
+/// bearer token. The request path up to Dex is this and, on a cache miss,
+/// [`AppState::admit_subject`]; the fuzz target `sidecar_inbound` runs both, so it checks what the
+/// proxy does.
+pub(crate) fn caller_subject(
+    header_bytes: usize,
+    authorization: Option<&[u8]>,
+) -> Result<&str, InboundError> {
+    inbound_auth::check_header_size(header_bytes)?;
+    inbound_auth::bearer_token_bytes(authorization)
 }
 
 /// Whether a 401 from the app for a request sent with `auth` is retried with a fresh exchange.

@@ -14,7 +14,15 @@ use crate::exchanger::{ClusterRuntime, ClusterSetupError};
 use crate::forward::{UpstreamClient, UpstreamError, UpstreamTarget, upstream_client};
 use crate::metrics::{ClusterMetrics, Metrics};
 use crate::subject::{self, SubjectPath};
-use crate::token_cache::{CacheKey, CacheOptions, Lookup, TokenCache};
+use crate::token_cache::{CacheKey, CacheOptions, Fetched, Lookup, TokenCache};
+
+/// What [`AppState::admit_subject`] decided without Dex.
+pub(crate) enum Admitted {
+    /// Forward this identity (the cluster's own token, passed through).
+    Forward(Fetched<Arc<ForwardAuth>>),
+    /// Exchange the token at the cluster's Dex; its `exp`, when it has one.
+    Exchange { subject_expires_at: Option<SystemTime> },
+}
 
 /// Default of [`SidecarOptions::exchange_queue_limit`]: four times the exchange slots.
 pub const DEFAULT_EXCHANGE_QUEUE_LIMIT: usize = 4 * crate::exchanger::MAX_CONCURRENT_EXCHANGES;
@@ -137,44 +145,13 @@ impl AppState {
             let subject = subject_token.to_string();
             let fingerprint = key.subject_fingerprint();
             async move {
-                let claims = peek_claims(&subject);
-                let subject_expires_at = claims.as_ref().and_then(|c| c.expires_at());
+                let subject_expires_at =
+                    match app.admit_subject(index, &subject, &fingerprint, SystemTime::now())? {
+                        Admitted::Forward(fetched) => return Ok(fetched),
+                        Admitted::Exchange { subject_expires_at } => subject_expires_at,
+                    };
                 let cluster = &app.clusters[index];
                 let metrics = &app.cluster_metrics[index];
-                let path = subject::admit(
-                    claims.as_ref(),
-                    SystemTime::now(),
-                    index,
-                    &app.clusters,
-                    app.central_issuer.as_deref(),
-                )
-                .map_err(|refusal| {
-                    metrics.exchange(refusal.outcome());
-                    Arc::new(refusal)
-                })?;
-                match path {
-                    SubjectPath::Exchange => {}
-                    SubjectPath::Passthrough => {
-                        return subject::passthrough(
-                            cluster,
-                            app.header_mode,
-                            &subject,
-                            subject_expires_at,
-                            metrics,
-                        );
-                    }
-                    SubjectPath::OtherCluster(other) => {
-                        tracing::info!(
-                            cluster = cluster.name(),
-                            subject = fingerprint,
-                            issuer_cluster = app.names[other],
-                            "refused a token issued for another cluster"
-                        );
-                        return Err(Arc::new(ExchangeFailure::IssuedForOtherCluster {
-                            issuer_cluster: app.names[other].clone(),
-                        }));
-                    }
-                }
                 let mut fetched = cluster
                     .exchange(app.header_mode, &subject, &fingerprint, &app.backoff, metrics)
                     .await?;
@@ -194,6 +171,57 @@ impl AppState {
             Lookup::Joined => m.cache_joined.inc(),
         };
         result
+    }
+
+    /// Everything a miss decides before any Dex call, for `subject_token` (logged as `fingerprint`) at
+    /// cluster `index` at `now`:
+    /// refusals of garbage, expired, foreign and other clusters' tokens ([`subject::admit`]), or the
+    /// passthrough identity, or that the token is exchanged. The fuzz target `sidecar_inbound` runs this
+    /// same function, so it checks what the proxy does.
+    pub(crate) fn admit_subject(
+        &self,
+        index: usize,
+        subject_token: &str,
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> Result<Admitted, Arc<ExchangeFailure>> {
+        let claims = peek_claims(subject_token);
+        let subject_expires_at = claims.as_ref().and_then(|c| c.expires_at());
+        let cluster = &self.clusters[index];
+        let metrics = &self.cluster_metrics[index];
+        let path = subject::admit(
+            claims.as_ref(),
+            now,
+            index,
+            &self.clusters,
+            self.central_issuer.as_deref(),
+        )
+        .map_err(|refusal| {
+            metrics.exchange(refusal.outcome());
+            Arc::new(refusal)
+        })?;
+        match path {
+            SubjectPath::Exchange => Ok(Admitted::Exchange { subject_expires_at }),
+            SubjectPath::Passthrough => subject::passthrough(
+                cluster,
+                self.header_mode,
+                subject_token,
+                subject_expires_at,
+                metrics,
+            )
+            .map(Admitted::Forward),
+            SubjectPath::OtherCluster(other) => {
+                tracing::info!(
+                    cluster = cluster.name(),
+                    subject = fingerprint,
+                    issuer_cluster = self.names[other],
+                    "refused a token issued for another cluster"
+                );
+                Err(Arc::new(ExchangeFailure::IssuedForOtherCluster {
+                    issuer_cluster: self.names[other].clone(),
+                }))
+            }
+        }
     }
 
     /// Problems that make the sidecar not ready.

@@ -60,14 +60,30 @@ fn request(buf: &[u8], splits: u8) {
         Parsed::Request(head) => head,
         Parsed::Partial | Parsed::Other => return,
     };
-    assert!(head.len <= buf.len(), "head of {} in {} bytes", head.len, buf.len());
+    assert!(
+        head.len <= buf.len(),
+        "head of {} in {} bytes",
+        head.len,
+        buf.len()
+    );
     let own = &buf[..head.len];
-    let ranges = [Some(&head.method), Some(&head.target), head.authorization.as_ref(), head.host.as_ref()];
+    let ranges = [
+        Some(&head.method),
+        Some(&head.target),
+        head.authorization.as_ref(),
+        head.host.as_ref(),
+    ];
     for range in ranges.into_iter().flatten() {
-        assert!(range.end <= head.len && range.start <= range.end, "{range:?} outside the head");
+        assert!(
+            range.end <= head.len && range.start <= range.end,
+            "{range:?} outside the head"
+        );
     }
     for (name, value) in &head.forwarded {
-        assert!(name.end <= head.len && value.end <= head.len, "forwarded field outside the head");
+        assert!(
+            name.end <= head.len && value.end <= head.len,
+            "forwarded field outside the head"
+        );
         let name = String::from_utf8_lossy(&own[name.clone()]).to_ascii_lowercase();
         assert!(
             name != "authorization"
@@ -78,14 +94,23 @@ fn request(buf: &[u8], splits: u8) {
         );
     }
     assert!(head.forwarded.len() <= MAX_HEADERS);
-    assert!(own[head.target.clone()].starts_with(b"/"), "target not origin-form");
+    assert!(
+        own[head.target.clone()].starts_with(b"/"),
+        "target not origin-form"
+    );
     assert_ne!(head.framing, Framing::UntilClose, "a request body until close");
     assert_eq!(head.header_bytes, header_bytes(own), "header budget");
     same_request(&head, own, "its own bytes");
     let extended = [own, b"GET / HTTP/1.1\r\n\r\nx"].concat();
     same_request(&head, &extended, "its bytes and more");
     // A read that stopped anywhere inside the head must wait for more, never decide early.
-    for cut in [0, 1, head.len / 2, head.len.saturating_sub(2), head.len.saturating_sub(1)] {
+    for cut in [
+        0,
+        1,
+        head.len / 2,
+        head.len.saturating_sub(2),
+        head.len.saturating_sub(1),
+    ] {
         if cut < head.len {
             assert!(
                 matches!(request_head::parse(&own[..cut]), Parsed::Partial),
@@ -99,7 +124,11 @@ fn request(buf: &[u8], splits: u8) {
 fn same_request(head: &RequestHead, buf: &[u8], what: &str) {
     match request_head::parse(buf) {
         Parsed::Request(again) => {
-            assert_eq!(format!("{again:?}"), format!("{head:?}"), "parsed differently from {what}");
+            assert_eq!(
+                format!("{again:?}"),
+                format!("{head:?}"),
+                "parsed differently from {what}"
+            );
         }
         Parsed::Partial => panic!("partial from {what}"),
         Parsed::Other => panic!("left to hyper from {what}"),
@@ -111,11 +140,9 @@ fn header_bytes(head: &[u8]) -> usize {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut fields);
     match request.parse(head) {
-        Ok(httparse::Status::Complete(_)) => request
-            .headers
-            .iter()
-            .map(|f| f.name.len() + f.value.len())
-            .sum(),
+        Ok(httparse::Status::Complete(_)) => {
+            request.headers.iter().map(|f| f.name.len() + f.value.len()).sum()
+        }
         other => panic!("httparse no longer takes the head: {other:?}"),
     }
 }
@@ -143,7 +170,10 @@ fn response(buf: &[u8], head_request: bool, splits: u8) {
     for cut in [0, 1, len / 2, len.saturating_sub(2), len.saturating_sub(1)] {
         if cut < len {
             assert!(
-                matches!(response_head::parse(&own[..cut], head_request), Ok(ParsedResponse::Partial)),
+                matches!(
+                    response_head::parse(&own[..cut], head_request),
+                    Ok(ParsedResponse::Partial)
+                ),
                 "prefix of {cut} bytes not partial"
             );
         }
@@ -171,7 +201,11 @@ fn check_for_caller(head: &ResponseHead, own: &[u8], head_request: bool) {
         assert_eq!(head.framing, Framing::Empty, "a body where none may be");
     }
     if head.reusable {
-        assert_ne!(head.framing, Framing::UntilClose, "reusable although the body runs until close");
+        assert_ne!(
+            head.framing,
+            Framing::UntilClose,
+            "reusable although the body runs until close"
+        );
     }
     let written = [head.for_caller.as_slice(), b"\r\n"].concat();
     // One more field than the app sent (the re-chunking header) can exceed what httparse takes here;
@@ -189,7 +223,10 @@ fn check_for_caller(head: &ResponseHead, own: &[u8], head_request: bool) {
     let mut length = None;
     for field in parsed.headers.iter() {
         let name = field.name.to_ascii_lowercase();
-        assert!(!HOP_BY_HOP.contains(&name.as_str()), "hop-by-hop {name} passed to the caller");
+        assert!(
+            !HOP_BY_HOP.contains(&name.as_str()),
+            "hop-by-hop {name} passed to the caller"
+        );
         // The framing headers stay even when named: the caller reads the body by them.
         let framing_header = name == "content-length" || name == "transfer-encoding";
         assert!(
@@ -204,7 +241,9 @@ fn check_for_caller(head: &ResponseHead, own: &[u8], head_request: bool) {
                 !value.is_empty() && value.iter().all(u8::is_ascii_digit),
                 "Content-Length {value:?} passed to the caller"
             );
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
         }
     }
     match head.framing {
@@ -248,7 +287,10 @@ fn body(framing: Framing, bytes: &[u8], splits: u8) {
     let whole = feed(framing, bytes, &[bytes.len().max(1)]);
     let sizes = read_sizes(splits);
     let split = feed(framing, bytes, &sizes);
-    assert_eq!(whole, split, "{framing:?} body read whole and in reads of {sizes:?}");
+    assert_eq!(
+        whole, split,
+        "{framing:?} body read whole and in reads of {sizes:?}"
+    );
     let one_by_one = feed(framing, bytes, &[1]);
     assert_eq!(whole, one_by_one, "{framing:?} body read whole and byte by byte");
     match (framing, &whole) {
@@ -318,7 +360,11 @@ fn chunked_round_trip(bytes: &[u8], splits: u8) {
             // A zero size would be the last chunk; the data byte just goes into the next one.
             continue;
         }
-        let digits = if control & 0x20 == 0 { format!("{size:x}") } else { format!("{size:X}") };
+        let digits = if control & 0x20 == 0 {
+            format!("{size:x}")
+        } else {
+            format!("{size:X}")
+        };
         if control & 0x40 != 0 {
             encoded.extend_from_slice(b"00");
         }
@@ -377,7 +423,11 @@ mod tests {
         let get = b"GET /mcp HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET";
         assert!(matches!(request_head::parse(get), Parsed::Request(_)));
         request(get, 7);
-        response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false, 3);
+        response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            false,
+            3,
+        );
         body(Framing::Chunked, b"3;x\r\nabc\r\n0\r\nt: 1\r\n\r\nNEXT", 9);
         chunked_round_trip(b"\x83abc\x21xyz\x45hello", 1);
     }

@@ -99,7 +99,7 @@ fn request(buf: &[u8], splits: u8) {
         "target not origin-form"
     );
     assert_ne!(head.framing, Framing::UntilClose, "a request body until close");
-    assert_eq!(head.header_bytes, header_bytes(own), "header budget");
+    assert_eq!(Some(head.header_bytes), header_bytes(own), "header budget");
     same_request(&head, own, "its own bytes");
     let extended = [own, b"GET / HTTP/1.1\r\n\r\nx"].concat();
     same_request(&head, &extended, "its bytes and more");
@@ -122,28 +122,23 @@ fn request(buf: &[u8], splits: u8) {
 }
 
 fn same_request(head: &RequestHead, buf: &[u8], what: &str) {
-    match request_head::parse(buf) {
-        Parsed::Request(again) => {
-            assert_eq!(
-                format!("{again:?}"),
-                format!("{head:?}"),
-                "parsed differently from {what}"
-            );
-        }
-        Parsed::Partial => panic!("partial from {what}"),
-        Parsed::Other => panic!("left to hyper from {what}"),
-    }
+    let again = match request_head::parse(buf) {
+        Parsed::Request(again) => format!("{again:?}"),
+        Parsed::Partial => "partial".into(),
+        Parsed::Other => "left to hyper".into(),
+    };
+    assert_eq!(again, format!("{head:?}"), "parsed differently from {what}");
 }
 
 /// Names and values of a complete head's fields added up, as `httparse` reads them.
-fn header_bytes(head: &[u8]) -> usize {
+fn header_bytes(head: &[u8]) -> Option<usize> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut fields);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {
-            request.headers.iter().map(|f| f.name.len() + f.value.len()).sum()
+            Some(request.headers.iter().map(|f| f.name.len() + f.value.len()).sum())
         }
-        other => panic!("httparse no longer takes the head: {other:?}"),
+        _ => None,
     }
 }
 
@@ -212,10 +207,11 @@ fn check_for_caller(head: &ResponseHead, own: &[u8], head_request: bool) {
     // the caller's own parser has its own bound.
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS + 1];
     let mut parsed = httparse::Response::new(&mut fields);
-    match parsed.parse(&written) {
-        Ok(httparse::Status::Complete(n)) => assert_eq!(n, written.len(), "the caller's head has a tail"),
-        other => panic!("the caller's head does not parse: {other:?}"),
-    }
+    let complete = parsed.parse(&written);
+    assert!(
+        matches!(complete, Ok(httparse::Status::Complete(n)) if n == written.len()),
+        "the caller's head does not parse whole: {complete:?}"
+    );
     assert!(written.starts_with(b"HTTP/1.1 "));
     assert_eq!(parsed.code, Some(head.status));
     let connection_named = connection_names(own);
@@ -293,6 +289,10 @@ fn body(framing: Framing, bytes: &[u8], splits: u8) {
     );
     let one_by_one = feed(framing, bytes, &[1]);
     assert_eq!(whole, one_by_one, "{framing:?} body read whole and byte by byte");
+    assert!(
+        whole.is_ok() || framing == Framing::Chunked,
+        "{framing:?} framing failed: {whole:?}"
+    );
     match (framing, &whole) {
         (Framing::Length(n), Ok((taken, done))) => {
             let expected = usize::try_from(n).map_or(bytes.len(), |n| n.min(bytes.len()));
@@ -301,10 +301,7 @@ fn body(framing: Framing, bytes: &[u8], splits: u8) {
         }
         (Framing::Empty, Ok((taken, done))) => assert!(*taken == 0 && *done),
         (Framing::UntilClose, Ok((taken, done))) => assert!(*taken == bytes.len() && !done),
-        (Framing::UntilClose | Framing::Empty | Framing::Length(_), Err(e)) => {
-            panic!("{framing:?} framing failed: {e}")
-        }
-        (Framing::Chunked, _) => {}
+        _ => {}
     }
 }
 

@@ -1,5 +1,6 @@
-//! Entry points for the cargo-fuzz targets in `fuzz/`, compiled only with `--cfg fuzzing` (which
-//! cargo-fuzz sets): thin wrappers, so the targets depend on these names and not on the module layout.
+//! Entry points for the cargo-fuzz targets in `fuzz/`, compiled with `--cfg fuzzing` (which cargo-fuzz
+//! sets) and in the crate's tests, which run them on the committed seeds: wrappers over the code the
+//! server runs, so the targets depend on these names and not on the module layout.
 
 pub mod http1;
 

@@ -37,6 +37,7 @@ use muster_exchange_sidecar::inbound_auth::{
     InboundError, MAX_INBOUND_HEADER_BYTES, MAX_SUBJECT_TOKEN_BYTES,
 };
 
+/// Hop-by-hop headers (RFC 9110 7.6.1): the oracle's own copy, so a wrong list in the sidecar is caught.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",

@@ -103,6 +103,18 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// [`HOP_BY_HOP`] as text, for code that compares raw header names (the fast path's response head).
+pub(crate) const HOP_BY_HOP_NAMES: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. `Transfer-Encoding` is
 /// left to hyper, which re-frames bodies itself. The names are typed constants, so nothing is parsed
 /// on the request path (this runs twice per request).
@@ -140,6 +152,13 @@ pub fn strip_caller_credentials(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_textual_hop_by_hop_list_matches_the_typed_one() {
+        let names = HOP_BY_HOP;
+        let typed: Vec<&str> = names.iter().map(HeaderName::as_str).collect();
+        assert_eq!(typed, HOP_BY_HOP_NAMES);
+    }
 
     fn with_auth(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

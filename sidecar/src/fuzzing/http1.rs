@@ -10,7 +10,7 @@ use crate::http1::framing::{BodyCursor, Framing, FramingError};
 use crate::http1::request_head::{self, MAX_HEADERS, Parsed, RequestHead};
 use crate::http1::response_head::{self, ParsedResponse, ResponseHead, ResponseHeadError};
 
-/// Hop-by-hop headers (RFC 9110 7.6.1) that never reach the other side.
+/// Hop-by-hop headers (RFC 9110 7.6.1): the oracle's own copy, so a wrong list in the sidecar is caught.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",

@@ -3,6 +3,7 @@
 
 use super::framing::Framing;
 use super::request_head::MAX_HEADERS;
+use crate::inbound_auth::HOP_BY_HOP_NAMES;
 
 /// The app's response head.
 #[derive(Debug)]
@@ -42,18 +43,6 @@ pub(crate) enum ResponseHeadError {
     #[error("the app's response has a Transfer-Encoding other than chunked")]
     TransferEncoding,
 }
-
-/// Headers never passed to the caller (besides those `Connection` names).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 /// Parses the app's response head at the start of `buf`, for a request that was `HEAD` when
 /// `head_request`.
@@ -110,7 +99,7 @@ pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<ParsedResponse, Re
         // must read it the same way.
         let framing_header =
             name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding");
-        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        if HOP_BY_HOP_NAMES.iter().any(|h| name.eq_ignore_ascii_case(h))
             || (!framing_header && named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes())))
         {
             continue;

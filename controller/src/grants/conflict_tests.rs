@@ -91,24 +91,7 @@ async fn a_malformed_mcpserver_holds_back_credential_deletes_in_its_namespace() 
 /// Each log line of a reconcile names the namespace it is about, through the reconcile's span.
 #[tokio::test]
 async fn log_lines_of_a_reconcile_carry_its_namespace() {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::runtime::fixtures::capture_logs();
     crate::probe::tests::install_crypto();
     // kube-system labelled as an organization: the grant is refused, with a warning, and nothing sent.
     crate::runtime::fixtures::run_scenario(vec![], |client| async move {
@@ -125,11 +108,7 @@ async fn log_lines_of_a_reconcile_carry_its_namespace() {
         reconcile(namespace, g).await.unwrap();
     })
     .await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.contains("refusing to grant kubeconfig access here"))
-        .unwrap_or_else(|| panic!("no refusal logged: {text}"));
+    let line = captured.line_with("refusing to grant kubeconfig access here");
     assert!(
         line.contains(r#"reconcile{controller="grants" kind="Namespace" namespace=kube-system}"#),
         "{line}"

@@ -234,3 +234,29 @@ async fn reconcile_requeues_after_the_interval_or_the_backoff() {
     let changed = reconcile(object("down", 3), p.clone()).await.unwrap();
     assert_eq!(changed, secs(60));
 }
+
+/// Each log line of a probe reconcile names the MCPServer it is about, through the reconcile's span.
+#[tokio::test]
+async fn log_lines_of_a_probe_reconcile_carry_the_objects_ids() {
+    let (captured, _guard) = crate::runtime::fixtures::capture_logs();
+    super::tests::install_crypto();
+    let mut malformed = server_json("unreadable", "https://dex.example/dex/token");
+    malformed["spec"] = json!("not an object");
+    let client = mock_api(Log::default(), BTreeMap::new());
+    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+    let exchange = muster_exchange_dex::ExchangeClient::new(Default::default()).unwrap();
+    let ctx = Arc::new(test_context(
+        client,
+        exchange,
+        leader,
+        probe_config(Duration::from_secs(60)),
+    ));
+    let p = Arc::new(ProbeContext::new(ctx, synced_store(&[malformed.clone()]), || 0.5));
+    let object = Arc::new(serde_json::from_value::<DynamicObject>(malformed).unwrap());
+    assert_eq!(reconcile(object, p).await.unwrap(), Action::await_change());
+    let line = captured.line_with("a malformed MCPServer");
+    assert!(
+        line.contains(r#"reconcile{controller="probe" kind="MCPServer" namespace=muster name=unreadable}"#),
+        "{line}"
+    );
+}

@@ -157,7 +157,7 @@ pub fn inbound(
         .uri_for(&original, &route.upstream_path_and_query)
         .map_err(|e| Refused::Upstream(e.to_string()))?;
     let index = route.cluster;
-    let header_bytes = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    let header_bytes = inbound_auth::header_bytes(&headers);
     let authorization = headers.remove(header::AUTHORIZATION);
     let subject = caller_subject(header_bytes, authorization.as_ref().map(HeaderValue::as_bytes))
         .map_err(Refused::Inbound)?;

@@ -2,7 +2,7 @@
 //! `kubernetes-*` header is dropped (a caller must never pick the cluster or credentials), and so are
 //! hop-by-hop headers.
 
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, header};
 
 /// Largest subject token accepted (Dex's client library uses the same cap).
 pub const MAX_SUBJECT_TOKEN_BYTES: usize = muster_exchange_dex::MAX_SUBJECT_TOKEN_BYTES;
@@ -43,12 +43,13 @@ pub enum InboundError {
     },
 }
 
-/// Refuses requests whose headers together exceed [`MAX_INBOUND_HEADER_BYTES`] (answered with 431).
-pub fn check_header_budget(headers: &HeaderMap) -> Result<(), InboundError> {
-    check_header_size(headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum())
+/// What the header budget counts: every name's and value's length, added up.
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum()
 }
 
-/// [`check_header_budget`] for a head whose name and value lengths were already added up (`size`).
+/// Refuses requests whose headers together (`size`, see [`header_bytes`]) exceed
+/// [`MAX_INBOUND_HEADER_BYTES`] (answered with 431).
 pub fn check_header_size(size: usize) -> Result<(), InboundError> {
     if size > MAX_INBOUND_HEADER_BYTES {
         return Err(InboundError::HeadersTooLarge {
@@ -59,12 +60,7 @@ pub fn check_header_size(size: usize) -> Result<(), InboundError> {
     Ok(())
 }
 
-/// The token of an `Authorization: Bearer <token>` value.
-pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, InboundError> {
-    bearer_token_bytes(value.map(HeaderValue::as_bytes))
-}
-
-/// [`bearer_token`] for the raw bytes of an `Authorization` value. Only visible ASCII, space and tab are
+/// The token of an `Authorization: Bearer <token>` value, from its raw bytes. Only visible ASCII, space and tab are
 /// text, as for [`HeaderValue::to_str`], so both server paths accept exactly the same values.
 pub fn bearer_token_bytes(value: Option<&[u8]>) -> Result<&str, InboundError> {
     let bytes = value.ok_or(InboundError::MissingToken)?;
@@ -151,6 +147,8 @@ pub fn strip_caller_credentials(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -166,9 +164,12 @@ mod tests {
         h
     }
 
+    /// What the proxy makes of these headers before the cache and Dex.
     fn subject_token(headers: &HeaderMap) -> Result<&str, InboundError> {
-        check_header_budget(headers)?;
-        bearer_token(headers.get(header::AUTHORIZATION))
+        crate::proxy::caller_subject(
+            header_bytes(headers),
+            headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+        )
     }
 
     #[test]

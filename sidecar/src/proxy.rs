@@ -125,11 +125,7 @@ async fn forward(
     body: Body,
 ) -> Result<Response, ProxyError> {
     // Taken out of the headers: the caller's token never reaches the app.
-    let header_bytes = parts
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum();
+    let header_bytes = inbound_auth::header_bytes(&parts.headers);
     let authorization = parts.headers.remove(header::AUTHORIZATION);
     let (decision, subject) = decide(
         app,

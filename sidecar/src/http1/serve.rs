@@ -3,6 +3,7 @@
 //! connection to the app, and pass the response back as it arrives; then the next request. A head the
 //! fast path does not serve hands the connection, with what was read, to hyper's server.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -239,7 +240,8 @@ impl FastPath {
             };
             if taken > 0 {
                 if rechunk {
-                    out.extend_from_slice(format!("{taken:x}\r\n").as_bytes());
+                    // Writing into a Vec cannot fail.
+                    let _ = write!(out, "{taken:x}\r\n");
                     out.extend_from_slice(&connection.buf[..taken]);
                     out.extend_from_slice(b"\r\n");
                 } else {

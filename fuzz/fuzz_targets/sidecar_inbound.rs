@@ -31,7 +31,7 @@ use muster_exchange_api::sidecar_config::HeaderMode;
 use muster_exchange_dex::jwt::peek_claims;
 use muster_exchange_sidecar::errors::ExchangeFailure;
 use muster_exchange_sidecar::fuzzing::{
-    CLUSTERS, Clusters, ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, inbound,
+    CLUSTERS, Clusters, ENDPOINT_CA, ENDPOINT_SERVER, EXCHANGED_TOKEN, Refused, decode_inbound, inbound,
 };
 use muster_exchange_sidecar::inbound_auth::{
     InboundError, MAX_INBOUND_HEADER_BYTES, MAX_SUBJECT_TOKEN_BYTES,
@@ -58,25 +58,13 @@ static CONFIGURED: LazyLock<[Clusters; 2]> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else {
+    let Some(input) = decode_inbound(data) else {
         return;
     };
-    let clusters = &CONFIGURED[usize::from(flags & 1)];
+    let (flags, mode, upstream, path, headers) =
+        (input.flags, input.mode, input.upstream, input.path, input.headers);
+    let clusters = &CONFIGURED[input.clusters];
     let names = clusters.names();
-    let mode = if flags & 2 == 0 {
-        HeaderMode::Bearer
-    } else {
-        HeaderMode::AuthHeaders
-    };
-    let upstream = if flags & 4 == 0 {
-        "http://127.0.0.1:8080"
-    } else {
-        "http://127.0.0.1:8080/base/"
-    };
-    let mut lines = rest.split(|&b| b == b'\n');
-    let Some(path) = lines.next().and_then(|p| std::str::from_utf8(p).ok()) else {
-        return;
-    };
     // What axum hands over: an origin-form path and query, as `http` parses it.
     let Ok(parsed) = http::uri::PathAndQuery::try_from(path) else {
         return;
@@ -85,17 +73,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let path = parsed.as_str();
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        let value = value.strip_prefix(b" ").unwrap_or(value);
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
-            headers.append(name, value);
-        }
-    }
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let sent = headers.clone();
     let budget: usize = sent.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();

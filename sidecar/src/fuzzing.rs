@@ -135,6 +135,59 @@ pub enum Refused {
     Subject(ExchangeFailure),
 }
 
+/// A `sidecar_inbound` input as the fuzz target and the seed tests read it: a flags byte (bit 0: two
+/// clusters instead of one, bit 1: auth-headers mode, bit 2: an upstream with a base path), the path
+/// line, then `name: value` header lines (lines that are not a valid header are skipped).
+pub struct InboundInput<'a> {
+    /// The flags byte.
+    pub flags: u8,
+    /// Index into the configured cluster sets (0: one cluster, 1: two).
+    pub clusters: usize,
+    /// The header mode.
+    pub mode: HeaderMode,
+    /// The app's URL.
+    pub upstream: &'static str,
+    /// The path line as sent (not yet checked to be a path).
+    pub path: &'a str,
+    /// The caller's headers.
+    pub headers: HeaderMap,
+}
+
+/// Reads `data` as described on [`InboundInput`]; `None` when there is no flags byte or the path line
+/// is not UTF-8.
+pub fn decode_inbound(data: &[u8]) -> Option<InboundInput<'_>> {
+    let (&flags, rest) = data.split_first()?;
+    let mut lines = rest.split(|&b| b == b'\n');
+    let path = std::str::from_utf8(lines.next()?).ok()?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            headers.append(name, value);
+        }
+    }
+    Some(InboundInput {
+        flags,
+        clusters: usize::from(flags & 1),
+        mode: if flags & 2 == 0 {
+            HeaderMode::Bearer
+        } else {
+            HeaderMode::AuthHeaders
+        },
+        upstream: if flags & 4 == 0 {
+            "http://127.0.0.1:8080"
+        } else {
+            "http://127.0.0.1:8080/base/"
+        },
+        path,
+        headers,
+    })
+}
+
 /// The request path of `proxy::proxy` and `proxy::forward` up to the exchange, with Dex's answer
 /// replaced by [`EXCHANGED_TOKEN`]: routing, then the functions the proxy itself calls before Dex
 /// (`proxy::caller_subject`: header budget and bearer parsing; `AppState::admit_subject`: the subject's
@@ -205,43 +258,18 @@ pub fn kubeconfig_endpoint(text: &str) -> Result<ClusterEndpoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderName;
     use std::time::Duration;
 
-    /// A `sidecar_inbound` fuzz input as the target reads it: flags byte, path line, header lines.
+    /// A `sidecar_inbound` seed run as the fuzz target runs it.
     fn run_seed(clusters: &[Clusters; 2], data: &[u8]) -> Result<Forwarded, Refused> {
-        let (&flags, rest) = data.split_first().unwrap();
-        let mode = if flags & 2 == 0 {
-            HeaderMode::Bearer
-        } else {
-            HeaderMode::AuthHeaders
-        };
-        let upstream = if flags & 4 == 0 {
-            "http://127.0.0.1:8080"
-        } else {
-            "http://127.0.0.1:8080/base/"
-        };
-        let mut lines = rest.split(|&b| b == b'\n');
-        let path = std::str::from_utf8(lines.next().unwrap()).unwrap();
-        let mut headers = HeaderMap::new();
-        for line in lines {
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
-                continue;
-            };
-            let value = &line[colon + 1..];
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            headers.append(
-                HeaderName::from_bytes(&line[..colon]).unwrap(),
-                HeaderValue::from_bytes(value).unwrap(),
-            );
-        }
+        let input = decode_inbound(data).unwrap();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         inbound(
-            &clusters[usize::from(flags & 1)],
-            upstream,
-            path,
-            headers,
-            mode,
+            &clusters[input.clusters],
+            input.upstream,
+            input.path,
+            input.headers,
+            input.mode,
             now,
         )
     }
